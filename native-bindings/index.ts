@@ -1,0 +1,13 @@
+// Picks the FFI backend for this runtime. Call once per thread.
+import type { Libc } from "./libc.ts";
+
+export type { Libc, Pointer } from "./libc.ts";
+export { SyscallError, check } from "./syscall-error.ts";
+
+export async function loadLibc(): Promise<Libc> {
+  if (typeof globalThis.Bun !== "undefined") {
+    const { createBunLibc } = await import("./bun-libc.ts");
+    return createBunLibc();
+  }
+  throw new Error("no FFI backend for this runtime: flannelette needs Bun (the koffi backend for Node.js is not built yet)");
+}
