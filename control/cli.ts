@@ -1,0 +1,50 @@
+#!/usr/bin/env bun
+// flannelette: a flannel node agent with a userspace VXLAN data plane.
+// Exit status: 0 on success, 1 on a runtime failure, 2 on a bad command line.
+
+import { CliError } from "./cli-flags.ts";
+import { DATAPLANE_USAGE, runDataplaneCommand } from "./dataplane-command.ts";
+import { DEMO_USAGE, runDemoCommand } from "./demo-command.ts";
+
+const VERSION = "0.1.0";
+
+const USAGE = `flannelette ${VERSION}: a flannel node agent with a userspace VXLAN data plane
+
+Usage:
+  ${DATAPLANE_USAGE}
+      run the userspace VXLAN data plane on a TAP device with static peers
+  ${DEMO_USAGE}
+      build a demo overlay in network namespaces on this host, show traffic, tear it down
+  flannelette version
+
+Run 'flannelette <command> --help' for a command's flags.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "dataplane":
+      return runDataplaneCommand(rest);
+    case "demo":
+      return runDemoCommand(rest);
+    case "version":
+    case "--version":
+      process.stdout.write(`flannelette ${VERSION} (bun ${Bun.version})\n`);
+      return 0;
+    case undefined:
+    case "help":
+    case "-h":
+    case "--help":
+      process.stdout.write(USAGE + "\n");
+      return command === undefined ? 2 : 0;
+    default:
+      throw new CliError(`unknown command "${command}" (see flannelette --help)`);
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`flannelette: ${message}\n`);
+  process.exitCode = error instanceof CliError ? 2 : 1;
+}

@@ -1,0 +1,211 @@
+// The data plane as the control thread sees it: start it, tell it about peers, read its counters, stop it.
+//
+// Threads (docs/architecture.md has the picture):
+//   control thread (caller) - opens the TAP and sockets (so setup errors surface here, with errno names),
+//                             owns the forwarding table writer and the run-state word;
+//   tap worker               - TAP reads -> encap -> tx ring; rx ring -> TAP writes;
+//   udp worker               - tx ring -> sendmmsg; recvmmsg -> checks -> rx ring.
+
+import type { Libc } from "../native-bindings/libc.ts";
+import { createEventFd, Doorbell } from "../native-bindings/poll.ts";
+import { openRawIpv4Sender, openUdpSocket } from "../native-bindings/sockets.ts";
+import { LinkControl, openTap, type TapHandle } from "../native-bindings/tap.ts";
+import { createCounterMemory, readCounters, type DataplaneCounters } from "./counters.ts";
+import { createFdbMemory, FdbWriter } from "./fdb-table.ts";
+import { formatMac, macParts } from "./mac.ts";
+import { createRingMemory, type RingLayout } from "./spsc-ring.ts";
+import { FLANNEL_VXLAN_PORT, VXLAN_MTU_OVERHEAD } from "./wire.ts";
+import { DEFAULT_RING_SLOTS, RUN_STATE_BYTES, RUN_STOP, SLOT_STRIDE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
+
+export interface DataplaneOptions {
+  tapName: string;
+  vtepMac: Uint8Array;
+  /** Our underlay (public) IPv4 address, host-value u32: the outer source address. */
+  localIp: number;
+  vni: number;
+  /** VXLAN UDP port, 8472 by default (4789 works too). */
+  port?: number;
+  underlayMtu: number;
+  /** Defaults to underlayMtu - 50, as flannel sizes flannel.1. */
+  tapMtu?: number;
+  /** Drop datagrams whose outer source is no known peer (on by default). */
+  checkPeerSource?: boolean;
+  ringSlots?: number;
+  /** Receive buffer of the VXLAN socket. */
+  receiveBufferBytes?: number;
+  log?: (message: string) => void;
+}
+
+const DEFAULT_SOCKET_BUFFER = 8 * 1024 * 1024;
+const WORKER_START_TIMEOUT_MS = 10_000;
+const WORKER_STOP_TIMEOUT_MS = 2_000;
+
+export class Dataplane {
+  readonly tapName: string;
+  readonly tapMtu: number;
+  readonly vtepMac: string;
+  readonly port: number;
+  readonly #libc: Libc;
+  readonly #fdb: FdbWriter;
+  readonly #counters: SharedArrayBuffer;
+  readonly #run: Int32Array;
+  readonly #workers: Worker[];
+  readonly #fds: number[];
+  readonly #bellFds: number[];
+  #stopped = false;
+
+  private constructor(libc: Libc, tap: TapHandle, tapMtu: number, mac: Uint8Array, port: number, parts: {
+    fdb: FdbWriter; counters: SharedArrayBuffer; run: Int32Array; workers: Worker[]; fds: number[]; bellFds: number[];
+  }) {
+    this.#libc = libc;
+    this.tapName = tap.name;
+    this.tapMtu = tapMtu;
+    this.vtepMac = formatMac(mac);
+    this.port = port;
+    this.#fdb = parts.fdb;
+    this.#counters = parts.counters;
+    this.#run = parts.run;
+    this.#workers = parts.workers;
+    this.#fds = parts.fds;
+    this.#bellFds = parts.bellFds;
+  }
+
+  static async start(libc: Libc, options: DataplaneOptions): Promise<Dataplane> {
+    const port = options.port ?? FLANNEL_VXLAN_PORT;
+    const tapMtu = options.tapMtu ?? options.underlayMtu - VXLAN_MTU_OVERHEAD;
+    if (tapMtu < 68) throw new Error(`TAP MTU ${tapMtu} is below the IPv4 minimum of 68 (underlay MTU ${options.underlayMtu})`);
+    if (tapMtu + VXLAN_MTU_OVERHEAD > options.underlayMtu)
+      throw new Error(`TAP MTU ${tapMtu} + ${VXLAN_MTU_OVERHEAD} bytes of VXLAN overhead exceeds the underlay MTU ${options.underlayMtu}`);
+    const log = options.log ?? (() => {});
+    const fds: number[] = [];
+    const closeAll = () => fds.forEach((fd) => libc.close(fd));
+    try {
+      // Bind first: a taken port is the likeliest failure and should leave no TAP behind.
+      fds.push(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER, nonBlocking: true }));
+      fds.push(openRawIpv4Sender(libc, { sendBufferBytes: DEFAULT_SOCKET_BUFFER, nonBlocking: true }));
+      const tap = openTap(libc, { name: options.tapName, vnetHdr: true, nonBlocking: true });
+      fds.push(tap.fd);
+      const link = new LinkControl(libc);
+      try {
+        link.setMac(tap.name, options.vtepMac);
+        link.setMtu(tap.name, tapMtu);
+        link.setUp(tap.name);
+      } finally {
+        link.close();
+      }
+      const bellFds = [createEventFd(libc), createEventFd(libc)];
+      fds.push(...bellFds);
+
+      const layout: RingLayout = { slotCount: options.ringSlots ?? DEFAULT_RING_SLOTS, slotStride: SLOT_STRIDE };
+      const fdbMemory = createFdbMemory();
+      const counters = createCounterMemory(2);
+      const runState = new SharedArrayBuffer(RUN_STATE_BYTES);
+      const mac = macParts(options.vtepMac);
+      const shared: Omit<WorkerInit, "counterIndex"> = {
+        ringLayout: layout,
+        txRing: createRingMemory(layout),
+        rxRing: createRingMemory(layout),
+        fdb: fdbMemory,
+        counters,
+        runState,
+        tapFd: tap.fd,
+        udpFd: fds[0],
+        rawFd: fds[1],
+        tapBellFd: bellFds[0],
+        udpBellFd: bellFds[1],
+        vni: options.vni,
+        port,
+        localIp: options.localIp,
+        macHi: mac.hi,
+        macLo: mac.lo,
+        tapMtu,
+        underlayMtu: options.underlayMtu,
+        checkPeerSource: options.checkPeerSource ?? true,
+      };
+      const workers = await Promise.all([
+        startWorker(new URL("./tap-worker.ts", import.meta.url), { ...shared, counterIndex: 0 }, log),
+        startWorker(new URL("./udp-worker.ts", import.meta.url), { ...shared, counterIndex: 1 }, log),
+      ]);
+      log(`data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, FFI ${libc.backend}`);
+      return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
+        fdb: new FdbWriter(fdbMemory),
+        counters,
+        run: new Int32Array(runState),
+        workers,
+        fds,
+        bellFds,
+      });
+    } catch (error) {
+      closeAll();
+      throw error;
+    }
+  }
+
+  /** Adds or replaces the forwarding entry VtepMAC -> peer underlay IP. Workers see it on their next frame. */
+  setPeer(vtepMac: Uint8Array, peerIp: number): void {
+    const { hi, lo } = macParts(vtepMac);
+    this.#fdb.set(hi, lo, peerIp);
+  }
+
+  removePeer(vtepMac: Uint8Array): boolean {
+    const { hi, lo } = macParts(vtepMac);
+    return this.#fdb.delete(hi, lo);
+  }
+
+  get peerCount(): number {
+    return this.#fdb.size;
+  }
+
+  counters(): DataplaneCounters {
+    return readCounters(this.#counters);
+  }
+
+  /** Stops the workers (prompt: they are woken through their doorbells) and closes the TAP and sockets. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    Atomics.store(this.#run, RUN_STOP, 1);
+    for (const fd of this.#bellFds) new Doorbell(this.#libc, fd).ring();
+    await Promise.all(this.#workers.map((w) => waitForStop(w)));
+    for (const fd of this.#fds) this.#libc.close(fd);
+  }
+}
+
+function startWorker(url: URL, init: WorkerInit, log: (message: string) => void): Promise<Worker> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(url, { workerData: init } as WorkerOptions);
+    const timer = setTimeout(() => reject(new Error(`data-plane worker ${url.pathname} did not start within ${WORKER_START_TIMEOUT_MS} ms`)), WORKER_START_TIMEOUT_MS);
+    // Assign handlers right away: messages posted before that are lost (bun-ffi.md §6).
+    worker.onmessage = (event: MessageEvent<WorkerMessage>) => {
+      const m = event.data;
+      if (m.type === "ready") {
+        clearTimeout(timer);
+        resolve(worker);
+      } else if (m.type === "error") {
+        clearTimeout(timer);
+        log(`data-plane worker failed: ${m.message}`);
+        reject(new Error(`data-plane worker failed: ${m.message}`));
+      } else if (m.type === "log") {
+        log(m.message);
+      }
+    };
+    worker.onerror = (event) => {
+      clearTimeout(timer);
+      reject(new Error(`data-plane worker crashed: ${event.message}`));
+    };
+  });
+}
+
+function waitForStop(worker: Worker): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      worker.terminate();
+      resolve();
+    };
+    const timer = setTimeout(done, WORKER_STOP_TIMEOUT_MS);
+    worker.addEventListener("message", (event: MessageEvent<WorkerMessage>) => {
+      if (event.data.type === "stopped" || event.data.type === "error") done();
+    });
+  });
+}

@@ -1,0 +1,32 @@
+// VXLAN receive checks, with the kernel's strictness (vxlan_rcv and eth_type_trans; flannel-compat.md §10).
+// Input: a UDP payload (VXLAN header + inner Ethernet frame). Output: ACCEPT or the Drop reason.
+
+import { Drop } from "./counters.ts";
+import { isMulticastAt, macHiAt, macLoAt } from "./mac.ts";
+import { ETH_DST_OFF, ETH_HDR_LEN, ETH_SRC_OFF, VXLAN_FLAGS_I, VXLAN_HDR_LEN } from "./wire.ts";
+
+export const ACCEPT = -1;
+
+export interface DecapIdentity {
+  vni: number;
+  macHi: number;
+  macLo: number;
+}
+
+/** Header checks that need nothing but the datagram. */
+export function checkVxlanHeader(b: Uint8Array, off: number, len: number, vni: number): number {
+  if (len < VXLAN_HDR_LEN + ETH_HDR_LEN) return Drop.runt;
+  // RFC 7348 says receivers ignore reserved bits; Linux drops them, and so do we (same behaviour as flannel.1).
+  if (b[off] !== VXLAN_FLAGS_I || (b[off + 1] | b[off + 2] | b[off + 3] | b[off + 7]) !== 0) return Drop.bad_flags;
+  if (((b[off + 4] << 16) | (b[off + 5] << 8) | b[off + 6]) !== vni) return Drop.bad_vni;
+  return ACCEPT;
+}
+
+/** Inner Ethernet checks: the frame must be for us (or broadcast/multicast) and not from our own MAC. */
+export function checkInnerFrame(b: Uint8Array, frameOff: number, id: DecapIdentity): number {
+  const dst = frameOff + ETH_DST_OFF;
+  if (!isMulticastAt(b, dst) && (macHiAt(b, dst) !== id.macHi || macLoAt(b, dst) !== id.macLo)) return Drop.dst_mac_not_ours;
+  const src = frameOff + ETH_SRC_OFF;
+  if (macHiAt(b, src) === id.macHi && macLoAt(b, src) === id.macLo) return Drop.src_mac_is_ours;
+  return ACCEPT;
+}

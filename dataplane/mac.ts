@@ -1,0 +1,45 @@
+// MAC addresses. On the hot path a MAC is two numbers: `hi` (first 2 bytes) and `lo` (last 4 bytes).
+
+export interface MacParts {
+  hi: number;
+  lo: number;
+}
+
+const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+export function parseMac(text: string): Uint8Array {
+  if (!MAC_PATTERN.test(text)) throw new Error(`invalid MAC address "${text}": expected xx:xx:xx:xx:xx:xx`);
+  return Uint8Array.from(text.split(":").map((h) => parseInt(h, 16)));
+}
+
+/** Lowercase, colon-separated: Go's net.HardwareAddr.String(), which flannel writes into leases. */
+export function formatMac(mac: Uint8Array): string {
+  return Array.from(mac.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+export function macParts(mac: Uint8Array): MacParts {
+  return { hi: macHiAt(mac, 0), lo: macLoAt(mac, 0) };
+}
+
+export function macHiAt(b: Uint8Array, off: number): number {
+  return (b[off] << 8) | b[off + 1];
+}
+
+export function macLoAt(b: Uint8Array, off: number): number {
+  return ((b[off + 2] << 24) | (b[off + 3] << 16) | (b[off + 4] << 8) | b[off + 5]) >>> 0;
+}
+
+export function isMulticastAt(b: Uint8Array, off: number): boolean {
+  return (b[off] & 0x01) !== 0;
+}
+
+export function isUnicastLocalMac(mac: Uint8Array): boolean {
+  return mac.length === 6 && (mac[0] & 0x01) === 0 && (mac[0] & 0x02) !== 0;
+}
+
+/** A random locally administered unicast MAC, as flannel's pkg/mac makes since v0.15.1. */
+export function randomVtepMac(): Uint8Array {
+  const mac = crypto.getRandomValues(new Uint8Array(6));
+  mac[0] = (mac[0] & 0xfe) | 0x02;
+  return mac;
+}

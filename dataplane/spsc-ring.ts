@@ -1,0 +1,139 @@
+// A lock-free single-producer/single-consumer ring of packet slots in shared memory.
+//
+// Memory (one SharedArrayBuffer per ring):
+//   control: Int32Array words, each on its own 64-byte line to avoid false sharing
+//     HEAD     next position to fill      - stored by the producer only
+//     TAIL     next position to consume   - stored by the consumer only
+//     CONSUMER_SLEEPING  1 while the consumer is (about to be) blocked; cleared by whoever wakes it
+//     PRODUCER_WAITING   1 while the producer waits for free slots
+//   meta:  META_WORDS i32 per slot (frame length, peer address, ...), meaning set by the ring's users
+//   slots: slotCount * slotStride bytes of packet memory, addressed by native code through one pointer
+//
+// Positions are free-running u32 counters; slot = position & (slotCount - 1).
+// Wake-ups: Atomics are sequentially consistent, so "producer stores HEAD then reads CONSUMER_SLEEPING" and
+// "consumer stores CONSUMER_SLEEPING then reads HEAD" cannot both miss each other (no lost wake-up).
+// The ring itself never blocks or makes syscalls: publish/release return whether the other side needs a
+// wake-up, and the caller rings that side's doorbell.
+
+const LINE_WORDS = 16; // 64 bytes
+const HEAD = 0;
+const TAIL = LINE_WORDS;
+const CONSUMER_SLEEPING = 2 * LINE_WORDS;
+const PRODUCER_WAITING = 3 * LINE_WORDS;
+const CONTROL_BYTES = 4 * LINE_WORDS * 4;
+
+export const META_WORDS = 4;
+export const META_LEN = 0;
+export const META_PEER_IP = 1;
+export const META_AUX = 2;
+
+export interface RingLayout {
+  slotCount: number; // power of two
+  slotStride: number; // bytes per slot, multiple of 64
+}
+
+export function ringMemoryBytes(layout: RingLayout): number {
+  return CONTROL_BYTES + layout.slotCount * META_WORDS * 4 + layout.slotCount * layout.slotStride;
+}
+
+export function createRingMemory(layout: RingLayout): SharedArrayBuffer {
+  if (layout.slotCount < 2 || (layout.slotCount & (layout.slotCount - 1)) !== 0)
+    throw new Error(`ring slot count must be a power of two >= 2, got ${layout.slotCount}`);
+  if (layout.slotStride % 64 !== 0) throw new Error(`ring slot stride must be a multiple of 64, got ${layout.slotStride}`);
+  return new SharedArrayBuffer(ringMemoryBytes(layout));
+}
+
+/** One side's view of a ring. Make one per thread; producer and consumer methods must not be mixed. */
+export class SpscRing {
+  readonly slotCount: number;
+  readonly slotStride: number;
+  readonly mask: number;
+  /** Packet bytes of all slots; slot i starts at `slotsOffset + i * slotStride` within `bytes`. */
+  readonly bytes: Uint8Array;
+  readonly slotsOffset: number;
+  readonly meta: Int32Array;
+  readonly #control: Int32Array;
+  #head = 0; // producer's private copy of HEAD
+  #tail = 0; // consumer's private copy of TAIL
+
+  constructor(memory: SharedArrayBuffer, layout: RingLayout) {
+    this.slotCount = layout.slotCount;
+    this.slotStride = layout.slotStride;
+    this.mask = layout.slotCount - 1;
+    this.#control = new Int32Array(memory, 0, CONTROL_BYTES / 4);
+    this.meta = new Int32Array(memory, CONTROL_BYTES, layout.slotCount * META_WORDS);
+    this.slotsOffset = CONTROL_BYTES + layout.slotCount * META_WORDS * 4;
+    this.bytes = new Uint8Array(memory);
+    this.#head = Atomics.load(this.#control, HEAD);
+    this.#tail = Atomics.load(this.#control, TAIL);
+  }
+
+  slotOffset(position: number): number {
+    return this.slotsOffset + (position & this.mask) * this.slotStride;
+  }
+
+  // ---- producer side ----
+
+  /** Position of the next slot to fill. */
+  get head(): number {
+    return this.#head;
+  }
+
+  freeCount(): number {
+    return this.slotCount - ((this.#head - Atomics.load(this.#control, TAIL)) | 0);
+  }
+
+  /** Makes `count` filled slots visible; true if the consumer sleeps and must be woken. */
+  publish(count: number): boolean {
+    this.#head = (this.#head + count) | 0;
+    Atomics.store(this.#control, HEAD, this.#head);
+    return Atomics.load(this.#control, CONSUMER_SLEEPING) === 1 && Atomics.exchange(this.#control, CONSUMER_SLEEPING, 0) === 1;
+  }
+
+  /** Before blocking for free slots: true if slots freed up meanwhile (then do not block). */
+  prepareWaitForSpace(): boolean {
+    Atomics.store(this.#control, PRODUCER_WAITING, 1);
+    if (this.freeCount() > 0) {
+      Atomics.store(this.#control, PRODUCER_WAITING, 0);
+      return true;
+    }
+    return false;
+  }
+
+  // ---- consumer side ----
+
+  /** Position of the next slot to consume. */
+  get tail(): number {
+    return this.#tail;
+  }
+
+  availableCount(): number {
+    return (Atomics.load(this.#control, HEAD) - this.#tail) | 0;
+  }
+
+  /** Returns `count` consumed slots to the producer; true if it waits for space and must be woken. */
+  release(count: number): boolean {
+    this.#tail = (this.#tail + count) | 0;
+    Atomics.store(this.#control, TAIL, this.#tail);
+    return Atomics.load(this.#control, PRODUCER_WAITING) === 1 && Atomics.exchange(this.#control, PRODUCER_WAITING, 0) === 1;
+  }
+
+  /** Before blocking for data: true if data arrived meanwhile (then do not block). */
+  prepareSleep(): boolean {
+    Atomics.store(this.#control, CONSUMER_SLEEPING, 1);
+    if (this.availableCount() > 0) {
+      Atomics.store(this.#control, CONSUMER_SLEEPING, 0);
+      return true;
+    }
+    return false;
+  }
+
+  /** After waking (for any reason). */
+  endSleep(): void {
+    Atomics.store(this.#control, CONSUMER_SLEEPING, 0);
+  }
+
+  endWaitForSpace(): void {
+    Atomics.store(this.#control, PRODUCER_WAITING, 0);
+  }
+}

@@ -1,0 +1,126 @@
+// The TAP worker: owns the TAP fd.
+//
+// Flow:
+//   1. drain the rx ring: write each decapsulated frame (virtio_net_hdr + frame) to the TAP;
+//   2. read frames from the TAP straight into free tx-ring slots (behind 64 bytes of headroom), look up the
+//      destination VtepMAC in the forwarding table, write the outer headers in front, publish the batch;
+//   3. with nothing to do, sleep in poll() on the TAP and this worker's doorbell (eventfd).
+// The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
+
+import { workerData } from "node:worker_threads";
+import { loadLibc } from "../native-bindings/index.ts";
+import { Doorbell, PollSet } from "../native-bindings/poll.ts";
+import { EAGAIN } from "../native-bindings/linux/errno.ts";
+import { POLLIN } from "../native-bindings/linux/socket.ts";
+import { counterBlock, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, WAKEUPS } from "./counters.ts";
+import { ACCEPT } from "./decap.ts";
+import { writeOuterHeaders } from "./encap.ts";
+import { FdbReader } from "./fdb-table.ts";
+import { innerFlowHash, sourcePortFromHash } from "./flow-hash.ts";
+import { macHiAt, macLoAt } from "./mac.ts";
+import { META_LEN, META_PEER_IP, META_WORDS, SpscRing } from "./spsc-ring.ts";
+import { finishTxFrame, VIRTIO_NET_HDR_LEN } from "./virtio-header.ts";
+import { ETH_HDR_LEN, OUTER_HDR_LEN } from "./wire.ts";
+import { BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, SLOT_HEADROOM, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
+
+const init = workerData as WorkerInit;
+const post = (m: WorkerMessage) => postMessage(m);
+
+try {
+  const libc = await loadLibc();
+  const tx = new SpscRing(init.txRing, init.ringLayout);
+  const rx = new SpscRing(init.rxRing, init.ringLayout);
+  const txBytes = tx.bytes;
+  const rxBytes = rx.bytes;
+  const txBase = libc.addressOf(txBytes);
+  const rxBase = libc.addressOf(rxBytes);
+  const fdb = new FdbReader(init.fdb);
+  const counters = counterBlock(init.counters, init.counterIndex);
+  const run = new Int32Array(init.runState);
+  const ownBell = new Doorbell(libc, init.tapBellFd);
+  const udpBell = new Doorbell(libc, init.udpBellFd);
+  const poller = new PollSet(libc, 2);
+  poller.set(0, init.tapFd, POLLIN);
+  poller.set(1, ownBell.fd, POLLIN);
+  const { tapFd, localIp, port, vni } = init;
+  const maxFrameLen = init.underlayMtu - OUTER_HDR_LEN;
+  let lastReadError = 0;
+
+  post({ type: "ready" });
+
+  while (Atomics.load(run, RUN_STOP) === 0) {
+    let worked = false;
+
+    // 1. rx ring -> TAP
+    const ready = rx.availableCount();
+    if (ready > 0) {
+      for (let k = 0; k < ready; k++) {
+        const pos = rx.tail + k;
+        const len = rx.meta[(pos & rx.mask) * META_WORDS + META_LEN];
+        if (len <= 0) continue; // dropped by the udp worker, counted there
+        const frameOff = rx.slotOffset(pos) + SLOT_HEADROOM;
+        if (libc.write(tapFd, rxBase + frameOff - VIRTIO_NET_HDR_LEN, len + VIRTIO_NET_HDR_LEN) < 0) {
+          counters[DROPS_BASE + Drop.tap_write_error]++;
+        } else {
+          counters[RX_FRAMES]++;
+          counters[RX_BYTES] += len;
+        }
+      }
+      if (rx.release(ready)) udpBell.ring();
+      worked = true;
+    }
+
+    // 2. TAP -> tx ring
+    const room = Math.min(tx.freeCount(), BATCH_SIZE);
+    let filled = 0;
+    while (filled < room) {
+      const pos = tx.head + filled;
+      const frameOff = tx.slotOffset(pos) + SLOT_HEADROOM;
+      const n = libc.read(tapFd, txBase + frameOff - VIRTIO_NET_HDR_LEN, FRAME_CAPACITY + VIRTIO_NET_HDR_LEN);
+      if (n < 0) {
+        const errno = libc.errno();
+        if (errno !== EAGAIN && errno !== lastReadError) post({ type: "log", message: `TAP read failed with errno ${errno}` });
+        lastReadError = errno;
+        break;
+      }
+      worked = true;
+      const frameLen = n - VIRTIO_NET_HDR_LEN;
+      let verdict = frameLen < ETH_HDR_LEN ? Drop.tx_runt : finishTxFrame(txBytes, frameOff, frameLen);
+      let peerIp = 0;
+      if (verdict === ACCEPT) {
+        if (frameLen > maxFrameLen) verdict = Drop.oversize;
+        else if ((peerIp = fdb.lookup(macHiAt(txBytes, frameOff), macLoAt(txBytes, frameOff))) === 0) verdict = Drop.no_fdb_entry;
+      }
+      if (verdict !== ACCEPT) {
+        counters[DROPS_BASE + verdict]++;
+        continue; // the slot is reused for the next read
+      }
+      const sourcePort = sourcePortFromHash(innerFlowHash(txBytes, frameOff, frameLen));
+      writeOuterHeaders(txBytes, frameOff, frameLen, localIp, peerIp, sourcePort, port, vni);
+      const m = (pos & tx.mask) * META_WORDS;
+      tx.meta[m + META_LEN] = frameLen;
+      tx.meta[m + META_PEER_IP] = peerIp | 0;
+      filled++;
+    }
+    if (filled > 0 && tx.publish(filled)) udpBell.ring();
+
+    if (worked) continue;
+
+    // 3. Sleep until the TAP is readable (if there is room to read into), the rx ring has frames, or
+    //    the udp worker freed tx slots. prepare* re-check after announcing the sleep: no lost wake-up.
+    const txFull = tx.freeCount() === 0;
+    const rxPending = rx.prepareSleep();
+    const spacePending = txFull && tx.prepareWaitForSpace();
+    if (!rxPending && !spacePending) {
+      poller.setEvents(0, txFull ? 0 : POLLIN);
+      poller.wait(IDLE_POLL_MS);
+      if (poller.revents(1) !== 0) ownBell.drain();
+      counters[WAKEUPS]++;
+    }
+    rx.endSleep();
+    tx.endWaitForSpace();
+  }
+  post({ type: "stopped" });
+} catch (error) {
+  post({ type: "error", message: error instanceof Error ? error.message : String(error) });
+}
