@@ -1,0 +1,76 @@
+// Two instances of our data plane talk to each other as two flannel.1 devices would; the port is configurable.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
+import { createTopology, type Topology } from "../support/netns.ts";
+import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
+
+const isRoot = process.getuid?.() === 0;
+const MAC_1 = "0a:58:0a:f4:01:01";
+const MAC_2 = "0a:58:0a:f4:02:02";
+
+for (const port of [8472, 4789]) {
+  describe.skipIf(!isRoot)(`two of our data planes on port ${port}`, () => {
+    let topo: Topology;
+    let a: DataplaneNode;
+    let b: DataplaneNode;
+
+    beforeAll(async () => {
+      topo = await createTopology({ nodes: 2 });
+      const [n1, n2] = topo.nodes;
+      a = await startDataplaneNode(topo, n1, { mac: MAC_1, port, peers: [{ subnet: n2.subnet, vtepMac: MAC_2, publicIp: n2.underlayIp }] });
+      b = await startDataplaneNode(topo, n2, { mac: MAC_2, port, peers: [{ subnet: n1.subnet, vtepMac: MAC_1, publicIp: n1.underlayIp }] });
+    });
+
+    afterAll(async () => {
+      await topo?.destroy();
+    });
+
+    test("ping crosses both ways without loss", async () => {
+      const [n1, n2] = topo.nodes;
+      expect((await ping(n1.ns, { from: n1.podIp, to: n2.podIp, count: 20, intervalS: 0.05 })).received).toBe(20);
+      expect((await ping(n2.ns, { from: n2.podIp, to: n1.podIp, count: 20, intervalS: 0.05 })).received).toBe(20);
+    });
+
+    test("TCP and UDP transfers pass, and each side counts what the other sent", async () => {
+      const [n1, n2] = topo.nodes;
+      const tcp = await iperf3Tcp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 2 });
+      expect(tcp.bytes).toBeGreaterThan(1_000_000);
+      const udp = await iperf3Udp(topo, { ns: n1.ns, ip: n1.podIp }, { ns: n2.ns, ip: n2.podIp }, { seconds: 1, bitrate: "20M", len: 1200 });
+      expect(udp.packetsReceived).toBeGreaterThan(0.95 * udp.packetsSent);
+      const [ca, cb] = [await a.counters(), await b.counters()];
+      expect(ca.txFrames).toBeGreaterThan(0);
+      expect(cb.rxFrames).toBeGreaterThan(0);
+      // Every frame b received was sent by a (ours are the only senders in this topology).
+      expect(cb.rxFrames).toBeLessThanOrEqual(ca.txFrames);
+      expect(ca.rxFrames).toBeLessThanOrEqual(cb.txFrames);
+    });
+  });
+}
+
+describe.skipIf(!isRoot)("data plane start-up errors", () => {
+  let topo: Topology;
+  beforeAll(async () => {
+    topo = await createTopology({ nodes: 1 });
+  });
+  afterAll(async () => {
+    await topo?.destroy();
+  });
+
+  test("a second data plane on a taken port exits non-zero with one line naming errno, address and port", async () => {
+    const [n1] = topo.nodes;
+    await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [] });
+    const second = topo.spawnIn(n1.ns, [
+      BUN, CLI, "dataplane", "--tap", "flannel.2", "--local-ip", n1.underlayIp,
+    ]);
+    expect(await second.exited).toBe(1);
+    expect(second.stderrTail(5)).toContain("flannelette: EADDRINUSE: bind 0.0.0.0:8472: Address already in use");
+  });
+
+  test("a bad flag value exits with status 2 and one line naming the flag", async () => {
+    const [n1] = topo.nodes;
+    const bad = topo.spawnIn(n1.ns, [BUN, CLI, "dataplane", "--local-ip", "10.0.0.300"]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderrTail(5).trim()).toBe('flannelette: invalid value "10.0.0.300" for flag --local-ip: not an IPv4 address');
+  });
+});

@@ -1,0 +1,68 @@
+// A spray of malformed datagrams at port 8472 while a ping runs through the overlay: the data plane stays
+// up, counts every datagram under its drop reason, and the ping loses nothing.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
+import type { DropReason } from "../../dataplane/counters.ts";
+import { BUN, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
+import { configureKernelVxlanNode } from "../support/kernel-vxlan.ts";
+import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
+import { ping } from "../support/traffic.ts";
+
+const isRoot = process.getuid?.() === 0;
+const OUR_MAC = "0a:58:0a:f4:01:01";
+const KERNEL_MAC = "0a:58:0a:f4:02:02";
+const SPRAY = resolve(import.meta.dir, "fixtures/spray.ts");
+const STRANGER_IP = "192.0.2.99"; // on the peer's underlay, but no lease/forwarding entry names it
+const PER_KIND = 300;
+
+// kind -> (source, expected drop reason)
+const CASES: { kind: string; fromStranger: boolean; reason: DropReason }[] = [
+  { kind: "runt", fromStranger: false, reason: "runt" },
+  { kind: "flags", fromStranger: false, reason: "bad_flags" },
+  { kind: "reserved", fromStranger: false, reason: "bad_flags" },
+  { kind: "random", fromStranger: false, reason: "bad_flags" },
+  { kind: "vni", fromStranger: false, reason: "bad_vni" },
+  { kind: "dst-mac", fromStranger: false, reason: "dst_mac_not_ours" },
+  { kind: "src-mac", fromStranger: false, reason: "src_mac_is_ours" },
+  { kind: "valid", fromStranger: true, reason: "unknown_peer" },
+];
+
+describe.skipIf(!isRoot)("malformed datagrams at our VXLAN port", () => {
+  let topo: Topology;
+  let ours: DataplaneNode;
+
+  beforeAll(async () => {
+    topo = await createTopology({ nodes: 2 });
+    const [n1, n2] = topo.nodes;
+    await configureKernelVxlanNode(n2, { mac: KERNEL_MAC, peers: [{ subnet: n1.subnet, vtepMac: OUR_MAC, publicIp: n1.underlayIp }] });
+    await topo.exec(n2.ns, ["ip", "addr", "add", `${STRANGER_IP}/24`, "dev", UNDERLAY_DEV]);
+    ours = await startDataplaneNode(topo, n1, { mac: OUR_MAC, peers: [{ subnet: n2.subnet, vtepMac: KERNEL_MAC, publicIp: n2.underlayIp }] });
+  });
+
+  afterAll(async () => {
+    await topo?.destroy();
+  });
+
+  test("every malformed datagram is dropped and counted under its reason, the process stays up and a concurrent ping loses nothing", async () => {
+    const [n1, n2] = topo.nodes;
+    const before = await ours.counters();
+    const pinging = ping(n2.ns, { from: n2.podIp, to: n1.podIp, count: 60, intervalS: 0.05 });
+    const expected: Partial<Record<DropReason, number>> = {};
+    for (const c of CASES) {
+      const spray = topo.spawnIn(n2.ns, [BUN, SPRAY, c.fromStranger ? STRANGER_IP : n2.underlayIp, n1.underlayIp, "8472", c.kind, String(PER_KIND), KERNEL_MAC, OUR_MAC]);
+      expect(await spray.exited).toBe(0);
+      expected[c.reason] = (expected[c.reason] ?? 0) + PER_KIND;
+    }
+    const result = await pinging;
+    expect(result.received).toBe(60);
+
+    const after = await ours.counters();
+    for (const [reason, count] of Object.entries(expected) as [DropReason, number][]) {
+      expect({ reason, dropped: after.drops[reason] - before.drops[reason] }).toEqual({ reason, dropped: count });
+    }
+    expect(ours.process.running).toBe(true);
+    // And it still forwards afterwards.
+    expect((await ping(n1.ns, { from: n1.podIp, to: n2.podIp, count: 5, intervalS: 0.05 })).received).toBe(5);
+  });
+});
