@@ -5,12 +5,15 @@
 import { CliError } from "./cli-flags.ts";
 import { DATAPLANE_USAGE, runDataplaneCommand } from "./dataplane-command.ts";
 import { DEMO_USAGE, runDemoCommand } from "./demo-command.ts";
+import { RUN_USAGE, runAgentCommand } from "./run-command.ts";
 
 const VERSION = "0.1.0";
 
 const USAGE = `flannelette ${VERSION}: a flannel node agent with a userspace VXLAN data plane
 
 Usage:
+  ${RUN_USAGE}
+      join a flannel network through etcd (flanneld's flags) and carry it on the userspace data plane
   ${DATAPLANE_USAGE}
       run the userspace VXLAN data plane on a TAP device with static peers
   ${DEMO_USAGE}
@@ -22,6 +25,8 @@ Run 'flannelette <command> --help' for a command's flags.`;
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case "run":
+      return runAgentCommand(rest);
     case "dataplane":
       return runDataplaneCommand(rest);
     case "demo":

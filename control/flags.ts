@@ -26,6 +26,7 @@ export interface RunOptions {
   readonly healthzPort: number;
   readonly tapName: string;
   readonly stateDir: string;
+  readonly reconcileIntervalSeconds: number;
   readonly help: boolean;
 }
 
@@ -129,6 +130,13 @@ const FLAGS: readonly FlagSpec[] = [
         : "not a valid interface name (1-15 characters, no '/', ':' or whitespace)",
   },
   { name: "state-dir", kind: "string", defaultValue: "/var/lib/flannelette", usage: "directory for flannelette's own state", check: nonEmpty },
+  {
+    name: "reconcile-interval",
+    kind: "string",
+    defaultValue: "300",
+    usage: "seconds between full reconciles of etcd's leases against the kernel and the data plane",
+    check: (v) => (DECIMAL.test(v) && Number(v) >= 1 && Number(v) <= 86400 ? null : "out of acceptable range 1..86400"),
+  },
 ];
 
 const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
@@ -225,6 +233,7 @@ export function parseRunFlags(argv: readonly string[], env: Readonly<Record<stri
     healthzPort: Number(str("healthz-port")),
     tapName: str("tap-name"),
     stateDir: str("state-dir"),
+    reconcileIntervalSeconds: Number(str("reconcile-interval")),
     help,
   };
 }

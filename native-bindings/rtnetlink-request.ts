@@ -63,6 +63,7 @@ export type RtnetlinkQuery =
   | { kind: "routes" }
   | { kind: "neighbors" }
   | { kind: "addresses" }
+  | { kind: "links" }
   | { kind: "link"; name: string }
   | { kind: "link"; ifindex: number };
 
@@ -208,6 +209,13 @@ export function encodeQuery(w: NetlinkWriter, seq: number, query: RtnetlinkQuery
     case "addresses":
       w.beginMessage(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq);
       w.view.setUint8(w.struct(IFADDRMSG_SIZE), AF_INET);
+      break;
+    case "links":
+      // ifi_family AF_UNSPEC (the zeroed struct) dumps every link; statistics are the bulk of a link
+      // record and nothing here reads them.
+      w.beginMessage(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq);
+      w.struct(IFINFOMSG_SIZE);
+      w.attrU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
       break;
     case "link": {
       w.beginMessage(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, seq);

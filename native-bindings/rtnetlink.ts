@@ -28,6 +28,8 @@ export interface Rtnetlink {
   /** Throws `ENODEV: RTM_GETLINK <name>` when there is no such link. */
   linkIndex(name: string): number;
   linkGet(link: string | number): LinkInfo;
+  /** Every link of the namespace, in the kernel's dump order (by ifindex). */
+  linkList(): LinkInfo[];
   linkSetUp(ifindex: number): void;
   linkSetDown(ifindex: number): void;
   linkSetMtu(ifindex: number, mtu: number): void;
@@ -36,6 +38,8 @@ export interface Rtnetlink {
   addressReplace(ifindex: number, ip: number, prefixLen: number): void;
   addressDelete(ifindex: number, ip: number, prefixLen: number): void;
   addressList(ifindex: number): AddressEntry[];
+  /** The IPv4 addresses of every link, in the kernel's dump order. */
+  addressListAll(): AddressEntry[];
   /** `ip route replace` in the main table, proto boot; scope universe with a gateway, link without. */
   routeReplace(route: RouteSpec): void;
   /** Deletes the main-table route matching dst/prefixLen (and gateway/ifindex when given); ESRCH if none. */
@@ -66,6 +70,7 @@ const QUERY_MESSAGE_TYPE: Record<RtnetlinkQuery["kind"], number> = {
   routes: rtm.RTM_GETROUTE,
   neighbors: rtm.RTM_GETNEIGH,
   addresses: rtm.RTM_GETADDR,
+  links: rtm.RTM_GETLINK,
   link: rtm.RTM_GETLINK,
 };
 
@@ -104,6 +109,10 @@ class RtnetlinkHandle implements Rtnetlink {
     return found[0];
   }
 
+  linkList(): LinkInfo[] {
+    return this.query({ kind: "links" }, decodeLink, "");
+  }
+
   linkSetUp(ifindex: number): void {
     this.one({ kind: "linkSet", ifindex, change: { up: true } });
   }
@@ -130,6 +139,10 @@ class RtnetlinkHandle implements Rtnetlink {
 
   addressList(ifindex: number): AddressEntry[] {
     return this.query({ kind: "addresses" }, decodeAddress, "").filter((a) => a.ifindex === ifindex);
+  }
+
+  addressListAll(): AddressEntry[] {
+    return this.query({ kind: "addresses" }, decodeAddress, "");
   }
 
   routeReplace(route: RouteSpec): void {

@@ -20,6 +20,7 @@ const DEFAULTS: RunOptions = {
   healthzPort: 0,
   tapName: "flannel.1",
   stateDir: "/var/lib/flannelette",
+  reconcileIntervalSeconds: 300,
   help: false,
 };
 

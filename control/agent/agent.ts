@@ -1,0 +1,222 @@
+// `flannelette run`: the node agent, flanneld's etcd mode with the vxlan backend, on our data plane.
+//
+// Start-up, in flannel's order:
+//   1. the health server (so /healthz answers and /readyz says what it waits for);
+//   2. the external interface and public IP (--iface, --iface-regex, --public-ip);
+//   3. the network config from <prefix>/config (retried every second while missing or etcd is down);
+//   4. our VtepMAC (kept in --state-dir) and our subnet lease;
+//   5. the data plane: TAP flannel.1 with MTU = underlay MTU - 50, address <subnet>.0/32, accept_ra 0;
+//   6. ip-masq rules (--ip-masq), then subnet.env; from here on /readyz is 200;
+//   7. peers: list + watch, and a full reconcile every --reconcile-interval seconds.
+// SIGTERM/SIGINT stop it and keep the lease, as flanneld does; a restart reuses subnet and MAC.
+
+import { writeFile } from "node:fs/promises";
+import type { Libc } from "../../native-bindings/libc.ts";
+import { openRtnetlink, type Rtnetlink } from "../../native-bindings/rtnetlink.ts";
+import { Dataplane } from "../../dataplane/dataplane.ts";
+import { formatMac } from "../../dataplane/mac.ts";
+import { type NetConfig, parseNetConfig } from "../config/net-config.ts";
+import { ControlError } from "../control-error.ts";
+import type { RunOptions } from "../flags.ts";
+import { type Cidr4, cidrContainsIp, formatCidr4, formatIp4 } from "../ip4.ts";
+import { configKey } from "../leases/etcd-keys.ts";
+import { connectEtcdRegistry, type LeaseRegistry } from "../leases/registry.ts";
+import type { Logger } from "../log.ts";
+import { readSubnetEnv, writeSubnetEnv } from "../subnet-env.ts";
+import { startHealthServer } from "./health-server.ts";
+import { createIpMasq } from "./ip-masq.ts";
+import { KernelPeers } from "./kernel-peers.ts";
+import { LeaseManager } from "./lease-manager.ts";
+import type { AgentSnapshot } from "./metrics-text.ts";
+import { PeerSync } from "./peer-sync.ts";
+import { discoverUnderlay } from "./underlay.ts";
+import { loadOrCreateVtepMac } from "./vtep-mac-store.ts";
+
+const CONFIG_RETRY_MS = 1000;
+const MASQ_RESYNC_MS = 5000; // flannel's --iptables-resync default
+
+export class Agent {
+  readonly #o: RunOptions;
+  readonly #libc: Libc;
+  readonly #log: Logger;
+  readonly #stops: (() => Promise<void> | void)[] = [];
+  readonly #waitingFor = new Set(["lease", "tap", "subnet.env"]);
+  #dataplane: Dataplane | null = null;
+  #leases: LeaseManager | null = null;
+  #peers: PeerSync | null = null;
+  #etcdConnected = false;
+  #reconcileRuns = 0;
+  #reconcileChanges = 0;
+  #stopping = false;
+  #reRegistering = false;
+
+  constructor(options: RunOptions, libc: Libc, log: Logger) {
+    this.#o = options;
+    this.#libc = libc;
+    this.#log = log;
+  }
+
+  snapshot(): AgentSnapshot {
+    return {
+      ready: this.#waitingFor.size === 0,
+      waitingFor: [...this.#waitingFor],
+      counters: this.#dataplane?.counters() ?? null,
+      peers: this.#peers?.peerCount ?? 0,
+      leaseExpiresAt: this.#leases?.lease ? Math.floor(this.#leases.lease.expiresAt / 1000) : null,
+      etcdConnected: this.#etcdConnected,
+      reconcileRuns: this.#reconcileRuns,
+      reconcileChanges: this.#reconcileChanges,
+    };
+  }
+
+  /** Runs start-up to readiness; on failure everything started so far is stopped again. */
+  async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#o;
+    const log = this.#log;
+    if (o.healthzPort > 0) {
+      const server = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, snapshot: () => this.snapshot(), log });
+      this.#stops.push(() => server.stop());
+    }
+
+    const rtnl = openRtnetlink(this.#libc);
+    this.#stops.push(() => rtnl.close());
+    const underlay = discoverUnderlay(rtnl, { iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
+    log.info(`using interface ${underlay.name} (${formatIp4(underlay.ip)}), public IP ${formatIp4(underlay.publicIp)}, MTU ${underlay.mtu}`);
+
+    const registry = await connectEtcdRegistry({
+      endpoints: o.etcdEndpoints, prefix: o.etcdPrefix, keyFile: o.etcdKeyfile, certFile: o.etcdCertfile, caFile: o.etcdCafile,
+      username: o.etcdUsername, password: o.etcdPassword,
+    });
+    this.#stops.push(() => registry.close());
+    const config = await this.#waitForConfig(registry);
+    if (config.backend.type !== "vxlan") throw new ControlError("BACKEND_UNSUPPORTED", `backend type "${config.backend.type}" is not supported yet by flannelette (only vxlan)`);
+    const backend = config.backend;
+    log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}`);
+
+    const { mac, created } = await loadOrCreateVtepMac(o.stateDir, o.tapName, (m) => log.warn(m));
+    log.info(`${created ? "created" : "reusing"} VtepMAC ${formatMac(mac)} (${o.stateDir})`);
+    const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
+    const leases = new LeaseManager({
+      registry, prefix: o.etcdPrefix, config, publicIp: underlay.publicIp, vtepMac: formatMac(mac), vni: backend.vni,
+      previous: previous.subnet, renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000, log,
+    });
+    this.#leases = leases;
+    this.#stops.push(() => leases.stop());
+    const lease = await leases.acquire();
+    this.#waitingFor.delete("lease");
+
+    const underlayMtu = backend.mtu > 0 ? backend.mtu : underlay.mtu;
+    const dataplane = await Dataplane.start(this.#libc, {
+      tapName: o.tapName, vtepMac: mac, localIp: underlay.publicIp, vni: backend.vni, port: backend.port, underlayMtu,
+      log: (m) => log.info(m),
+    });
+    this.#dataplane = dataplane;
+    this.#stops.push(() => dataplane.stop());
+    const tapIndex = rtnl.linkIndex(dataplane.tapName);
+    this.#assignTapAddress(rtnl, tapIndex, lease.subnet, config.network);
+    this.#waitingFor.delete("tap");
+
+    if (o.ipMasq) {
+      const masq = createIpMasq({ network: config.network, subnet: lease.subnet, log });
+      await masq.ensure();
+      const timer = setInterval(() => void masq.ensure().catch((e: Error) => log.rateLimited("masq", `ip-masq resync: ${e.message}`)), MASQ_RESYNC_MS);
+      this.#stops.push(() => clearInterval(timer));
+    }
+    await writeSubnetEnv(o.subnetFile, { network: config.network, subnet: lease.subnet, mtu: dataplane.tapMtu, ipMasq: o.ipMasq });
+    this.#waitingFor.delete("subnet.env");
+    log.info(`wrote ${o.subnetFile}; ready`);
+
+    const kernel = new KernelPeers(rtnl, tapIndex, dataplane, log);
+    const peers = new PeerSync({
+      registry, kernel, log,
+      ownSubnet: () => leases.lease?.subnet ?? null,
+      onOwnLease: (event) => this.#onOwnLease(event.type, rtnl, tapIndex, config),
+      onEtcdState: (connected) => this.#setEtcdState(connected),
+    });
+    this.#peers = peers;
+    this.#stops.push(() => peers.stop());
+    await peers.start();
+    const reconcile = setInterval(() => void this.reconcile(), o.reconcileIntervalSeconds * 1000);
+    this.#stops.push(() => clearInterval(reconcile));
+  }
+
+  /** One full reconcile of etcd's leases against the kernel and the data plane. */
+  async reconcile(): Promise<number> {
+    if (!this.#peers || this.#stopping) return 0;
+    const result = await this.#peers.reconcile();
+    this.#reconcileRuns++;
+    this.#reconcileChanges += result.changes;
+    if (result.changes > 0) this.#log.info(`reconcile: repaired ${result.changes} kernel entries`);
+    return result.changes;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const stop of this.#stops.reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        this.#log.warn(`while stopping: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  async #waitForConfig(registry: LeaseRegistry): Promise<NetConfig> {
+    for (;;) {
+      try {
+        const text = await registry.getConfig();
+        this.#setEtcdState(true);
+        const parsed = parseNetConfig(text);
+        if (!parsed.ok) throw new ControlError(parsed.error.code, `network config ${configKey(this.#o.etcdPrefix)}: ${parsed.error.message}`);
+        return parsed.config;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code !== "ETCD_CONFIG_NOT_FOUND" && code !== "ETCD_REQUEST") throw error;
+        if (code === "ETCD_REQUEST") this.#setEtcdState(false);
+        this.#log.rateLimited("config", `${(error as Error).message}; retrying every second`, 10_000);
+        await new Promise((resolve) => setTimeout(resolve, CONFIG_RETRY_MS));
+        if (this.#stopping) throw new ControlError("STOPPED", "stopped while waiting for the network config");
+      }
+    }
+  }
+
+  // <subnet>.0/32 only, as flannel: no connected route, and .0 is what peers route replies to.
+  #assignTapAddress(rtnl: Rtnetlink, tapIndex: number, subnet: Cidr4, network: Cidr4): void {
+    for (const a of rtnl.addressList(tapIndex)) {
+      if (cidrContainsIp(network, a.ip) && !(a.ip === subnet.ip && a.prefixLen === 32)) rtnl.addressDelete(tapIndex, a.ip, a.prefixLen);
+    }
+    rtnl.addressReplace(tapIndex, subnet.ip, 32);
+    void writeFile(`/proc/sys/net/ipv6/conf/${this.#o.tapName}/accept_ra`, "0").catch(() => undefined);
+  }
+
+  #onOwnLease(type: "put" | "delete", rtnl: Rtnetlink, tapIndex: number, config: NetConfig): void {
+    if (type === "put" || !this.#leases || this.#stopping || this.#reRegistering) return;
+    this.#reRegistering = true;
+    const leases = this.#leases;
+    const before = leases.lease?.subnet;
+    void leases
+      .reRegister()
+      .then(async (lease) => {
+        if (before && before.ip === lease.subnet.ip && before.prefixLen === lease.subnet.prefixLen) return;
+        this.#assignTapAddress(rtnl, tapIndex, lease.subnet, config.network);
+        await writeSubnetEnv(this.#o.subnetFile, { network: config.network, subnet: lease.subnet, mtu: this.#dataplane!.tapMtu, ipMasq: this.#o.ipMasq });
+      })
+      .catch((error: Error) => this.#log.error(`re-registering our lease failed (will retry at the next reconcile): ${error.message}`))
+      .finally(() => (this.#reRegistering = false));
+  }
+
+  #setEtcdState(connected: boolean): void {
+    if (connected !== this.#etcdConnected) this.#log.info(connected ? "etcd connected" : "etcd unreachable; forwarding continues with the known peers");
+    this.#etcdConnected = connected;
+  }
+}

@@ -1,0 +1,105 @@
+// flanneld's --healthz-ip/--healthz-port server (flannel-compat.md §8) plus our /metrics.
+//   GET /healthz  200 while the process runs (flanneld answers the same way, whatever its state)
+//   GET /readyz   200 once snapshot().ready, else 503 naming what is still missing
+//   GET /metrics  Prometheus text 0.0.4 (metrics-text.ts)
+// Anything else is 404. HEAD is answered like GET without a body. The snapshot is taken per request, so
+// the server holds no agent state of its own.
+
+import type { Server } from "bun";
+import { ControlError } from "../control-error.ts";
+import type { Logger } from "../log.ts";
+import { type AgentSnapshot, METRICS_CONTENT_TYPE, renderMetrics } from "./metrics-text.ts";
+
+export type HealthServerErrorCode = "HEALTHZ_LISTEN";
+
+export interface HealthServerOptions {
+  /** IPv4 or IPv6 literal (`0.0.0.0`, `::`). */
+  readonly ip: string;
+  /** 0 picks a free port (tests); the agent never starts the server for --healthz-port=0. */
+  readonly port: number;
+  readonly snapshot: () => AgentSnapshot;
+  readonly log: Logger;
+}
+
+export interface HealthServer {
+  /** The bound port (the chosen one when `port` was 0). */
+  readonly port: number;
+  /** Stops listening and closes open connections. */
+  stop(): Promise<void>;
+}
+
+const TEXT = "text/plain; charset=utf-8";
+
+// Bun reports listen failures by errno name; flag errors elsewhere use the lower-case strerror text.
+const LISTEN_ERRORS: Readonly<Record<string, string>> = {
+  EADDRINUSE: "address already in use",
+  EADDRNOTAVAIL: "cannot assign requested address",
+  EACCES: "permission denied",
+};
+
+export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
+  const { ip, port, snapshot, log } = options;
+  let server: Server<undefined>;
+  try {
+    server = Bun.serve({
+      hostname: ip,
+      port,
+      development: false,
+      // Without this Bun (with development off) sets SO_REUSEPORT, and a second agent would share the port.
+      reusePort: false,
+      fetch: (request) => respond(request, snapshot, log),
+      error: (error) => {
+        log.rateLimited("healthz-error", `health server: ${error.message}`);
+        return new Response("internal error\n", { status: 500, headers: { "Content-Type": TEXT } });
+      },
+    });
+  } catch (error) {
+    throw listenError(ip, port, error);
+  }
+  const bound = server.port ?? port;
+  log.info(`health server listening on ${hostPort(ip, bound)} (/healthz, /readyz, /metrics)`);
+  return {
+    port: bound,
+    stop: () => server.stop(true),
+  };
+}
+
+function respond(request: Request, snapshot: () => AgentSnapshot, log: Logger): Response {
+  if (request.method !== "GET" && request.method !== "HEAD") return notFound();
+  const path = new URL(request.url).pathname;
+  if (path === "/healthz") return text(200, "flannelette is running\n");
+  if (path !== "/readyz" && path !== "/metrics") return notFound();
+  let state: AgentSnapshot;
+  try {
+    state = snapshot();
+  } catch (error) {
+    log.rateLimited("healthz-snapshot", `health server: agent snapshot failed: ${String(error)}`);
+    return text(500, "agent state unavailable\n");
+  }
+  if (path === "/metrics") {
+    return new Response(renderMetrics(state), { status: 200, headers: { "Content-Type": METRICS_CONTENT_TYPE } });
+  }
+  if (state.ready) return text(200, "flannelette is ready\n");
+  const missing = state.waitingFor.length > 0 ? state.waitingFor.join(", ") : "startup";
+  return text(503, `waiting for: ${missing}\n`);
+}
+
+function text(status: number, body: string): Response {
+  return new Response(body, { status, headers: { "Content-Type": TEXT } });
+}
+
+function notFound(): Response {
+  return text(404, "404 page not found\n");
+}
+
+function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function listenError(ip: string, port: number, error: unknown): ControlError<HealthServerErrorCode> {
+  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+  const why = LISTEN_ERRORS[code] ?? (error instanceof Error ? error.message : String(error));
+  return new ControlError("HEALTHZ_LISTEN", `cannot listen on ${hostPort(ip, port)} for --healthz-port: ${why}`, {
+    cause: error,
+  });
+}

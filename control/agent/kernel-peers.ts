@@ -1,0 +1,119 @@
+// Per-peer state in the kernel and the data plane, in flannel's vxlan backend order (flannel-compat §3).
+//
+// How it works, per remote host (lease: subnet S, VtepMAC M, PublicIP P):
+//   1. neighbor  S.0 lladdr M dev flannel.1 nud permanent     (rtnetlink)
+//   2. FDB       M -> P                                         (the data plane's forwarding table)
+//   3. route     S via S.0 dev flannel.1 onlink                 (rtnetlink; last, so the kernel never ARPs)
+// Removal deletes all three, each best effort. A peer whose MAC changed gets its neighbor replaced and its
+// old forwarding entry dropped (flannel leaves the stale FDB entry behind; we do not).
+// `reconcile` re-applies what is missing and removes routes/neighbors on the TAP that no lease explains,
+// so a missed event or a hand-deleted route heals.
+
+import { parseMac as parseMacBytes } from "../../dataplane/mac.ts";
+import type { Rtnetlink } from "../../native-bindings/rtnetlink.ts";
+import type { MacAddress } from "../../native-bindings/net-address.ts";
+import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
+import type { Logger } from "../log.ts";
+
+export interface PeerEntry {
+  readonly subnet: Cidr4;
+  /** Lowercase `aa:bb:cc:dd:ee:ff`. */
+  readonly vtepMac: string;
+  readonly publicIp: number;
+}
+
+/** What the kernel-peer programmer needs from the data plane. */
+export interface PeerForwarding {
+  setPeer(vtepMac: Uint8Array, peerIp: number): void;
+  removePeer(vtepMac: Uint8Array): boolean;
+}
+
+export function samePeer(a: PeerEntry, b: PeerEntry): boolean {
+  return cidrEquals(a.subnet, b.subnet) && a.vtepMac === b.vtepMac && a.publicIp === b.publicIp;
+}
+
+export function describePeer(p: PeerEntry): string {
+  return `${formatCidr4(p.subnet)} (VtepMAC ${p.vtepMac}, PublicIP ${formatIp4(p.publicIp)})`;
+}
+
+export class KernelPeers {
+  readonly #rtnl: Rtnetlink;
+  readonly #tapIndex: number;
+  readonly #forwarding: PeerForwarding;
+  readonly #log: Logger;
+
+  constructor(rtnl: Rtnetlink, tapIndex: number, forwarding: PeerForwarding, log: Logger) {
+    this.#rtnl = rtnl;
+    this.#tapIndex = tapIndex;
+    this.#forwarding = forwarding;
+    this.#log = log;
+  }
+
+  /** Installs (or re-installs) a peer; `previous` is what we had for the same subnet, if anything. */
+  add(peer: PeerEntry, previous?: PeerEntry): void {
+    const gateway = peer.subnet.ip; // the peer's flannel.1 owns <subnet>.0
+    this.#rtnl.neighborReplace({ ifindex: this.#tapIndex, ip: gateway, mac: peer.vtepMac as MacAddress });
+    if (previous && previous.vtepMac !== peer.vtepMac) this.#forwarding.removePeer(parseMacBytes(previous.vtepMac));
+    this.#forwarding.setPeer(parseMacBytes(peer.vtepMac), peer.publicIp);
+    this.#rtnl.routeReplace({ dst: peer.subnet.ip, prefixLen: peer.subnet.prefixLen, gateway, ifindex: this.#tapIndex, onlink: true });
+  }
+
+  remove(peer: PeerEntry): void {
+    const gateway = peer.subnet.ip;
+    this.#bestEffort(`neighbor ${formatIp4(gateway)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: gateway }));
+    this.#forwarding.removePeer(parseMacBytes(peer.vtepMac));
+    this.#bestEffort(`route ${formatCidr4(peer.subnet)}`, () =>
+      this.#rtnl.routeDelete({ dst: peer.subnet.ip, prefixLen: peer.subnet.prefixLen, ifindex: this.#tapIndex }),
+    );
+  }
+
+  /**
+   * Makes the TAP's neighbors and routes match `desired` exactly (the forwarding table is re-set too).
+   * Returns how many kernel entries it had to add or remove.
+   */
+  reconcile(desired: readonly PeerEntry[]): number {
+    let changes = 0;
+    const routes = this.#rtnl.routeList(this.#tapIndex);
+    const neighbors = this.#rtnl.neighborList(this.#tapIndex);
+    const wantRoute = new Map(desired.map((p) => [`${p.subnet.ip}/${p.subnet.prefixLen}`, p]));
+    const wantNeighbor = new Map(desired.map((p) => [p.subnet.ip, p]));
+    for (const p of desired) {
+      const route = routes.find((r) => r.dst === p.subnet.ip && r.prefixLen === p.subnet.prefixLen);
+      const neighbor = neighbors.find((n) => n.ip === p.subnet.ip);
+      const routeOk = route !== undefined && route.gateway === p.subnet.ip && route.onlink;
+      const neighborOk = neighbor !== undefined && neighbor.mac === p.vtepMac;
+      this.#forwarding.setPeer(parseMacBytes(p.vtepMac), p.publicIp);
+      if (routeOk && neighborOk) continue;
+      changes += (routeOk ? 0 : 1) + (neighborOk ? 0 : 1);
+      try {
+        this.add(p);
+      } catch (error) {
+        this.#log.rateLimited(`reconcile:${p.subnet.ip}`, `cannot program peer ${describePeer(p)}: ${(error as Error).message}`);
+      }
+    }
+    // Stray entries: routes with a gateway via the TAP (ours are all onlink via a peer's .0), and neighbors
+    // no lease names. The TAP's own connected/local routes have no gateway and stay.
+    for (const r of routes) {
+      if (r.gateway === undefined || wantRoute.has(`${r.dst}/${r.prefixLen}`)) continue;
+      changes++;
+      this.#bestEffort(`stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () =>
+        this.#rtnl.routeDelete({ dst: r.dst, prefixLen: r.prefixLen, ifindex: this.#tapIndex }),
+      );
+    }
+    for (const n of neighbors) {
+      if (wantNeighbor.has(n.ip) || n.mac === undefined) continue;
+      changes++;
+      this.#bestEffort(`stray neighbor ${formatIp4(n.ip)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: n.ip }));
+    }
+    return changes;
+  }
+
+  #bestEffort(what: string, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code !== "ENOENT" && code !== "ESRCH") this.#log.warn(`removing ${what}: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,177 @@
+// Peers from etcd into the kernel and the data plane.
+//
+//   start:     list <prefix>/subnets, apply the whole set, watch from the listing's revision + 1;
+//   events:    a put of a vxlan lease adds or updates a peer (an unchanged re-put is a no-op), a delete
+//              removes it; other backend types are ignored with a warning, malformed keys and values are
+//              skipped with a rate-limited warning; our own key goes to `onOwnLease`;
+//   compacted: re-list, diff against what we have, watch again from the new revision;
+//   reconcile: re-list (when etcd answers) and make the kernel match the known set exactly.
+// Nothing is removed because etcd is unreachable: the known set only changes on what etcd says.
+
+import { type Cidr4, cidrEquals, formatCidr4 } from "../ip4.ts";
+import { decodeLeaseValue } from "../leases/lease-json.ts";
+import type { LeaseEvent, LeaseRegistry, LeaseWatch } from "../leases/registry.ts";
+import { parseSubnetKey } from "../leases/subnet-key.ts";
+import type { Logger } from "../log.ts";
+import { describePeer, type KernelPeers, type PeerEntry, samePeer } from "./kernel-peers.ts";
+
+export type OwnLeaseEvent = { type: "put"; value: string } | { type: "delete" };
+
+export interface PeerSyncOptions {
+  registry: LeaseRegistry;
+  kernel: KernelPeers;
+  ownSubnet: () => Cidr4 | null;
+  onOwnLease: (event: OwnLeaseEvent) => void;
+  onEtcdState: (connected: boolean) => void;
+  log: Logger;
+}
+
+export interface ReconcileResult {
+  fromEtcd: boolean;
+  changes: number;
+}
+
+export class PeerSync {
+  readonly #o: PeerSyncOptions;
+  readonly #peers = new Map<string, PeerEntry>(); // by subnet key text
+  #watch: LeaseWatch | null = null;
+  #stopped = false;
+
+  constructor(options: PeerSyncOptions) {
+    this.#o = options;
+  }
+
+  get peerCount(): number {
+    return this.#peers.size;
+  }
+
+  peers(): PeerEntry[] {
+    return [...this.#peers.values()];
+  }
+
+  async start(): Promise<void> {
+    const revision = await this.#relist();
+    this.#startWatch(revision + 1);
+  }
+
+  /** Re-lists etcd when it answers, then makes the kernel match the known peers. */
+  async reconcile(): Promise<ReconcileResult> {
+    let fromEtcd = true;
+    try {
+      await this.#relist();
+    } catch (error) {
+      fromEtcd = false;
+      this.#o.log.rateLimited("reconcile-etcd", `reconcile: etcd unreachable, keeping ${this.#peers.size} known peers: ${(error as Error).message}`);
+    }
+    return { fromEtcd, changes: this.#o.kernel.reconcile(this.peers()) };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#watch?.close();
+    this.#watch = null;
+  }
+
+  /** Applies a full listing: adds and updates what it has, removes what it lacks. Returns its revision. */
+  async #relist(): Promise<number> {
+    const listing = await this.#o.registry.listLeases();
+    this.#o.onEtcdState(true);
+    const seen = new Set<string>();
+    for (const record of listing.leases) {
+      const key = this.#apply({ type: "put", key: record.key, value: record.value, revision: listing.revision });
+      if (key) seen.add(key);
+    }
+    for (const [key, peer] of this.#peers) if (!seen.has(key)) this.#removePeer(key, peer);
+    // Our own key missing from a listing: deleted while we were not watching (or the event was lost).
+    const own = this.#o.ownSubnet();
+    if (own !== null && !listing.leases.some((r) => { const k = parseSubnetKey(r.key); return k !== null && cidrEquals(k.subnet, own); }))
+      this.#o.onOwnLease({ type: "delete" });
+    return listing.revision;
+  }
+
+  #startWatch(fromRevision: number): void {
+    if (this.#stopped) return;
+    this.#watch = this.#o.registry.watchLeases(fromRevision, {
+      onBatch: (events) => {
+        this.#o.onEtcdState(true);
+        for (const event of events) this.#apply(event);
+      },
+      onCompacted: (compactRevision) => {
+        this.#o.log.warn(`watch start revision was compacted (etcd compacted to ${compactRevision}); re-listing`);
+        void this.#recoverFromCompaction();
+      },
+      onDisconnected: (error) => {
+        this.#o.onEtcdState(false);
+        this.#o.log.rateLimited("watch-disconnected", `etcd watch disconnected, reconnecting: ${error.message}`);
+      },
+    });
+  }
+
+  async #recoverFromCompaction(): Promise<void> {
+    await this.#watch?.close();
+    for (let delay = 100; !this.#stopped; delay = Math.min(delay * 2, 5000)) {
+      try {
+        this.#startWatch((await this.#relist()) + 1);
+        return;
+      } catch (error) {
+        this.#o.onEtcdState(false);
+        this.#o.log.rateLimited("relist", `re-listing leases failed, retrying: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Returns the subnet key text for a valid peer put (so a relist knows what it saw), else null. */
+  #apply(event: LeaseEvent): string | null {
+    const { log } = this.#o;
+    const parsed = parseSubnetKey(event.key);
+    if (parsed === null) {
+      log.rateLimited("bad-key", `ignoring key ${JSON.stringify(event.key)}: not a subnet lease key`);
+      return null;
+    }
+    const key = formatCidr4(parsed.subnet);
+    const own = this.#o.ownSubnet();
+    if (own !== null && cidrEquals(own, parsed.subnet)) {
+      this.#o.onOwnLease(event.type === "delete" ? { type: "delete" } : { type: "put", value: event.value });
+      return null;
+    }
+    if (event.type === "delete") {
+      const known = this.#peers.get(key);
+      if (known) this.#removePeer(key, known);
+      return null;
+    }
+    const decoded = decodeLeaseValue(event.value);
+    if (!decoded.ok) {
+      log.rateLimited(`bad-value:${key}`, `ignoring lease ${key}: ${decoded.reason}`);
+      return this.#peers.has(key) ? key : null; // keep what we had: one bad write is no reason to cut a peer off
+    }
+    const lease = decoded.lease;
+    if (lease.vxlan === null) {
+      log.rateLimited(`other-backend:${key}`, `ignoring lease ${key}: backend type "${lease.backendType}" is not vxlan`);
+      return null;
+    }
+    if (lease.publicIp === 0) {
+      log.rateLimited(`no-ip:${key}`, `ignoring lease ${key}: no PublicIP`);
+      return null;
+    }
+    const peer: PeerEntry = { subnet: parsed.subnet, vtepMac: lease.vxlan.vtepMac.toLowerCase(), publicIp: lease.publicIp };
+    const previous = this.#peers.get(key);
+    if (previous && samePeer(previous, peer)) return key; // a renewal: nothing to do
+    try {
+      this.#o.kernel.add(peer, previous);
+      this.#peers.set(key, peer);
+      log.info(`${previous ? "updated" : "added"} peer ${describePeer(peer)}`);
+    } catch (error) {
+      // Keep it known anyway: the next reconcile retries the kernel entries.
+      this.#peers.set(key, peer);
+      log.rateLimited(`add:${key}`, `programming peer ${describePeer(peer)} failed (will retry): ${(error as Error).message}`);
+    }
+    return key;
+  }
+
+  #removePeer(key: string, peer: PeerEntry): void {
+    this.#peers.delete(key);
+    this.#o.kernel.remove(peer);
+    this.#o.log.info(`removed peer ${describePeer(peer)}`);
+  }
+}

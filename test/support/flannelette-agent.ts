@@ -1,0 +1,98 @@
+// `flannelette run` inside a node namespace, pointed at the hub's etcd, with its own state dir and subnet file.
+
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ETCD_ENDPOINT } from "./etcd-in-netns.ts";
+import { formatIp4, parseIp4 } from "./ipv4.ts";
+import { BUN, CLI } from "./flannelette-node.ts";
+import { UNDERLAY_DEV, type NetnsNode, type Topology } from "./netns.ts";
+import type { SpawnedProcess } from "./process.ts";
+
+export const NETWORK_CONFIG = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}';
+export const CONFIG_KEY = "/coreos.com/network/config";
+export const SUBNETS_PREFIX = "/coreos.com/network/subnets/";
+
+export class AgentNode {
+  process: SpawnedProcess | null = null;
+
+  constructor(
+    readonly topo: Topology,
+    readonly node: NetnsNode,
+    readonly dir: string,
+    readonly extraArgs: readonly string[],
+  ) {}
+
+  get subnetFile(): string {
+    return join(this.dir, "subnet.env");
+  }
+
+  get stateDir(): string {
+    return join(this.dir, "state");
+  }
+
+  argv(): string[] {
+    return [
+      BUN, CLI, "run", "--etcd-endpoints", ETCD_ENDPOINT, "--iface", UNDERLAY_DEV,
+      "--subnet-file", this.subnetFile, "--state-dir", this.stateDir, ...this.extraArgs,
+    ];
+  }
+
+  /** Starts the agent; with `waitReady`, resolves once it logged readiness. */
+  async start(waitReady = true): Promise<void> {
+    this.process = this.topo.spawnIn(this.node.ns, this.argv());
+    if (waitReady) await this.process.waitForLine(/; ready$/, { stream: "stderr", timeoutMs: 20_000 });
+  }
+
+  async stop(): Promise<number> {
+    const code = (await this.process?.stop()) ?? 0;
+    this.process = null;
+    return code;
+  }
+
+  async subnetEnv(): Promise<Map<string, string>> {
+    const text = await readFile(this.subnetFile, "utf8");
+    return new Map(text.trim().split("\n").map((l) => l.split("=", 2) as [string, string]));
+  }
+
+  /** The agent's lease subnet, from its subnet.env (FLANNEL_SUBNET is the first address: `10.244.7.1/24` -> `10.244.7.0/24`). */
+  async subnet(): Promise<string> {
+    const [first, len] = (await this.subnetEnv()).get("FLANNEL_SUBNET")!.split("/");
+    return `${formatIp4(parseIp4(first) - 1)}/${len}`;
+  }
+
+  /** The pod address this test gives the agent's cni0: FLANNEL_SUBNET's first address. */
+  async podIp(): Promise<string> {
+    return (await this.subnetEnv()).get("FLANNEL_SUBNET")!.split("/")[0];
+  }
+
+  async cleanup(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function createAgentNode(topo: Topology, node: NetnsNode, extraArgs: readonly string[] = []): Promise<AgentNode> {
+  return new AgentNode(topo, node, await mkdtemp(join(tmpdir(), `fnl-agent-n${node.index}-`)), extraArgs);
+}
+
+/**
+ * The topology gives node i the pod address 10.244.i.1 on cni0, but an agent gets whatever subnet etcd
+ * hands it: move cni0's address into the leased subnet, as a CNI plugin reading subnet.env would.
+ */
+export async function movePodAddress(agent: AgentNode): Promise<string> {
+  const [pod, len] = (await agent.subnetEnv()).get("FLANNEL_SUBNET")!.split("/");
+  await agent.topo.exec(agent.node.ns, ["ip", "addr", "flush", "dev", "cni0"]);
+  await agent.topo.exec(agent.node.ns, ["ip", "addr", "add", `${pod}/${len}`, "dev", "cni0"]);
+  return pod;
+}
+
+/** Waits until the agent's TAP carries `count` peer routes (the agent has learned that many peers). */
+export async function waitForPeerRoutes(agent: AgentNode, count: number, timeoutMs = 15_000): Promise<void> {
+  const { waitFor } = await import("./traffic.ts");
+  await waitFor(async () => {
+    const r = await agent.topo.exec(agent.node.ns, ["ip", "-j", "route", "show", "dev", "flannel.1"], { allowFail: true });
+    if (r.code !== 0) return false;
+    const routes = JSON.parse(r.stdout || "[]") as { gateway?: string }[];
+    return routes.filter((route) => route.gateway !== undefined).length === count;
+  }, timeoutMs);
+}
