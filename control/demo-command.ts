@@ -1,96 +1,122 @@
-// `flannelette demo`: the demo overlay on this host. Builds three nodes in network namespaces on one
-// underlay bridge: two run our userspace data plane, one runs a kernel flannel.1 configured the way
-// flanneld configures it. Prints the nodes, a ping matrix between all pod addresses, a short iperf3 figure
-// per pair type, and the data planes' counters; tears everything down on exit or Ctrl-C.
+// `flannelette demo`: the demo overlay on this host. A private etcd in the underlay's hub namespace, the
+// network config, N node namespaces on one underlay bridge each running `flannelette run`, plus (by default)
+// one node whose kernel flannel.1 is programmed from etcd the way flanneld does it: a mixed cluster.
+// Prints the leases, a ping matrix between all pod addresses and a short iperf3 figure, then tears
+// everything down (also on Ctrl-C).
 //
 // The namespace tooling is the tests' (test/support/): the demo exists only in a source checkout.
 
 import { CliError, parseCommandFlags, type FlagSpec } from "./cli-flags.ts";
 
-export const DEMO_USAGE = "flannelette demo [--seconds <n>]";
+export const DEMO_USAGE = "flannelette demo [--nodes <n>] [--kernel-node=false] [--seconds <n>]";
 
-const FLAGS: FlagSpec[] = [{ name: "seconds", kind: "int", default: 3, help: "length of each iperf3 run" }];
+const FLAGS: FlagSpec[] = [
+  { name: "nodes", kind: "int", default: 3, help: "flannelette nodes to start (1..20)" },
+  { name: "kernel-node", kind: "bool", default: true, help: "add a node with a kernel flannel.1 programmed like flanneld" },
+  { name: "seconds", kind: "int", default: 3, help: "length of each iperf3 run" },
+];
 
-const MACS = ["0a:58:0a:f4:01:01", "0a:58:0a:f4:02:02", "0a:58:0a:f4:03:03"];
+const KERNEL_SUBNET = "10.244.250.0/24";
+const KERNEL_POD = "10.244.250.1";
+const KERNEL_MAC = "0a:58:0a:f4:fa:01";
+
+interface DemoNode {
+  label: string;
+  ns: string;
+  pod: string;
+  kind: string;
+}
 
 export async function runDemoCommand(argv: string[]): Promise<number> {
   const flags = parseCommandFlags("demo", DEMO_USAGE, FLAGS, argv);
   if (flags === "help") return 0;
+  const count = flags.int("nodes");
   const seconds = flags.int("seconds");
+  if (count < 1 || count > 20) throw new CliError(`invalid value "${count}" for flag --nodes: must be 1..20`);
   if (seconds < 1 || seconds > 60) throw new CliError(`invalid value "${seconds}" for flag --seconds: must be 1..60`);
   if (process.getuid?.() !== 0) throw new Error("demo: needs root (it creates network namespaces); run it as root");
+  const withKernel = flags.bool("kernel-node");
 
   const { createTopology } = await import("../test/support/netns.ts");
-  const { configureKernelVxlanNode } = await import("../test/support/kernel-vxlan.ts");
-  const { startDataplaneNode } = await import("../test/support/flannelette-node.ts");
+  const { HubEtcd, ETCD_ENDPOINT } = await import("../test/support/etcd-in-netns.ts");
+  const agentSupport = await import("../test/support/flannelette-agent.ts");
+  const { FlanneldStandIn } = await import("../test/support/flanneld-stand-in.ts");
   const { iperf3Tcp, ping } = await import("../test/support/traffic.ts");
 
   const out = (line = "") => process.stdout.write(line + "\n");
-  const topo = await createTopology({ nodes: 3, prefix: "fnl-demo-" });
+  const topo = await createTopology({ nodes: count + (withKernel ? 1 : 0), prefix: "fnl-demo-" });
+  const agents: InstanceType<typeof agentSupport.AgentNode>[] = [];
+  const etcd = await HubEtcd.start(topo).catch(async (error) => {
+    await topo.destroy();
+    throw error;
+  });
   let failures = 0;
   try {
-    const [n1, n2, n3] = topo.nodes;
-    const lease = (i: number) => ({ subnet: topo.nodes[i].subnet, vtepMac: MACS[i], publicIp: topo.nodes[i].underlayIp });
-    await configureKernelVxlanNode(n3, { mac: MACS[2], peers: [lease(0), lease(1)] });
-    const ours = [
-      await startDataplaneNode(topo, n1, { mac: MACS[0], peers: [lease(1), lease(2)] }),
-      await startDataplaneNode(topo, n2, { mac: MACS[1], peers: [lease(0), lease(2)] }),
-    ];
-    const kinds = ["flannelette", "flannelette", "kernel flannel.1"];
+    await etcd.put(agentSupport.CONFIG_KEY, agentSupport.NETWORK_CONFIG);
+    out(`flannelette demo: etcd at ${ETCD_ENDPOINT} (namespace ${topo.hub}), config ${agentSupport.NETWORK_CONFIG}`);
+    const nodes: DemoNode[] = [];
+    let flanneld: Awaited<ReturnType<typeof FlanneldStandIn.join>> | null = null;
+    if (withKernel) {
+      const k = topo.nodes[count];
+      await topo.exec(k.ns, ["ip", "addr", "flush", "dev", "cni0"]);
+      await topo.exec(k.ns, ["ip", "addr", "add", `${KERNEL_POD}/24`, "dev", "cni0"]);
+      flanneld = await FlanneldStandIn.join(k, etcd, KERNEL_SUBNET, KERNEL_MAC);
+    }
+    for (const node of topo.nodes.slice(0, count)) agents.push(await agentSupport.createAgentNode(topo, node));
+    await Promise.all(agents.map((a) => a.start()));
+    for (const a of agents) nodes.push({ label: `n${a.node.index}`, ns: a.node.ns, pod: await agentSupport.movePodAddress(a), kind: "flannelette run" });
+    if (flanneld) {
+      await flanneld.sync();
+      nodes.push({ label: `n${count + 1}`, ns: flanneld.node.ns, pod: KERNEL_POD, kind: "kernel flannel.1 (as flanneld)" });
+    }
+    for (const a of agents) await agentSupport.waitForPeerRoutes(a, nodes.length - 1);
 
-    out("flannelette demo: three nodes on one underlay bridge (namespaces " + topo.nodes.map((n) => n.ns).join(", ") + ")");
     out();
-    out(pad("node", 6) + pad("public ip", 14) + pad("subnet", 16) + pad("VtepMAC", 20) + "data plane");
-    topo.nodes.forEach((n, i) => out(pad(`n${i + 1}`, 6) + pad(n.underlayIp, 14) + pad(n.subnet, 16) + pad(MACS[i], 20) + kinds[i]));
+    out("leases in etcd (" + agentSupport.SUBNETS_PREFIX + ")");
+    for (const [key, value] of await etcd.list(agentSupport.SUBNETS_PREFIX)) out(`  ${key.slice(agentSupport.SUBNETS_PREFIX.length)}  ${value}`);
+    out();
+    out(pad("node", 6) + pad("pod address", 16) + "data plane");
+    for (const n of nodes) out(pad(n.label, 6) + pad(n.pod, 16) + n.kind);
 
     out();
     out("ping matrix (pod to pod, 5 pings each: received/sent, avg rtt)");
-    out(pad("from \\ to", 12) + topo.nodes.map((n) => pad(n.podIp, 22)).join(""));
-    for (const from of topo.nodes) {
-      let row = pad(from.podIp, 12);
-      for (const to of topo.nodes) {
+    out(pad("from \\ to", 14) + nodes.map((n) => pad(n.pod, 20)).join(""));
+    for (const from of nodes) {
+      let row = pad(from.pod, 14);
+      for (const to of nodes) {
         if (from === to) {
-          row += pad("-", 22);
+          row += pad("-", 20);
           continue;
         }
-        const r = await ping(from.ns, { from: from.podIp, to: to.podIp, count: 5, intervalS: 0.05 });
+        const r = await ping(from.ns, { from: from.pod, to: to.pod, count: 5, intervalS: 0.05 });
         if (r.received !== r.transmitted) failures++;
-        row += pad(`${r.received}/${r.transmitted} ${Number.isNaN(r.rttAvgMs) ? "" : r.rttAvgMs.toFixed(3) + " ms"}`, 22);
+        row += pad(`${r.received}/${r.transmitted} ${Number.isNaN(r.rttAvgMs) ? "" : r.rttAvgMs.toFixed(3) + " ms"}`, 20);
       }
       out(row);
     }
 
     out();
     out(`iperf3 TCP, one stream, ${seconds} s`);
-    const pairs: [number, number, string][] = [
-      [0, 1, "flannelette -> flannelette"],
-      [0, 2, "flannelette -> kernel"],
-      [2, 0, "kernel -> flannelette"],
-    ];
-    for (const [c, s, label] of pairs) {
-      const client = topo.nodes[c];
-      const server = topo.nodes[s];
+    const pairs: [DemoNode, DemoNode][] = [];
+    if (nodes.length > 1 && agents.length > 1) pairs.push([nodes[0], nodes[1]]);
+    if (flanneld) pairs.push([nodes[0], nodes[nodes.length - 1]], [nodes[nodes.length - 1], nodes[0]]);
+    for (const [client, server] of pairs) {
+      const label = `${client.label} -> ${server.label}`;
       try {
-        const r = await iperf3Tcp(topo, { ns: server.ns, ip: server.podIp }, { ns: client.ns, ip: client.podIp }, { seconds });
-        out(`  ${pad(label, 30)} ${r.gbps.toFixed(2)} Gbit/s, ${r.retransmits} retransmits`);
+        const r = await iperf3Tcp(topo, { ns: server.ns, ip: server.pod }, { ns: client.ns, ip: client.pod }, { seconds });
+        out(`  ${pad(label, 10)} ${pad(`(${client.kind} -> ${server.kind})`, 50)} ${r.gbps.toFixed(2)} Gbit/s`);
       } catch (error) {
         failures++;
-        out(`  ${pad(label, 30)} FAILED: ${error instanceof Error ? error.message : String(error)}`);
+        out(`  ${pad(label, 10)} FAILED: ${error instanceof Error ? error.message : String(error)}`);
       }
-    }
-
-    out();
-    out("data-plane counters");
-    for (const node of ours) {
-      const c = await node.counters();
-      const drops = Object.entries(c.drops).filter(([, n]) => n > 0).map(([reason, n]) => `${reason}=${n}`).join(" ") || "none";
-      out(`  n${node.node.index}: tx ${c.txFrames} frames, rx ${c.rxFrames} frames, drops: ${drops}`);
     }
     out();
     out(failures === 0 ? "demo: every pod reached every other pod" : `demo: ${failures} check(s) failed`);
   } finally {
     await topo.destroy();
-    out("demo: namespaces and processes removed");
+    await etcd.stop();
+    await Promise.all(agents.map((a) => a.cleanup()));
+    out("demo: etcd, agents, namespaces removed");
   }
   return failures === 0 ? 0 : 1;
 }
