@@ -32,7 +32,7 @@ describe.skipIf(!isRoot)("flannelette agents in a mixed cluster, through failure
     await topo.exec(n3.ns, ["ip", "addr", "flush", "dev", "cni0"]);
     await topo.exec(n3.ns, ["ip", "addr", "add", `${KERNEL_POD}/24`, "dev", "cni0"]);
     flanneld = await FlanneldStandIn.join(n3, etcd, KERNEL_SUBNET, KERNEL_MAC);
-    for (const node of topo.nodes.slice(0, 2)) agents.push(await createAgentNode(topo, node));
+    for (const node of topo.nodes.slice(0, 2)) agents.push(await createAgentNode(topo, node, ["--reconcile-interval", "2"]));
     await Promise.all(agents.map((a) => a.start()));
     for (const a of agents) pods.push(await movePodAddress(a));
     await flanneld.sync();
@@ -66,6 +66,15 @@ describe.skipIf(!isRoot)("flannelette agents in a mixed cluster, through failure
     await waitForPeerRoutes(agents[0], 2, 2_000); // junk added no route
     expect(await pingOk(topo.nodes[0].ns, pods[0], pods[1])).toBe(true);
     for (const [key] of junk) await etcd.del(key);
+  });
+
+  test("a route and a neighbor deleted by hand come back at the next reconcile", async () => {
+    const [n1] = topo.nodes;
+    await topo.exec(n1.ns, ["ip", "route", "del", KERNEL_SUBNET, "dev", "flannel.1"]);
+    await topo.exec(n1.ns, ["ip", "neigh", "del", KERNEL_SUBNET.replace("/24", ""), "dev", "flannel.1"]);
+    await waitForPeerRoutes(agents[0], 2, 10_000);
+    await waitFor(() => pingOk(n1.ns, pods[0], KERNEL_POD, 1), 5_000);
+    expect(agents[0].process!.stderrTail(20)).toMatch(/reconcile: repaired [1-9]\d* kernel entries/);
   });
 
   test("a restarted agent keeps its subnet and VtepMAC, and forwarding resumes", async () => {
