@@ -24,6 +24,7 @@ const FLAGS: FlagSpec[] = [
   { name: "underlay-mtu", kind: "int", default: 1500, help: "MTU of the underlay; the TAP gets this minus 50" },
   { name: "peer", kind: "list", default: [], help: "static peer as <vtep-mac>=<underlay-ip>; repeatable" },
   { name: "check-peer-source", kind: "bool", default: true, help: "drop datagrams whose outer source is no known peer" },
+  { name: "offloads", kind: "bool", default: true, help: "TCP super-frames from the TAP (TSO) cut and sent with UDP GSO; UDP GRO with TCP coalescing on receive" },
 ];
 
 export const DATAPLANE_USAGE = "flannelette dataplane --local-ip <ip> [--peer <mac>=<ip> ...] [flags]";
@@ -58,6 +59,7 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
     port,
     underlayMtu,
     checkPeerSource: flags.bool("check-peer-source"),
+    offloads: flags.bool("offloads"),
     log: (message) => log.info(message),
   });
   for (const peer of peers) {

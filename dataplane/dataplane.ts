@@ -9,7 +9,8 @@
 import type { Libc } from "../native-bindings/libc.ts";
 import { createEventFd, Doorbell } from "../native-bindings/poll.ts";
 import { openRawIpv4Sender, openUdpSocket } from "../native-bindings/sockets.ts";
-import { LinkControl, openTap, type TapHandle } from "../native-bindings/tap.ts";
+import { LinkControl, openTap, setTapOffload, type TapHandle } from "../native-bindings/tap.ts";
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN } from "../native-bindings/linux/if_tun.ts";
 import { createCounterMemory, readCounters, type DataplaneCounters } from "./counters.ts";
 import { createFdbMemory, FdbWriter } from "./fdb-table.ts";
 import { formatMac, macParts } from "./mac.ts";
@@ -31,6 +32,11 @@ export interface DataplaneOptions {
   /** Drop datagrams whose outer source is no known peer (on by default). */
   checkPeerSource?: boolean;
   ringSlots?: number;
+  /**
+   * Let the TAP hand over TCP super-frames (TSO) and send them as UDP GSO trains. Falls back to frame by
+   * frame, with one log line, where the kernel refuses TUNSETOFFLOAD.
+   */
+  offloads?: boolean;
   /** Receive buffer of the VXLAN socket. */
   receiveBufferBytes?: number;
   log?: (message: string) => void;
@@ -85,6 +91,15 @@ export class Dataplane {
       fds.push(openRawIpv4Sender(libc, { sendBufferBytes: DEFAULT_SOCKET_BUFFER, nonBlocking: true }));
       const tap = openTap(libc, { name: options.tapName, vnetHdr: true, nonBlocking: true });
       fds.push(tap.fd);
+      let offloads = options.offloads ?? true;
+      if (offloads) {
+        try {
+          setTapOffload(libc, tap, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN);
+        } catch (error) {
+          offloads = false;
+          log(`TAP offloads unavailable (${(error as Error).message}); moving frames one by one`);
+        }
+      }
       const link = new LinkControl(libc);
       try {
         link.setMac(tap.name, options.vtepMac);
@@ -121,12 +136,13 @@ export class Dataplane {
         tapMtu,
         underlayMtu: options.underlayMtu,
         checkPeerSource: options.checkPeerSource ?? true,
+        offloads,
       };
       const workers = await Promise.all([
         startWorker(new URL("./tap-worker.ts", import.meta.url), { ...shared, counterIndex: 0 }, log),
         startWorker(new URL("./udp-worker.ts", import.meta.url), { ...shared, counterIndex: 1 }, log),
       ]);
-      log(`data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, FFI ${libc.backend}`);
+      log(`data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, FFI ${libc.backend}, offloads ${offloads ? "TSO4/TSO6/CSUM with UDP GSO" : "off"}`);
       return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
         fdb: new FdbWriter(fdbMemory),
         counters,

@@ -26,6 +26,7 @@ export const META_WORDS = 4;
 export const META_LEN = 0;
 export const META_PEER_IP = 1;
 export const META_AUX = 2;
+export const META_AUX2 = 3;
 
 export interface RingLayout {
   slotCount: number; // power of two

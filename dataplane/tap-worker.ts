@@ -4,6 +4,8 @@
 //   1. drain the rx ring: write each decapsulated frame (virtio_net_hdr + frame) to the TAP;
 //   2. read frames from the TAP straight into free tx-ring slots (behind 64 bytes of headroom), look up the
 //      destination VtepMAC in the forwarding table, write the outer headers in front, publish the batch;
+//      with offloads on, a TCP super-frame (TSO) is instead cut into a train of VXLAN datagrams in its slot,
+//      which the udp worker sends with one UDP GSO call per 64 KiB;
 //   3. with nothing to do, sleep in poll() on the TAP and this worker's doorbell (eventfd).
 // The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
 
@@ -19,9 +21,15 @@ import { FdbReader } from "./fdb-table.ts";
 import { innerFlowHash, sourcePortFromHash } from "./flow-hash.ts";
 import { macHiAt, macLoAt } from "./mac.ts";
 import { META_LEN, META_PEER_IP, META_WORDS, SpscRing } from "./spsc-ring.ts";
-import { finishTxFrame, VIRTIO_NET_HDR_LEN } from "./virtio-header.ts";
-import { ETH_HDR_LEN, OUTER_HDR_LEN } from "./wire.ts";
-import { BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, SLOT_HEADROOM, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
+import { segmentTcpSuperFrame } from "./tcp-segment.ts";
+import { coalesceTcpFrames } from "./tcp-coalesce.ts";
+import { finishTxFrame, VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
+import { ETH_HDR_LEN, IPV4_HDR_LEN, OUTER_HDR_LEN, UDP_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
+import { VIRTIO_NET_HDR_GSO_NONE } from "../native-bindings/linux/virtio_net.ts";
+import {
+  BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TAP_READ_CAPACITY, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
+  type WorkerInit, type WorkerMessage,
+} from "./worker-init.ts";
 
 const init = workerData as WorkerInit;
 const post = (m: WorkerMessage) => postMessage(m);
@@ -44,6 +52,42 @@ try {
   poller.set(1, ownBell.fd, POLLIN);
   const { tapFd, localIp, port, vni } = init;
   const maxFrameLen = init.underlayMtu - OUTER_HDR_LEN;
+  const maxDatagramLen = init.underlayMtu - IPV4_HDR_LEN - UDP_HDR_LEN;
+  const offloads = init.offloads;
+  const segmentResult = new Int32Array(new ArrayBuffer(64));
+  const { tapMtu } = init;
+  const runOffs = new Int32Array(new ArrayBuffer(4 * 128));
+  const runLens = new Int32Array(new ArrayBuffer(4 * 128));
+  const outOffs = new Int32Array(new ArrayBuffer(4 * 128));
+  const outLens = new Int32Array(new ArrayBuffer(4 * 128));
+
+  const writeToTap = (off: number, len: number): void => {
+    if (libc.write(tapFd, rxBase + off, len) < 0) counters[DROPS_BASE + Drop.tap_write_error]++;
+  };
+
+  /** The datagrams of one UDP GRO receive: their frames, coalesced where TCP allows, go to the TAP. */
+  const writeGroRun = (start: number, len: number, segmentSize: number): void => {
+    let count = 0;
+    let bytes = 0;
+    for (let d = start; d < start + len; d += segmentSize) {
+      if (rxBytes[d] === 0) continue; // dropped by the udp worker (flags byte zeroed), counted there
+      runOffs[count] = d + VXLAN_HDR_LEN;
+      runLens[count] = Math.min(segmentSize, start + len - d) - VXLAN_HDR_LEN;
+      bytes += runLens[count++];
+    }
+    counters[RX_FRAMES] += count;
+    counters[RX_BYTES] += bytes;
+    const out = coalesceTcpFrames(rxBytes, runOffs, runLens, count, tapMtu, outOffs, outLens);
+    if (out >= 0) {
+      for (let k = 0; k < out; k++) writeToTap(outOffs[k], outLens[k]);
+      return;
+    }
+    // One by one: frame k+1's header overwrites the tail of frame k, which is written by then.
+    for (let k = 0; k < count; k++) {
+      writeRxVirtioHeader(rxBytes, runOffs[k], runLens[k], tapMtu);
+      writeToTap(runOffs[k] - VIRTIO_NET_HDR_LEN, runLens[k] + VIRTIO_NET_HDR_LEN);
+    }
+  };
   let lastReadError = 0;
 
   post({ type: "ready" });
@@ -58,6 +102,11 @@ try {
         const pos = rx.tail + k;
         const len = rx.meta[(pos & rx.mask) * META_WORDS + META_LEN];
         if (len <= 0) continue; // dropped by the udp worker, counted there
+        const segmentSize = rx.meta[(pos & rx.mask) * META_WORDS + RX_META_SEGMENT_SIZE];
+        if (segmentSize > 0) {
+          writeGroRun(rx.slotOffset(pos) + SLOT_HEADROOM - VXLAN_HDR_LEN, len, segmentSize);
+          continue;
+        }
         const frameOff = rx.slotOffset(pos) + SLOT_HEADROOM;
         if (libc.write(tapFd, rxBase + frameOff - VIRTIO_NET_HDR_LEN, len + VIRTIO_NET_HDR_LEN) < 0) {
           counters[DROPS_BASE + Drop.tap_write_error]++;
@@ -76,7 +125,7 @@ try {
     while (filled < room) {
       const pos = tx.head + filled;
       const frameOff = tx.slotOffset(pos) + SLOT_HEADROOM;
-      const n = libc.read(tapFd, txBase + frameOff - VIRTIO_NET_HDR_LEN, FRAME_CAPACITY + VIRTIO_NET_HDR_LEN);
+      const n = libc.read(tapFd, txBase + frameOff - VIRTIO_NET_HDR_LEN, TAP_READ_CAPACITY + VIRTIO_NET_HDR_LEN);
       if (n < 0) {
         const errno = libc.errno();
         if (errno !== EAGAIN && errno !== lastReadError) post({ type: "log", message: `TAP read failed with errno ${errno}` });
@@ -85,6 +134,28 @@ try {
       }
       worked = true;
       const frameLen = n - VIRTIO_NET_HDR_LEN;
+      const m = (pos & tx.mask) * META_WORDS;
+      if (offloads && frameLen >= ETH_HDR_LEN && txBytes[frameOff - VIRTIO_NET_HDR_LEN + 1] !== VIRTIO_NET_HDR_GSO_NONE) {
+        const peer = fdb.lookup(macHiAt(txBytes, frameOff), macLoAt(txBytes, frameOff));
+        if (peer === 0) {
+          counters[DROPS_BASE + Drop.no_fdb_entry]++;
+          continue;
+        }
+        const sourcePort = sourcePortFromHash(innerFlowHash(txBytes, frameOff, frameLen)); // before the frame is overwritten
+        // Cut in place: the train starts where the frame does and grows past its end (segmentTcpSuperFrame
+        // writes the last segment first, so no byte is overwritten before it is read).
+        const segments = segmentTcpSuperFrame(txBytes, frameOff, frameLen, frameOff - VIRTIO_NET_HDR_LEN, vni, txBytes, frameOff, FRAME_CAPACITY, segmentResult);
+        if (segments <= 0 || segmentResult[0] > maxDatagramLen) {
+          counters[DROPS_BASE + (segments <= 0 ? Drop.unsupported_offload : Drop.oversize)]++;
+          continue;
+        }
+        tx.meta[m + META_LEN] = segmentResult[2];
+        tx.meta[m + META_PEER_IP] = peer | 0;
+        tx.meta[m + TX_META_SEGMENT_SIZE] = segments > 1 ? segmentResult[0] : segmentResult[2];
+        tx.meta[m + TX_META_SOURCE_PORT] = sourcePort;
+        filled++;
+        continue;
+      }
       let verdict = frameLen < ETH_HDR_LEN ? Drop.tx_runt : finishTxFrame(txBytes, frameOff, frameLen);
       let peerIp = 0;
       if (verdict === ACCEPT) {
@@ -97,9 +168,9 @@ try {
       }
       const sourcePort = sourcePortFromHash(innerFlowHash(txBytes, frameOff, frameLen));
       writeOuterHeaders(txBytes, frameOff, frameLen, localIp, peerIp, sourcePort, port, vni);
-      const m = (pos & tx.mask) * META_WORDS;
       tx.meta[m + META_LEN] = frameLen;
       tx.meta[m + META_PEER_IP] = peerIp | 0;
+      tx.meta[m + TX_META_SEGMENT_SIZE] = 0;
       filled++;
     }
     if (filled > 0 && tx.publish(filled)) udpBell.ring();

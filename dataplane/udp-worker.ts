@@ -2,7 +2,8 @@
 //
 // Flow:
 //   1. drain the tx ring with sendmmsg: message i's iovec points at tx slot i's outer header, so a batch
-//      of consecutive slots is one call with no copy;
+//      of consecutive slots is one call with no copy; a slot holding a train (a cut TCP super-frame) goes out
+//      with UDP GSO from a socket bound to the flow's source port, 64 KiB per sendmsg;
 //   2. recvmmsg straight into free rx-ring slots (message i <-> rx slot i), check each datagram
 //      (VXLAN header, peer source, inner MACs), write the virtio_net_hdr over the VXLAN header, publish;
 //   3. with nothing to do, sleep in poll() on the socket(s) and this worker's doorbell.
@@ -12,6 +13,8 @@ import { workerData } from "node:worker_threads";
 import { loadLibc } from "../native-bindings/index.ts";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
 import { Doorbell, PollSet } from "../native-bindings/poll.ts";
+import { enableUdpGro, openUdpSourceSocket, UDP_GRO_CONTROL_BYTES, UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS, UdpGsoSender } from "../native-bindings/udp-gso.ts";
+import { SOL_UDP, UDP_GRO } from "../native-bindings/linux/udp.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, MSG_TRUNC, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
 import { counterBlock, Drop, DROPS_BASE, RX_BATCHES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
@@ -20,7 +23,13 @@ import { FdbReader } from "./fdb-table.ts";
 import { META_LEN, META_PEER_IP, META_WORDS, SpscRing } from "./spsc-ring.ts";
 import { writeRxVirtioHeader } from "./virtio-header.ts";
 import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
-import { BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, SLOT_HEADROOM, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
+
+const MAX_SOURCE_SOCKETS = 256; // one per active TCP flow's source port; the oldest is closed beyond this
+const SOURCE_SOCKET_BUFFER = 4 * 1024 * 1024;
+import {
+  BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
+  type WorkerInit, type WorkerMessage,
+} from "./worker-init.ts";
 
 const init = workerData as WorkerInit;
 const post = (m: WorkerMessage) => postMessage(m);
@@ -34,7 +43,7 @@ try {
   const rxBase = libc.addressOf(rxBytes);
   const slots = init.ringLayout.slotCount;
   const sendVec = new MmsgVector(libc, slots);
-  const recvVec = new MmsgVector(libc, slots);
+  const recvVec = new MmsgVector(libc, slots, UDP_GRO_CONTROL_BYTES);
   const recvLen = FRAME_CAPACITY + VXLAN_HDR_LEN;
   for (let i = 0; i < slots; i++) {
     sendVec.setBuffer(i, txBase + tx.slotOffset(i) + SLOT_HEADROOM - OUTER_HDR_LEN, 0);
@@ -54,6 +63,74 @@ try {
   let sendBlocked = false;
   let lastSendError = 0;
 
+  const gso = new UdpGsoSender(libc);
+  // With UDP GRO one receive returns a run of same-size datagrams; the tap worker coalesces their frames.
+  const gro = init.offloads && enableUdpGro(libc, udpFd);
+  if (init.offloads && !gro) post({ type: "log", message: "UDP GRO unavailable; receiving datagrams one by one" });
+
+  /** Checks one datagram of a receive; returns ACCEPT or the drop reason (counted by the caller). */
+  const checkDatagram = (off: number, len: number, peerIp: number): number => {
+    let verdict = checkVxlanHeader(rxBytes, off, len, vni);
+    if (verdict === ACCEPT && checkPeerSource && !fdb.isKnownPeer(peerIp)) verdict = Drop.unknown_peer;
+    if (verdict === ACCEPT) verdict = checkInnerFrame(rxBytes, off + VXLAN_HDR_LEN, identity);
+    return verdict;
+  };
+  const sourceSockets = new Map<number, number>();
+  const socketScratch = new Uint8Array(new ArrayBuffer(4096));
+  const socketScratchAddress = libc.addressOf(socketScratch);
+  let trainSent = 0; // bytes of the train at the ring's tail already sent (a send can stop at EAGAIN)
+  let blockedFd = rawFd;
+
+  const sourceSocket = (sourcePort: number): number => {
+    let fd = sourceSockets.get(sourcePort);
+    if (fd !== undefined) return fd;
+    fd = openUdpSourceSocket(libc, sourcePort, SOURCE_SOCKET_BUFFER, socketScratch, socketScratchAddress);
+    if (fd < 0) {
+      post({ type: "log", message: `cannot bind UDP source port ${sourcePort} (errno ${-fd}); its flow goes out from port ${init.port}` });
+      fd = udpFd;
+    }
+    if (sourceSockets.size >= MAX_SOURCE_SOCKETS) {
+      const [oldPort, oldFd] = sourceSockets.entries().next().value as [number, number];
+      if (oldFd !== udpFd) libc.close(oldFd);
+      sourceSockets.delete(oldPort);
+    }
+    sourceSockets.set(sourcePort, fd);
+    return fd;
+  };
+
+  /** Sends the train in tx slot i; 1 when it is done with (sent or dropped), 0 when the socket is full. */
+  const sendTrain = (i: number): number => {
+    const m = i * META_WORDS;
+    const total = tx.meta[m + META_LEN];
+    const segmentSize = tx.meta[m + TX_META_SEGMENT_SIZE];
+    const peer = tx.meta[m + META_PEER_IP] >>> 0;
+    const fd = sourceSocket(tx.meta[m + TX_META_SOURCE_PORT]);
+    const chunk = Math.min(UDP_GSO_MAX_SEGMENTS, Math.floor(UDP_GSO_MAX_BYTES / segmentSize)) * segmentSize;
+    const base = txBase + tx.slotOffset(i) + SLOT_HEADROOM;
+    while (trainSent < total) {
+      const len = Math.min(chunk, total - trainSent);
+      const r = gso.send(fd, base + trainSent, len, segmentSize, peer, init.port);
+      if (r === -EAGAIN) {
+        blockedFd = fd;
+        return 0;
+      }
+      if (r < 0) {
+        counters[DROPS_BASE + Drop.send_error]++;
+        if (-r !== lastSendError) post({ type: "log", message: `UDP GSO send failed with errno ${-r}; train dropped` });
+        lastSendError = -r;
+        trainSent = 0;
+        return 1;
+      }
+      trainSent += len;
+    }
+    const segments = Math.ceil(total / segmentSize);
+    counters[TX_BATCHES]++;
+    counters[TX_FRAMES] += segments;
+    counters[TX_BYTES] += total - segments * VXLAN_HDR_LEN;
+    trainSent = 0;
+    return 1;
+  };
+
   post({ type: "ready" });
 
   while (Atomics.load(run, RUN_STOP) === 0) {
@@ -61,9 +138,21 @@ try {
 
     // 1. tx ring -> sendmmsg
     const queued = sendBlocked ? 0 : tx.availableCount();
-    if (queued > 0) {
+    if (queued > 0 && tx.meta[(tx.tail & tx.mask) * META_WORDS + TX_META_SEGMENT_SIZE] !== 0) {
+      const done = sendTrain(tx.tail & tx.mask);
+      if (done === 0) sendBlocked = true;
+      else if (tx.release(done)) tapBell.ring();
+      worked = true;
+    } else if (queued > 0) {
       const first = tx.tail & tx.mask;
-      const n = Math.min(queued, slots - first, BATCH_SIZE);
+      let n = Math.min(queued, slots - first, BATCH_SIZE);
+      // Plain frames only, up to the next train.
+      for (let k = 1; k < n; k++) {
+        if (tx.meta[(first + k) * META_WORDS + TX_META_SEGMENT_SIZE] !== 0) {
+          n = k;
+          break;
+        }
+      }
       let bytes = 0;
       for (let i = first; i < first + n; i++) {
         const len = tx.meta[i * META_WORDS + META_LEN];
@@ -83,6 +172,7 @@ try {
         const errno = libc.errno();
         if (errno === EAGAIN) {
           sendBlocked = true; // keep the frames; poll for POLLOUT
+          blockedFd = rawFd;
           done = 0;
         } else if (errno === EINTR) {
           done = 0;
@@ -106,16 +196,31 @@ try {
       for (let i = first; i < first + n; i++) {
         recvVec.setLength(i, recvLen);
         recvVec.resetNameLength(i);
+        if (gro) recvVec.resetControlLength(i);
       }
       const got = libc.recvmmsg(udpFd, recvVec.address(first), n, MSG_DONTWAIT, 0);
       if (got > 0) {
         for (let i = first; i < first + got; i++) {
           const len = recvVec.messageLength(i);
           const off = rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN;
-          let verdict = (recvVec.messageFlags(i) & MSG_TRUNC) !== 0 ? Drop.truncated : checkVxlanHeader(rxBytes, off, len, vni);
-          if (verdict === ACCEPT && checkPeerSource && !fdb.isKnownPeer(recvVec.peerIp(i))) verdict = Drop.unknown_peer;
-          if (verdict === ACCEPT) verdict = checkInnerFrame(rxBytes, off + VXLAN_HDR_LEN, identity);
           const m = i * META_WORDS;
+          const segmentSize = gro ? recvVec.controlInt(i, SOL_UDP, UDP_GRO) : 0;
+          if (segmentSize > 0 && segmentSize < len && (recvVec.messageFlags(i) & MSG_TRUNC) === 0) {
+            // A GRO run: check each datagram; a dropped one gets its VXLAN flags byte zeroed for the tap worker.
+            const peerIp = recvVec.peerIp(i);
+            for (let d = off; d < off + len; d += segmentSize) {
+              const verdict = checkDatagram(d, Math.min(segmentSize, off + len - d), peerIp);
+              if (verdict !== ACCEPT) {
+                counters[DROPS_BASE + verdict]++;
+                rxBytes[d] = 0;
+              }
+            }
+            rx.meta[m + META_LEN] = len;
+            rx.meta[m + RX_META_SEGMENT_SIZE] = segmentSize;
+            continue;
+          }
+          rx.meta[m + RX_META_SEGMENT_SIZE] = 0;
+          const verdict = (recvVec.messageFlags(i) & MSG_TRUNC) !== 0 ? Drop.truncated : checkDatagram(off, len, recvVec.peerIp(i));
           if (verdict !== ACCEPT) {
             counters[DROPS_BASE + verdict]++;
             rx.meta[m + META_LEN] = 0;
@@ -140,7 +245,7 @@ try {
     const spacePending = rxFull && rx.prepareWaitForSpace();
     if (!txPending && !spacePending) {
       poller.setEvents(0, rxFull ? 0 : POLLIN);
-      poller.setEvents(1, sendBlocked ? POLLOUT : 0);
+      poller.set(1, blockedFd, sendBlocked ? POLLOUT : 0);
       poller.wait(IDLE_POLL_MS);
       if (poller.revents(1) !== 0) sendBlocked = false;
       if (poller.revents(2) !== 0) ownBell.drain();
@@ -149,6 +254,7 @@ try {
     tx.endSleep();
     rx.endWaitForSpace();
   }
+  for (const fd of sourceSockets.values()) if (fd !== udpFd) libc.close(fd);
   post({ type: "stopped" });
 } catch (error) {
   post({ type: "error", message: error instanceof Error ? error.message : String(error) });

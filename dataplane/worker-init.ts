@@ -4,11 +4,28 @@
 // way out, the outer IPv4+UDP+VXLAN headers (36 B) and, on the way in, the VXLAN header (8 B) or the
 // virtio_net_hdr (10 B) that replaces it. One slot holds the largest datagram a kernel peer sends (64 KiB).
 
-import type { RingLayout } from "./spsc-ring.ts";
+import { META_AUX, META_AUX2, type RingLayout } from "./spsc-ring.ts";
 
-export const SLOT_HEADROOM = 64;
-export const FRAME_CAPACITY = 65536;
-export const SLOT_STRIDE = SLOT_HEADROOM + FRAME_CAPACITY; // 65600, a multiple of 64
+// What the tx ring's per-slot meta words mean (META_LEN and META_PEER_IP as named in spsc-ring.ts):
+/** 0 for a single frame behind our own outer headers; else the datagram size of a UDP GSO train. */
+export const TX_META_SEGMENT_SIZE = META_AUX;
+/** The train's outer UDP source port (the flow's port; a single frame carries it in its own header). */
+export const TX_META_SOURCE_PORT = META_AUX2;
+// The rx ring's: META_LEN is the inner frame's length for a single datagram (virtio_net_hdr already in
+// front), or the bytes of a whole UDP GRO receive (datagrams back to back, each behind its VXLAN header;
+// one whose flags byte the udp worker zeroed was dropped).
+/** 0 for a single datagram; else the GRO segment size, every datagram of the receive but the last. */
+export const RX_META_SEGMENT_SIZE = META_AUX;
+
+// 192 bytes of headroom: the outer headers (36 B) on the way out; on the way in, the virtio_net_hdrs of up to
+// 64 coalesced frames need 10 + 2 * 63 bytes in front of the first (tcp-coalesce.ts, coalesceHeadroom).
+export const SLOT_HEADROOM = 192;
+// A 64 KiB datagram from a kernel peer, or a TCP super-frame cut into a train of VXLAN datagrams
+// (45 segments of 1,472 bytes for 64 KiB of payload: 66,240 bytes).
+export const FRAME_CAPACITY = 72 * 1024;
+export const SLOT_STRIDE = SLOT_HEADROOM + FRAME_CAPACITY; // 73,920, a multiple of 64
+/** The largest frame the TAP hands us (a 64 KiB TSO super-frame). */
+export const TAP_READ_CAPACITY = 65535 + 14;
 export const DEFAULT_RING_SLOTS = 128;
 /** Datagrams per sendmmsg/recvmmsg: 32 performs like 64 on this kind of machine (bun-ffi.md §2). */
 export const BATCH_SIZE = 32;
@@ -41,6 +58,8 @@ export interface WorkerInit {
   tapMtu: number;
   underlayMtu: number;
   checkPeerSource: boolean;
+  /** The TAP hands us TCP super-frames (TSO) that the tap worker cuts into trains for UDP GSO sends. */
+  offloads: boolean;
 }
 
 export type WorkerMessage = { type: "ready" } | { type: "stopped" } | { type: "error"; message: string } | { type: "log"; message: string };

@@ -1,7 +1,8 @@
 // Arrays of struct mmsghdr for sendmmsg/recvmmsg, laid out once in one ArrayBuffer.
 //
-// Message i has one iovec and one sockaddr_in. The caller points iovec i at its own memory (ring slots in a
-// SharedArrayBuffer) once; per batch only lengths and addresses change, and no object is made per packet.
+// Message i has one iovec, one sockaddr_in and (optionally) `controlBytes` of ancillary data. The caller
+// points iovec i at its own memory (ring slots in a SharedArrayBuffer) once; per batch only lengths and
+// addresses change, and no object is made per packet.
 // To send or receive messages first..first+n-1, pass `address(first)`.
 
 import { getIpv4, putIpv4 } from "./c-memory.ts";
@@ -16,12 +17,16 @@ export class MmsgVector {
   readonly #base: Pointer;
   readonly #iovOff: number;
   readonly #nameOff: number;
+  readonly #controlOff: number;
+  readonly #controlBytes: number;
 
-  constructor(libc: Libc, count: number) {
+  constructor(libc: Libc, count: number, controlBytes = 0) {
     this.count = count;
     this.#iovOff = count * st.MMSGHDR_SIZE;
     this.#nameOff = this.#iovOff + count * st.IOVEC_SIZE;
-    const size = this.#nameOff + count * st.SOCKADDR_IN_SIZE;
+    this.#controlOff = this.#nameOff + count * st.SOCKADDR_IN_SIZE;
+    this.#controlBytes = controlBytes;
+    const size = this.#controlOff + count * controlBytes;
     const buffer = new ArrayBuffer(Math.max(size, 4096));
     this.#bytes = new Uint8Array(buffer);
     this.#u32 = new Uint32Array(buffer);
@@ -34,7 +39,24 @@ export class MmsgVector {
       this.#u32[(h + st.MSG_IOVLEN_OFF) >> 2] = 1;
       const n = this.#nameOff + i * st.SOCKADDR_IN_SIZE;
       this.#bytes[n + st.SIN_FAMILY_OFF] = AF_INET;
+      if (controlBytes > 0) this.#putPointer(h + st.MSG_CONTROL_OFF, this.#base + this.#controlOff + i * controlBytes);
     }
+  }
+
+  /** The kernel overwrites msg_controllen on receive; restore it before each recvmmsg. */
+  resetControlLength(i: number): void {
+    this.#u32[(i * st.MMSGHDR_SIZE + st.MSG_CONTROLLEN_OFF) >> 2] = this.#controlBytes;
+  }
+
+  /**
+   * The int payload of message i's first control message if it has the given level and type (such as
+   * SOL_UDP/UDP_GRO, the segment size of a coalesced receive), else 0.
+   */
+  controlInt(i: number, level: number, type: number): number {
+    if (this.#u32[(i * st.MMSGHDR_SIZE + st.MSG_CONTROLLEN_OFF) >> 2] < st.CMSG_DATA_OFF + 4) return 0;
+    const c = this.#controlOff + i * this.#controlBytes;
+    if (this.#u32[(c + st.CMSG_LEVEL_OFF) >> 2] !== level || this.#u32[(c + st.CMSG_TYPE_OFF) >> 2] !== type) return 0;
+    return this.#u32[(c + st.CMSG_DATA_OFF) >> 2];
   }
 
   // 64-bit values as two u32 halves: no BigInt (bun-ffi.md §2).

@@ -13,7 +13,7 @@ const isRoot = process.getuid?.() === 0;
 const OUR_MAC = "0a:58:0a:f4:01:01";
 const KERNEL_MAC = "0a:58:0a:f4:02:02";
 
-describe.skipIf(!isRoot)("our data plane with a kernel flannel.1 peer", () => {
+for (const offloads of [true, false]) describe.skipIf(!isRoot)(`our data plane with a kernel flannel.1 peer, offloads ${offloads ? "on" : "off"}`, () => {
   let topo: Topology;
   let ours: DataplaneNode;
 
@@ -21,7 +21,7 @@ describe.skipIf(!isRoot)("our data plane with a kernel flannel.1 peer", () => {
     topo = await createTopology({ nodes: 2 });
     const [n1, n2] = topo.nodes;
     await configureKernelVxlanNode(n2, { mac: KERNEL_MAC, peers: [{ subnet: n1.subnet, vtepMac: OUR_MAC, publicIp: n1.underlayIp }] });
-    ours = await startDataplaneNode(topo, n1, { mac: OUR_MAC, peers: [{ subnet: n2.subnet, vtepMac: KERNEL_MAC, publicIp: n2.underlayIp }] });
+    ours = await startDataplaneNode(topo, n1, { mac: OUR_MAC, extraArgs: [`--offloads=${offloads}`], peers: [{ subnet: n2.subnet, vtepMac: KERNEL_MAC, publicIp: n2.underlayIp }] });
   });
 
   afterAll(async () => {

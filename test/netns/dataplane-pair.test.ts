@@ -9,8 +9,9 @@ const isRoot = process.getuid?.() === 0;
 const MAC_1 = "0a:58:0a:f4:01:01";
 const MAC_2 = "0a:58:0a:f4:02:02";
 
-for (const port of [8472, 4789]) {
-  describe.skipIf(!isRoot)(`two of our data planes on port ${port}`, () => {
+// Offloads on (TSO + UDP GSO out, UDP GRO + TCP coalescing in) is the default; off is the fallback path.
+for (const { port, offloads } of [{ port: 8472, offloads: true }, { port: 4789, offloads: true }, { port: 8472, offloads: false }]) {
+  describe.skipIf(!isRoot)(`two of our data planes on port ${port}, offloads ${offloads ? "on" : "off"}`, () => {
     let topo: Topology;
     let a: DataplaneNode;
     let b: DataplaneNode;
@@ -18,8 +19,9 @@ for (const port of [8472, 4789]) {
     beforeAll(async () => {
       topo = await createTopology({ nodes: 2 });
       const [n1, n2] = topo.nodes;
-      a = await startDataplaneNode(topo, n1, { mac: MAC_1, port, peers: [{ subnet: n2.subnet, vtepMac: MAC_2, publicIp: n2.underlayIp }] });
-      b = await startDataplaneNode(topo, n2, { mac: MAC_2, port, peers: [{ subnet: n1.subnet, vtepMac: MAC_1, publicIp: n1.underlayIp }] });
+      const extraArgs = [`--offloads=${offloads}`];
+      a = await startDataplaneNode(topo, n1, { mac: MAC_1, port, extraArgs, peers: [{ subnet: n2.subnet, vtepMac: MAC_2, publicIp: n2.underlayIp }] });
+      b = await startDataplaneNode(topo, n2, { mac: MAC_2, port, extraArgs, peers: [{ subnet: n1.subnet, vtepMac: MAC_1, publicIp: n1.underlayIp }] });
     });
 
     afterAll(async () => {
