@@ -24,6 +24,7 @@ const FLAGS: FlagSpec[] = [
   { name: "underlay-mtu", kind: "int", default: 1500, help: "MTU of the underlay; the TAP gets this minus 50" },
   { name: "peer", kind: "list", default: [], help: "static peer as <vtep-mac>=<underlay-ip>; repeatable" },
   { name: "check-peer-source", kind: "bool", default: true, help: "drop datagrams whose outer source is no known peer" },
+  { name: "workers", kind: "int", default: 0, help: "pairs of data-plane workers, each with its own TAP queue and UDP socket; 0 = one pair per two cores" },
   { name: "offloads", kind: "bool", default: true, help: "TCP super-frames from the TAP (TSO) cut and sent with UDP GSO; UDP GRO with TCP coalescing on receive" },
 ];
 
@@ -42,6 +43,8 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
   if (port < 1 || port > 65535) throw new CliError(`invalid value "${port}" for flag --port: not a port number`);
   const underlayMtu = flags.int("underlay-mtu");
   if (underlayMtu < 68 + 50 || underlayMtu > 65535) throw new CliError(`invalid value "${underlayMtu}" for flag --underlay-mtu: must be 118..65535`);
+  const workers = flags.int("workers");
+  if (workers < 0 || workers > 16) throw new CliError(`invalid value "${workers}" for flag --workers: must be 0..16`);
   const macText = flags.string("vtep-mac");
   const vtepMac = macText ? parseMacFlag(macText, "--vtep-mac") : randomVtepMac();
   const peers = flags.list("peer").map((spec) => {
@@ -60,6 +63,7 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
     underlayMtu,
     checkPeerSource: flags.bool("check-peer-source"),
     offloads: flags.bool("offloads"),
+    workers: workers === 0 ? undefined : workers,
     log: (message) => log.info(message),
   });
   for (const peer of peers) {

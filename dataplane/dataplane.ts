@@ -37,12 +37,20 @@ export interface DataplaneOptions {
    * frame, with one log line, where the kernel refuses TUNSETOFFLOAD.
    */
   offloads?: boolean;
+  /** Pairs of workers, one TAP queue (IFF_MULTI_QUEUE) and one SO_REUSEPORT socket each; default from the core count. */
+  workers?: number;
   /** Receive buffer of the VXLAN socket. */
   receiveBufferBytes?: number;
   log?: (message: string) => void;
 }
 
 const DEFAULT_SOCKET_BUFFER = 8 * 1024 * 1024;
+const MAX_WORKER_PAIRS = 16;
+
+/** One pair of workers (a TAP queue and a socket) per two cores: each pair keeps about two cores busy. */
+export function defaultWorkerPairs(cores = navigator.hardwareConcurrency): number {
+  return Math.max(1, Math.min(MAX_WORKER_PAIRS, Math.floor(cores / 2)));
+}
 const WORKER_START_TIMEOUT_MS = 10_000;
 const WORKER_STOP_TIMEOUT_MS = 2_000;
 
@@ -83,20 +91,34 @@ export class Dataplane {
     if (tapMtu + VXLAN_MTU_OVERHEAD > options.underlayMtu)
       throw new Error(`TAP MTU ${tapMtu} + ${VXLAN_MTU_OVERHEAD} bytes of VXLAN overhead exceeds the underlay MTU ${options.underlayMtu}`);
     const log = options.log ?? (() => {});
+    const queues = options.workers ?? defaultWorkerPairs();
+    if (!Number.isInteger(queues) || queues < 1 || queues > MAX_WORKER_PAIRS) throw new Error(`worker count ${queues} must be 1..${MAX_WORKER_PAIRS}`);
     const fds: number[] = [];
     const closeAll = () => fds.forEach((fd) => libc.close(fd));
     try {
-      // Bind first: a taken port is the likeliest failure and should leave no TAP behind.
-      fds.push(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER, nonBlocking: true }));
-      fds.push(openRawIpv4Sender(libc, { sendBufferBytes: DEFAULT_SOCKET_BUFFER, nonBlocking: true }));
-      const tap = openTap(libc, { name: options.tapName, vnetHdr: true, nonBlocking: true });
-      fds.push(tap.fd);
+      // Bind first: a taken port is the likeliest failure and should leave no TAP behind. With several
+      // queues the sockets share the port (SO_REUSEPORT), so first prove nobody else holds it: a member of
+      // a reuseport group would otherwise silently split traffic with another program.
+      const receiveBufferBytes = options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER;
+      if (queues > 1) libc.close(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes: 4096, nonBlocking: true }));
+      const udpFds: number[] = [];
+      for (let q = 0; q < queues; q++) {
+        udpFds.push(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes, nonBlocking: true, reusePort: queues > 1 }));
+        fds.push(udpFds[q]);
+      }
+      const tapQueues: TapHandle[] = [];
+      for (let q = 0; q < queues; q++) {
+        tapQueues.push(openTap(libc, { name: options.tapName, vnetHdr: true, nonBlocking: true, multiQueue: queues > 1 }));
+        fds.push(tapQueues[q].fd);
+      }
+      const tap = tapQueues[0];
       let offloads = options.offloads ?? true;
       if (offloads) {
         try {
-          setTapOffload(libc, tap, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN);
+          for (const t of tapQueues) setTapOffload(libc, t, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN);
         } catch (error) {
           offloads = false;
+          for (const t of tapQueues) setTapOffload(libc, t, 0);
           log(`TAP offloads unavailable (${(error as Error).message}); moving frames one by one`);
         }
       }
@@ -108,41 +130,52 @@ export class Dataplane {
       } finally {
         link.close();
       }
-      const bellFds = [createEventFd(libc), createEventFd(libc)];
-      fds.push(...bellFds);
 
       const layout: RingLayout = { slotCount: options.ringSlots ?? DEFAULT_RING_SLOTS, slotStride: SLOT_STRIDE };
       const fdbMemory = createFdbMemory();
-      const counters = createCounterMemory(2);
+      const counters = createCounterMemory(2 * queues);
       const runState = new SharedArrayBuffer(RUN_STATE_BYTES);
       const mac = macParts(options.vtepMac);
-      const shared: Omit<WorkerInit, "counterIndex"> = {
-        ringLayout: layout,
-        txRing: createRingMemory(layout),
-        rxRing: createRingMemory(layout),
-        fdb: fdbMemory,
-        counters,
-        runState,
-        tapFd: tap.fd,
-        udpFd: fds[0],
-        rawFd: fds[1],
-        tapBellFd: bellFds[0],
-        udpBellFd: bellFds[1],
-        vni: options.vni,
-        port,
-        localIp: options.localIp,
-        macHi: mac.hi,
-        macLo: mac.lo,
-        tapMtu,
-        underlayMtu: options.underlayMtu,
-        checkPeerSource: options.checkPeerSource ?? true,
-        offloads,
-      };
-      const workers = await Promise.all([
-        startWorker(new URL("./tap-worker.ts", import.meta.url), { ...shared, counterIndex: 0 }, log),
-        startWorker(new URL("./udp-worker.ts", import.meta.url), { ...shared, counterIndex: 1 }, log),
-      ]);
-      log(`data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, FFI ${libc.backend}, offloads ${offloads ? "TSO4/TSO6/CSUM with UDP GSO" : "off"}`);
+      const bellFds: number[] = [];
+      const starting: Promise<Worker>[] = [];
+      // One pair of workers per queue: its own TAP queue, receive socket, send socket, rings and doorbells;
+      // the forwarding table and the run state are shared by all.
+      for (let q = 0; q < queues; q++) {
+        const rawFd = openRawIpv4Sender(libc, { sendBufferBytes: DEFAULT_SOCKET_BUFFER, nonBlocking: true });
+        fds.push(rawFd);
+        const bells = [createEventFd(libc), createEventFd(libc)];
+        fds.push(...bells);
+        bellFds.push(...bells);
+        const init: Omit<WorkerInit, "counterIndex"> = {
+          ringLayout: layout,
+          txRing: createRingMemory(layout),
+          rxRing: createRingMemory(layout),
+          fdb: fdbMemory,
+          counters,
+          runState,
+          tapFd: tapQueues[q].fd,
+          udpFd: udpFds[q],
+          rawFd,
+          tapBellFd: bells[0],
+          udpBellFd: bells[1],
+          vni: options.vni,
+          port,
+          localIp: options.localIp,
+          macHi: mac.hi,
+          macLo: mac.lo,
+          tapMtu,
+          underlayMtu: options.underlayMtu,
+          checkPeerSource: options.checkPeerSource ?? true,
+          offloads,
+        };
+        starting.push(startWorker(new URL("./tap-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q }, log));
+        starting.push(startWorker(new URL("./udp-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q + 1 }, log));
+      }
+      const workers = await Promise.all(starting);
+      log(
+        `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
+          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? "TSO4/TSO6/CSUM with UDP GSO and GRO" : "off"}`,
+      );
       return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
         fdb: new FdbWriter(fdbMemory),
         counters,

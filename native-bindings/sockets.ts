@@ -16,6 +16,8 @@ export interface UdpSocketOptions {
   port: number;
   receiveBufferBytes: number;
   nonBlocking: boolean;
+  /** SO_REUSEPORT: several of our sockets share the port, the kernel spreads datagrams by flow. */
+  reusePort?: boolean;
 }
 
 function closeAndThrow(libc: Libc, fd: number, syscall: string, detail: string): never {
@@ -38,6 +40,10 @@ export function openUdpSocket(libc: Libc, options: UdpSocketOptions): number {
   const where = `${formatIpv4(options.bindIp)}:${options.port}`;
   try {
     setBuffer(libc, mem, fd, so.SO_RCVBUFFORCE, so.SO_RCVBUF, options.receiveBufferBytes);
+    if (options.reusePort) {
+      mem.view.setInt32(0, 1, true);
+      check(libc, libc.setsockopt(fd, so.SOL_SOCKET, so.SO_REUSEPORT, mem.address, 4), "setsockopt", "SO_REUSEPORT");
+    }
   } catch (error) {
     libc.close(fd);
     throw error;

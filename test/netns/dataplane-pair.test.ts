@@ -10,8 +10,15 @@ const MAC_1 = "0a:58:0a:f4:01:01";
 const MAC_2 = "0a:58:0a:f4:02:02";
 
 // Offloads on (TSO + UDP GSO out, UDP GRO + TCP coalescing in) is the default; off is the fallback path.
-for (const { port, offloads } of [{ port: 8472, offloads: true }, { port: 4789, offloads: true }, { port: 8472, offloads: false }]) {
-  describe.skipIf(!isRoot)(`two of our data planes on port ${port}, offloads ${offloads ? "on" : "off"}`, () => {
+// Two worker pairs: a multi-queue TAP and a SO_REUSEPORT socket group.
+const CONFIGS = [
+  { port: 8472, offloads: true, workers: 1 },
+  { port: 4789, offloads: true, workers: 1 },
+  { port: 8472, offloads: false, workers: 1 },
+  { port: 8472, offloads: true, workers: 2 },
+];
+for (const { port, offloads, workers } of CONFIGS) {
+  describe.skipIf(!isRoot)(`two of our data planes on port ${port}, offloads ${offloads ? "on" : "off"}, ${workers} worker pair(s)`, () => {
     let topo: Topology;
     let a: DataplaneNode;
     let b: DataplaneNode;
@@ -19,7 +26,7 @@ for (const { port, offloads } of [{ port: 8472, offloads: true }, { port: 4789, 
     beforeAll(async () => {
       topo = await createTopology({ nodes: 2 });
       const [n1, n2] = topo.nodes;
-      const extraArgs = [`--offloads=${offloads}`];
+      const extraArgs = [`--offloads=${offloads}`, `--workers=${workers}`];
       a = await startDataplaneNode(topo, n1, { mac: MAC_1, port, extraArgs, peers: [{ subnet: n2.subnet, vtepMac: MAC_2, publicIp: n2.underlayIp }] });
       b = await startDataplaneNode(topo, n2, { mac: MAC_2, port, extraArgs, peers: [{ subnet: n1.subnet, vtepMac: MAC_1, publicIp: n1.underlayIp }] });
     });
@@ -61,12 +68,13 @@ describe.skipIf(!isRoot)("data plane start-up errors", () => {
 
   test("a second data plane on a taken port exits non-zero with one line naming errno, address and port", async () => {
     const [n1] = topo.nodes;
-    await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [] });
-    const second = topo.spawnIn(n1.ns, [
-      BUN, CLI, "dataplane", "--tap", "flannel.2", "--local-ip", n1.underlayIp,
-    ]);
-    expect(await second.exited).toBe(1);
-    expect(second.stderrTail(5)).toContain("flannelette: EADDRINUSE: bind 0.0.0.0:8472: Address already in use");
+    await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [], extraArgs: ["--workers=2"] });
+    // Whether or not it would share the port through SO_REUSEPORT, the second one must refuse.
+    for (const workers of ["1", "2"]) {
+      const second = topo.spawnIn(n1.ns, [BUN, CLI, "dataplane", "--tap", "flannel.2", "--local-ip", n1.underlayIp, `--workers=${workers}`]);
+      expect(await second.exited).toBe(1);
+      expect(second.stderrTail(5)).toContain("flannelette: EADDRINUSE: bind 0.0.0.0:8472: Address already in use");
+    }
   });
 
   test("a bad flag value exits with status 2 and one line naming the flag", async () => {
