@@ -87,6 +87,8 @@ export interface TcpOptions {
   readonly reverse?: boolean;
   readonly parallel?: number;
   readonly port?: number;
+  /** More iperf3 client flags, e.g. `-M 536` for a small MSS. */
+  readonly extraArgs?: readonly string[];
 }
 
 export interface TcpResult {
@@ -126,6 +128,7 @@ export async function iperf3Tcp(host: ProcessHost, server: ServerEndpoint, clien
   const args = ["-t", `${opts.seconds}`];
   if (opts.reverse) args.push("-R");
   if (opts.parallel && opts.parallel > 1) args.push("-P", `${opts.parallel}`);
+  if (opts.extraArgs) args.push(...opts.extraArgs);
   const json = await runIperf3(host, server, client, opts.port, opts.seconds, args);
   const received = field(json, ["end", "sum_received"]);
   const sent = field(json, ["end", "sum_sent"]);
