@@ -8,6 +8,7 @@
 
 import type { Libc } from "../native-bindings/libc.ts";
 import { createEventFd, Doorbell } from "../native-bindings/poll.ts";
+import { udpGsoSupported } from "../native-bindings/udp-gso.ts";
 import { openRawIpv4Sender, openUdpSocket } from "../native-bindings/sockets.ts";
 import { LinkControl, openTap, setTapOffload, type TapHandle } from "../native-bindings/tap.ts";
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN } from "../native-bindings/linux/if_tun.ts";
@@ -113,6 +114,10 @@ export class Dataplane {
       }
       const tap = tapQueues[0];
       let offloads = options.offloads ?? true;
+      if (offloads && !udpGsoSupported(libc)) {
+        offloads = false; // TSO frames would have no fast way out
+        log("UDP GSO (UDP_SEGMENT) unavailable; TAP offloads off, moving frames one by one");
+      }
       if (offloads) {
         try {
           for (const t of tapQueues) setTapOffload(libc, t, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN);

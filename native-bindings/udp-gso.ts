@@ -96,3 +96,14 @@ export function enableUdpGro(libc: Libc, fd: number): boolean {
 
 /** CMSG_SPACE(sizeof(int)): the control buffer a receive needs for the UDP_GRO segment size. */
 export const UDP_GRO_CONTROL_BYTES = 24;
+
+/** Whether this kernel takes UDP_SEGMENT (Linux 4.18+), asked of a throw-away socket. */
+export function udpGsoSupported(libc: Libc): boolean {
+  const fd = libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) return false;
+  const bytes = new Uint8Array(new ArrayBuffer(4096));
+  new DataView(bytes.buffer).setInt32(0, 1400, true);
+  const ok = libc.setsockopt(fd, SOL_UDP, UDP_SEGMENT, libc.addressOf(bytes), 4) === 0;
+  libc.close(fd);
+  return ok;
+}
