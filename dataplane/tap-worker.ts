@@ -10,17 +10,16 @@
 // The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
 
 import { workerData } from "node:worker_threads";
-import { loadLibc } from "../native-bindings/index.ts";
 import { Doorbell, PollSet } from "../native-bindings/poll.ts";
 import { EAGAIN } from "../native-bindings/linux/errno.ts";
 import { POLLIN } from "../native-bindings/linux/socket.ts";
-import { counterBlock, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, WAKEUPS } from "./counters.ts";
+import { Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, WAKEUPS } from "./counters.ts";
 import { ACCEPT } from "./decap.ts";
 import { writeOuterHeaders } from "./encap.ts";
-import { FdbReader } from "./fdb-table.ts";
 import { innerFlowHash, sourcePortFromHash } from "./flow-hash.ts";
 import { macHiAt, macLoAt } from "./mac.ts";
-import { META_LEN, META_PEER_IP, META_WORDS, SpscRing } from "./spsc-ring.ts";
+import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
+import { openWorkerContext } from "./worker-context.ts";
 import { segmentTcpSuperFrame } from "./tcp-segment.ts";
 import { coalesceTcpFrames } from "./tcp-coalesce.ts";
 import { finishTxFrame, VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
@@ -35,16 +34,9 @@ const init = workerData as WorkerInit;
 const post = (m: WorkerMessage) => postMessage(m);
 
 try {
-  const libc = await loadLibc();
-  const tx = new SpscRing(init.txRing, init.ringLayout);
-  const rx = new SpscRing(init.rxRing, init.ringLayout);
+  const { libc, tx, rx, txBase, rxBase, fdb, counters, run } = await openWorkerContext(init);
   const txBytes = tx.bytes;
   const rxBytes = rx.bytes;
-  const txBase = libc.addressOf(txBytes);
-  const rxBase = libc.addressOf(rxBytes);
-  const fdb = new FdbReader(init.fdb);
-  const counters = counterBlock(init.counters, init.counterIndex);
-  const run = new Int32Array(init.runState);
   const ownBell = new Doorbell(libc, init.tapBellFd);
   const udpBell = new Doorbell(libc, init.udpBellFd);
   const poller = new PollSet(libc, 2);

@@ -10,17 +10,16 @@
 // A dropped datagram keeps its slot with length 0; the tap worker skips it.
 
 import { workerData } from "node:worker_threads";
-import { loadLibc } from "../native-bindings/index.ts";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
 import { Doorbell, PollSet } from "../native-bindings/poll.ts";
 import { enableUdpGro, openUdpSourceSocket, UDP_GRO_CONTROL_BYTES, UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS, UdpGsoSender } from "../native-bindings/udp-gso.ts";
 import { SOL_UDP, UDP_GRO } from "../native-bindings/linux/udp.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, MSG_TRUNC, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
-import { counterBlock, Drop, DROPS_BASE, RX_BATCHES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
+import { Drop, DROPS_BASE, RX_BATCHES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
 import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity } from "./decap.ts";
-import { FdbReader } from "./fdb-table.ts";
-import { META_LEN, META_PEER_IP, META_WORDS, SpscRing } from "./spsc-ring.ts";
+import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
+import { openWorkerContext } from "./worker-context.ts";
 import { writeRxVirtioHeader } from "./virtio-header.ts";
 import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
 
@@ -35,12 +34,8 @@ const init = workerData as WorkerInit;
 const post = (m: WorkerMessage) => postMessage(m);
 
 try {
-  const libc = await loadLibc();
-  const tx = new SpscRing(init.txRing, init.ringLayout);
-  const rx = new SpscRing(init.rxRing, init.ringLayout);
+  const { libc, tx, rx, txBase, rxBase, fdb, counters, run } = await openWorkerContext(init);
   const rxBytes = rx.bytes;
-  const txBase = libc.addressOf(tx.bytes);
-  const rxBase = libc.addressOf(rxBytes);
   const slots = init.ringLayout.slotCount;
   const sendVec = new MmsgVector(libc, slots);
   const recvVec = new MmsgVector(libc, slots, UDP_GRO_CONTROL_BYTES);
@@ -49,9 +44,6 @@ try {
     sendVec.setBuffer(i, txBase + tx.slotOffset(i) + SLOT_HEADROOM - OUTER_HDR_LEN, 0);
     recvVec.setBuffer(i, rxBase + rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN, recvLen);
   }
-  const fdb = new FdbReader(init.fdb);
-  const counters = counterBlock(init.counters, init.counterIndex);
-  const run = new Int32Array(init.runState);
   const ownBell = new Doorbell(libc, init.udpBellFd);
   const tapBell = new Doorbell(libc, init.tapBellFd);
   const poller = new PollSet(libc, 3);

@@ -1,0 +1,36 @@
+// What both data-plane workers build from their WorkerInit: their own libc (one dlopen per thread), their
+// views of the two rings with the rings' native addresses (taken once), the forwarding table reader, their
+// counter block and the run state.
+
+import { loadLibc, type Libc, type Pointer } from "../native-bindings/index.ts";
+import { counterBlock } from "./counters.ts";
+import { FdbReader } from "./fdb-table.ts";
+import { SpscRing } from "./spsc-ring.ts";
+import type { WorkerInit } from "./worker-init.ts";
+
+export interface WorkerContext {
+  libc: Libc;
+  tx: SpscRing;
+  rx: SpscRing;
+  txBase: Pointer;
+  rxBase: Pointer;
+  fdb: FdbReader;
+  counters: Float64Array;
+  run: Int32Array;
+}
+
+export async function openWorkerContext(init: WorkerInit): Promise<WorkerContext> {
+  const libc = await loadLibc();
+  const tx = new SpscRing(init.txRing, init.ringLayout);
+  const rx = new SpscRing(init.rxRing, init.ringLayout);
+  return {
+    libc,
+    tx,
+    rx,
+    txBase: libc.addressOf(tx.bytes),
+    rxBase: libc.addressOf(rx.bytes),
+    fdb: new FdbReader(init.fdb),
+    counters: counterBlock(init.counters, init.counterIndex),
+    run: new Int32Array(init.runState),
+  };
+}
