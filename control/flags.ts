@@ -27,6 +27,9 @@ export interface RunOptions {
   readonly tapName: string;
   readonly stateDir: string;
   readonly reconcileIntervalSeconds: number;
+  readonly offloads: boolean;
+  /** 0: chosen from the core count. */
+  readonly workers: number;
   readonly help: boolean;
 }
 
@@ -130,6 +133,14 @@ const FLAGS: readonly FlagSpec[] = [
         : "not a valid interface name (1-15 characters, no '/', ':' or whitespace)",
   },
   { name: "state-dir", kind: "string", defaultValue: "/var/lib/flannelette", usage: "directory for flannelette's own state", check: nonEmpty },
+  { name: "offloads", kind: "bool", defaultValue: "true", usage: "TSO/UDP GSO out and UDP GRO/TCP coalescing in (false: frame by frame)" },
+  {
+    name: "workers",
+    kind: "string",
+    defaultValue: "0",
+    usage: "pairs of data-plane workers, each with its own TAP queue and UDP socket; 0 = one pair per two cores",
+    check: (v) => (DECIMAL.test(v) && Number(v) <= 16 ? null : "out of acceptable range 0..16"),
+  },
   {
     name: "reconcile-interval",
     kind: "string",
@@ -234,6 +245,8 @@ export function parseRunFlags(argv: readonly string[], env: Readonly<Record<stri
     tapName: str("tap-name"),
     stateDir: str("state-dir"),
     reconcileIntervalSeconds: Number(str("reconcile-interval")),
+    offloads: values.has("offloads") ? values.get("offloads") === true : true,
+    workers: Number(str("workers")),
     help,
   };
 }

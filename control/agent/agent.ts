@@ -117,7 +117,7 @@ export class Agent {
     const underlayMtu = backend.mtu > 0 ? backend.mtu : underlay.mtu;
     const dataplane = await Dataplane.start(this.#libc, {
       tapName: o.tapName, vtepMac: mac, localIp: underlay.publicIp, vni: backend.vni, port: backend.port, underlayMtu,
-      log: (m) => log.info(m),
+      offloads: o.offloads, workers: o.workers === 0 ? undefined : o.workers, log: (m) => log.info(m),
     });
     this.#dataplane = dataplane;
     this.#stops.push(() => dataplane.stop());

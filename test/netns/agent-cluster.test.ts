@@ -22,10 +22,11 @@ describe.skipIf(!isRoot)("a cluster of three flannelette agents", () => {
     topo = await createTopology({ nodes: 3 });
     etcd = await HubEtcd.start(topo);
     await etcd.put(CONFIG_KEY, NETWORK_CONFIG);
-    // Agent 1 also masquerades; every agent serves health and metrics on its namespace's loopback.
+    // Agent 1 also masquerades, agent 2 moves frames one by one, agent 3 runs two worker pairs; every agent
+    // serves health and metrics on its namespace's loopback.
+    const own: Record<number, string[]> = { 1: ["--ip-masq"], 2: ["--offloads=false"], 3: ["--workers=2"] };
     for (const node of topo.nodes) {
-      const masq = node.index === 1 ? ["--ip-masq"] : [];
-      agents.push(await createAgentNode(topo, node, ["--healthz-ip", "127.0.0.1", "--healthz-port", "8081", ...masq]));
+      agents.push(await createAgentNode(topo, node, ["--healthz-ip", "127.0.0.1", "--healthz-port", "8081", ...own[node.index]]));
     }
     await Promise.all(agents.map((a) => a.start()));
     for (const a of agents) pods.push(await movePodAddress(a));

@@ -21,6 +21,8 @@ const DEFAULTS: RunOptions = {
   tapName: "flannel.1",
   stateDir: "/var/lib/flannelette",
   reconcileIntervalSeconds: 300,
+  offloads: true,
+  workers: 0,
   help: false,
 };
 
