@@ -3,13 +3,23 @@
 //   1. kernel↔kernel           both nodes use a kernel flannel.1: the reference figures of this run
 //   2. flannelette↔flannelette both nodes run our data plane (control/cli.ts dataplane ...)
 //   3. flannelette↔kernel      one of each, measured in both directions
+//   4. flannelette↔flannelette with `--workers 1` and `--workers 2`, when the data plane has that flag
 //
-// Each scenario gets a fresh topology, torn down even on failure. Every figure of scenarios 2 and 3 is printed
-// with its ratio to the kernel figure of the same run, and everything goes to bench/results/e2e-<date>.json.
-// A scenario that fails prints one FAIL line; the others still run, and the exit code is then 1.
+// Each direction runs --rounds rounds of: TCP with 1 stream, TCP with --parallel streams, UDP small datagrams,
+// ping. During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time and max
+// VmRSS (/proc/<pid>/stat, /proc/<pid>/status, every 200 ms) are sampled: CPU-seconds per Gbit moved, for the
+// whole machine (both ends live on it) and for the data plane processes. The medians of the rounds are the
+// figures, the rounds are kept in the JSON.
 //
-//   bun bench/e2e.ts [--rounds 3] [--seconds 5] [--udp-seconds 5] [--udp-bitrate 0] [--udp-len 64]
-//                    [--pings 200] [--ping-interval-ms 10] [--scenarios kernel,flannelette,mixed] [--out FILE]
+// Each scenario gets a fresh topology, torn down even on failure. Every figure of the other scenarios is printed
+// with its ratio to the kernel figure of the same run; everything goes to bench/results/e2e-<date>.json, and a
+// chart of it to e2e-<date>.svg and bench/results/latest.svg (bench/e2e/chart.ts). A scenario that fails prints
+// one FAIL line; the others still run, and the exit code is then 1. Other load on the machine skews the CPU
+// figures: the load average and the busy cores just before each scenario are printed and kept.
+//
+//   bun bench/e2e.ts [--rounds 3] [--seconds 5] [--parallel 4] [--udp-seconds 5] [--udp-bitrate 0]
+//                    [--udp-len 64] [--pings 200] [--ping-interval-ms 10]
+//                    [--scenarios kernel,flannelette,mixed,workers1,workers2] [--out FILE]
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -20,49 +30,43 @@ import { createTopology, type Topology } from "../test/support/netns.ts";
 import { leaseOf } from "../test/support/kernel-vxlan.ts";
 import { randomVtepMac } from "../test/support/ipv4.ts";
 import { requireTool } from "../test/support/process.ts";
-import { assertAlive, assertDataplaneCli, readStats, startNode, stopNode, type NodeKind,
+import { assertAlive, assertDataplaneCli, dataplaneHasFlag, readStats, startNode, stopNode, type NodeKind,
   type RunningNode } from "./e2e/nodes.ts";
 import { measureDirection, ratiosTo, type Figures, type MeasureParams, type Ratios } from "./e2e/measure.ts";
+import { backgroundBusyCores, loadAverage } from "./e2e/load.ts";
+import { hostInfo, type E2eReport, type ScenarioResult } from "./e2e/report.ts";
+import { writeCharts } from "./e2e/chart.ts";
+
+type ScenarioId = "kernel" | "flannelette" | "mixed" | "workers1" | "workers2";
 
 interface ScenarioSpec {
-  readonly id: "kernel" | "flannelette" | "mixed";
+  readonly id: ScenarioId;
   readonly name: string;
   readonly kinds: readonly [NodeKind, NodeKind];
+  /** Extra `flannelette dataplane` flags for both nodes. */
+  readonly dataplaneArgs: readonly string[];
+  /** Flag the data plane must list in `--help` for this scenario to run. */
+  readonly needsFlag?: string;
   /** Node indexes (0-based) of client → server, and a label naming each side's kind. */
   readonly directions: ReadonlyArray<{ readonly label: string; readonly client: 0 | 1; readonly server: 0 | 1 }>;
 }
 
 const SCENARIOS: readonly ScenarioSpec[] = [
-  { id: "kernel", name: "kernel↔kernel", kinds: ["kernel", "kernel"],
+  { id: "kernel", name: "kernel↔kernel", kinds: ["kernel", "kernel"], dataplaneArgs: [],
     directions: [{ label: "kernel→kernel", client: 0, server: 1 }] },
-  { id: "flannelette", name: "flannelette↔flannelette", kinds: ["flannelette", "flannelette"],
+  { id: "flannelette", name: "flannelette↔flannelette", kinds: ["flannelette", "flannelette"], dataplaneArgs: [],
     directions: [{ label: "flannelette→flannelette", client: 0, server: 1 }] },
-  { id: "mixed", name: "flannelette↔kernel", kinds: ["flannelette", "kernel"],
+  { id: "mixed", name: "flannelette↔kernel", kinds: ["flannelette", "kernel"], dataplaneArgs: [],
     directions: [
       { label: "flannelette→kernel", client: 0, server: 1 },
       { label: "kernel→flannelette", client: 1, server: 0 },
     ] },
+  ...([1, 2] as const).map((n): ScenarioSpec => ({
+    id: `workers${n}`, name: `flannelette↔flannelette --workers ${n}`, kinds: ["flannelette", "flannelette"],
+    dataplaneArgs: ["--workers", `${n}`], needsFlag: "workers",
+    directions: [{ label: `flannelette→flannelette --workers ${n}`, client: 0, server: 1 }],
+  })),
 ];
-
-interface DirectionResult {
-  readonly label: string;
-  readonly client: string;
-  readonly server: string;
-  readonly figures: Figures;
-  readonly ratiosToKernel: Ratios | null;
-}
-
-interface ScenarioResult {
-  readonly id: string;
-  readonly name: string;
-  ok: boolean;
-  error?: string;
-  readonly directions: DirectionResult[];
-  /** `stats <json>` from each data plane process after the measurements, keyed by namespace. */
-  readonly dataplaneStats: Record<string, unknown>;
-  /** SIGTERM-to-exit time of each data plane process (contract: under 2000 ms). */
-  readonly shutdownMs: Record<string, number>;
-}
 
 interface Options {
   readonly params: MeasureParams;
@@ -70,17 +74,20 @@ interface Options {
   readonly out: string;
 }
 
+const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.id).join(",");
+
 function parseOptions(): Options {
   const { values } = parseArgs({
     options: {
       rounds: { type: "string", default: "3" },
       seconds: { type: "string", default: "5" },
+      parallel: { type: "string", default: "4" },
       "udp-seconds": { type: "string", default: "5" },
       "udp-bitrate": { type: "string", default: "0" },
       "udp-len": { type: "string", default: "64" },
       pings: { type: "string", default: "200" },
       "ping-interval-ms": { type: "string", default: "10" },
-      scenarios: { type: "string", default: "kernel,flannelette,mixed" },
+      scenarios: { type: "string", default: DEFAULT_SCENARIOS },
       out: { type: "string" },
     },
   });
@@ -92,12 +99,13 @@ function parseOptions(): Options {
   const wanted = values.scenarios.split(",").map((s) => s.trim());
   const scenarios = SCENARIOS.filter((s) => wanted.includes(s.id));
   const unknown = wanted.filter((w) => !SCENARIOS.some((s) => s.id === w));
-  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(",")} (kernel, flannelette, mixed)`);
+  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(",")} (${DEFAULT_SCENARIOS})`);
   const stamp = new Date().toISOString().replace(/:/g, "").replace(/\..*/, "Z");
   return {
     params: {
-      tcpRounds: int("rounds", values.rounds, 1),
+      rounds: int("rounds", values.rounds, 1),
       tcpSeconds: int("seconds", values.seconds, 1),
+      parallel: int("parallel", values.parallel, 2),
       udpSeconds: int("udp-seconds", values["udp-seconds"], 1),
       udpLen: int("udp-len", values["udp-len"], 16),
       udpBitrate: values["udp-bitrate"],
@@ -111,9 +119,11 @@ function parseOptions(): Options {
 
 /** Never throws: a failure is printed as one FAIL line and kept, with any directions already measured. */
 async function runScenario(spec: ScenarioSpec, opts: Options, kernel: Figures | null): Promise<ScenarioResult> {
-  const result: ScenarioResult = { id: spec.id, name: spec.name, ok: false, directions: [], dataplaneStats: {},
-    shutdownMs: {} };
-  console.log(`\n== ${spec.name}`);
+  const loadBefore = { loadavg: loadAverage(), busyCores: await backgroundBusyCores(1000) };
+  const result: ScenarioResult = { id: spec.id, name: spec.name, dataplaneArgs: spec.dataplaneArgs, ok: false,
+    loadBefore, directions: [], dataplaneStats: {}, shutdownMs: {} };
+  console.log(`\n== ${spec.name}   (load average ${loadBefore.loadavg}; ${loadBefore.busyCores.toFixed(2)} cores ` +
+    "busy over the last second before it)");
   try {
     if (spec.kinds.includes("flannelette")) assertDataplaneCli();
     const topo = await createTopology({ nodes: 2 });
@@ -139,14 +149,16 @@ async function measureScenario(topo: Topology, spec: ScenarioSpec, opts: Options
     for (const i of [0, 1] as const) {
       const other = 1 - i;
       running.push(await startNode(topo, spec.kinds[i], topo.nodes[i], macs[i],
-        [leaseOf(topo.nodes[other], macs[other])]));
+        [leaseOf(topo.nodes[other], macs[other])], spec.dataplaneArgs));
     }
+    const watch = running.flatMap((n) => (n.pid === null ? [] : [{ name: n.node.ns, pid: n.pid }]));
+    if (watch.length > 0) console.log(`   data plane PIDs: ${watch.map((w) => `${w.name}=${w.pid}`).join(", ")}`);
     const check = (): void => running.forEach(assertAlive);
     for (const d of spec.directions) {
       const client = topo.nodes[d.client];
       const server = topo.nodes[d.server];
       console.log(`-- ${d.label}: ${client.podIp} (${client.ns}) -> ${server.podIp} (${server.ns})`);
-      const figures = await measureDirection(topo, client, server, params, check);
+      const figures = await measureDirection(topo, client, server, params, watch, check);
       const ratios = kernel && spec.id !== "kernel" ? ratiosTo(figures, kernel) : null;
       printFigures(figures, ratios, params);
       result.directions.push({ label: d.label, client: client.ns, server: server.ns, figures,
@@ -165,17 +177,68 @@ async function measureScenario(topo: Topology, spec: ScenarioSpec, opts: Options
   }
 }
 
+const RSS_TARGET_MIB = 64;
+
 function printFigures(f: Figures, r: Ratios | null, p: MeasureParams): void {
   const x = (v: number | undefined): string => (v === undefined ? "" : `  (${v.toFixed(2)}x kernel)`);
-  const rounds = f.tcpRoundsGbps.map((g) => g.toFixed(2)).join(", ");
-  console.log(`   tcp   ${f.tcpGbps.toFixed(2)} Gbit/s  median of ${p.tcpRounds}x${p.tcpSeconds} s [${rounds}],` +
-    ` retransmits ${f.tcpRetransmits}${x(r?.tcpGbps)}`);
+  for (const [t, ratio, cpuRatio] of [[f.tcp, r?.tcpGbps, r?.tcpCpuSPerGbit],
+    [f.tcpParallel, r?.tcpParallelGbps, r?.tcpParallelCpuSPerGbit]] as const) {
+    const rounds = f.rounds.map((rd) => (t.streams === 1 ? rd.tcp : rd.tcpParallel).gbps.toFixed(2)).join(", ");
+    const name = t.streams === 1 ? "tcp   " : `tcp x${t.streams}`;
+    console.log(`   ${name} ${t.gbps.toFixed(2)} Gbit/s  median of ${p.rounds}x${p.tcpSeconds} s [${rounds}],` +
+      ` retransmits ${t.retransmits}${x(ratio)}`);
+    const dp = t.dataplaneCpuSPerGbit === null ? ""
+      : `; data planes ${t.dataplaneCpuSPerGbit.toFixed(3)} = ${(100 * (t.dataplaneShare ?? 0)).toFixed(0)}% of it`;
+    console.log(`          cpu ${t.machineCpuSPerGbit.toFixed(3)} machine CPU-s per Gbit${x(cpuRatio)}${dp}`);
+  }
+  const rss = Object.entries(f.dataplaneMaxRssMiB);
+  if (rss.length > 0) {
+    console.log(`   rss   max VmRSS under TCP load: ${rss.map(([ns, m]) => `${ns} ${m.toFixed(1)} MiB`).join(", ")}` +
+      ` (target <= ${RSS_TARGET_MIB} MiB)`);
+  }
   console.log(`   udp   ${Math.round(f.udpPps).toLocaleString("en-US")} pps received (${p.udpLen} B, bitrate ` +
     `${p.udpBitrate}, sent ${Math.round(f.udpSentPps).toLocaleString("en-US")} pps, loss ` +
     `${f.udpLossPercent.toFixed(1)}%)${x(r?.udpPps)}`);
   console.log(`   ping  avg ${f.pingAvgMs.toFixed(3)} ms${x(r?.pingAvgMs)}`);
   console.log(`   ping  p99 ${f.pingP99Ms.toFixed(3)} ms${x(r?.pingP99Ms)}  (${p.pings} pings every ` +
     `${p.pingIntervalMs} ms, loss ${f.pingLossPercent}%)`);
+}
+
+/** One line per direction, for copying into the README. */
+function printSummary(results: readonly ScenarioResult[], p: MeasureParams): void {
+  const rows: string[][] = [["direction", "TCP Gbit/s", `TCP x${p.parallel} Gbit/s`, "CPU-s/Gbit", "data plane share",
+    `CPU-s/Gbit x${p.parallel}`, "max RSS MiB", "UDP kpps", "ping avg ms", "ping p99 ms"]];
+  const withRatio = (v: number, ratio: number | undefined, digits: number): string =>
+    `${v.toFixed(digits)}${ratio === undefined ? "" : ` (${ratio.toFixed(2)}x)`}`;
+  for (const s of results) {
+    for (const d of s.directions) {
+      const f = d.figures;
+      const r = d.ratiosToKernel ?? undefined;
+      const rss = Object.values(f.dataplaneMaxRssMiB);
+      rows.push([d.label,
+        withRatio(f.tcp.gbps, r?.tcpGbps, 2),
+        withRatio(f.tcpParallel.gbps, r?.tcpParallelGbps, 2),
+        withRatio(f.tcp.machineCpuSPerGbit, r?.tcpCpuSPerGbit, 3),
+        f.tcp.dataplaneShare === null ? "-" : `${(100 * f.tcp.dataplaneShare).toFixed(0)}%`,
+        withRatio(f.tcpParallel.machineCpuSPerGbit, r?.tcpParallelCpuSPerGbit, 3),
+        rss.length === 0 ? "-" : Math.max(...rss).toFixed(1),
+        withRatio(f.udpPps / 1000, r?.udpPps, 0),
+        withRatio(f.pingAvgMs, r?.pingAvgMs, 3),
+        withRatio(f.pingP99Ms, r?.pingP99Ms, 3)]);
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  console.log("\nsummary (medians of rounds; (Nx) = ratio to kernel→kernel in this run):");
+  for (const row of rows) console.log("  " + row.map((c, i) => c.padEnd(widths[i])).join("  "));
+}
+
+/** Paths with uncommitted changes (read-only `git status`): the run measured the work tree, not just HEAD. */
+async function gitDirtyPaths(): Promise<string[]> {
+  const proc = Bun.spawn(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], { cwd: REPO_ROOT, stdout: "pipe",
+    stderr: "ignore" });
+  const out = await new Response(proc.stdout).text();
+  if ((await proc.exited) !== 0) return [];
+  return out.split("\n").filter(Boolean).map((l) => l.slice(3));
 }
 
 async function gitCommit(): Promise<string | null> {
@@ -186,9 +249,24 @@ async function gitCommit(): Promise<string | null> {
 
 async function main(): Promise<number> {
   const opts = parseOptions();
-  const { params, scenarios, out } = opts;
+  const { params, out } = opts;
   if (process.getuid?.() !== 0) throw new Error("bench/e2e.ts needs root (it builds network namespaces)");
   for (const tool of ["ip", "bridge", "ping", "iperf3"]) requireTool(tool);
+  const dirtyAtStart = await gitDirtyPaths();
+  if (dirtyAtStart.length > 0) console.log(`uncommitted changes measured too: ${dirtyAtStart.join(", ")}`);
+  const loadStart = loadAverage();
+  console.log(`load average at start: ${loadStart}`);
+
+  const flagsSeen = new Map<string, boolean>();
+  const hasFlag = (flag: string): boolean => {
+    if (!flagsSeen.has(flag)) flagsSeen.set(flag, dataplaneHasFlag(flag));
+    return flagsSeen.get(flag)!;
+  };
+  const scenarios = opts.scenarios.filter((s) => {
+    if (!s.needsFlag || hasFlag(s.needsFlag)) return true;
+    console.log(`skip ${s.name}: \`flannelette dataplane --help\` lists no --${s.needsFlag}`);
+    return false;
+  });
 
   const results: ScenarioResult[] = [];
   let kernel: Figures | null = null;
@@ -197,18 +275,28 @@ async function main(): Promise<number> {
     if (spec.id === "kernel" && r.ok) kernel = r.directions[0]?.figures ?? null;
     results.push(r);
   }
+  printSummary(results, params);
+  const loadEnd = loadAverage();
+  console.log(`load average at end: ${loadEnd}`);
 
-  const report = {
+  const report: E2eReport = {
     date: new Date().toISOString(),
     commit: await gitCommit(),
-    host: { kernel: (await Bun.file("/proc/sys/kernel/osrelease").text()).trim(), cpus: navigator.hardwareConcurrency,
-      bun: Bun.version },
+    uncommitted: dirtyAtStart,
+    host: hostInfo(),
+    workersFlag: hasFlag("workers"),
+    loadavg: { start: loadStart, end: loadEnd },
     params,
     scenarios: results,
   };
   mkdirSync(resolve(out, ".."), { recursive: true });
   writeFileSync(out, JSON.stringify(report, null, 2) + "\n");
   console.log(`\nwrote ${out}`);
+  try {
+    for (const svg of writeCharts(out, report)) console.log(`wrote ${svg}`);
+  } catch (err) {
+    console.log(`chart not written: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const failed = results.filter((r) => !r.ok).map((r) => r.name);
   if (failed.length > 0) console.log(`failed: ${failed.join(", ")}`);
   return failed.length > 0 ? 1 : 0;

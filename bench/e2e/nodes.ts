@@ -4,7 +4,8 @@
 import { existsSync } from "node:fs";
 import type { NetnsNode, Topology } from "../../test/support/netns.ts";
 import { configureKernelVxlanNode, type KernelPeer } from "../../test/support/kernel-vxlan.ts";
-import { CLI, startDataplaneNode, type DataplaneNode } from "../../test/support/flannelette-node.ts";
+import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../../test/support/flannelette-node.ts";
+import { resolveExecPid } from "./load.ts";
 
 export type NodeKind = "kernel" | "flannelette";
 
@@ -17,6 +18,8 @@ export interface RunningNode {
   readonly node: NetnsNode;
   /** Our data plane; null for a kernel node. */
   readonly dataplane: DataplaneNode | null;
+  /** The PID running bun for our data plane (the `ip netns exec` child after its exec); null for a kernel node. */
+  readonly pid: number | null;
 }
 
 /** Fails with one clear line when the CLI is not there yet, before any namespace work. */
@@ -27,15 +30,25 @@ export function assertDataplaneCli(): void {
   }
 }
 
+/** Whether `flannelette dataplane --help` lists `--<flag>` (flags that appear while the data plane evolves). */
+export function dataplaneHasFlag(flag: string): boolean {
+  if (!existsSync(CLI)) return false;
+  const r = Bun.spawnSync([BUN, CLI, "dataplane", "--help"], { stdout: "pipe", stderr: "pipe" });
+  const text = r.stdout.toString() + r.stderr.toString();
+  return new RegExp(`^\\s*--${flag}\\b`, "m").test(text);
+}
+
 export async function startNode(topo: Topology, kind: NodeKind, node: NetnsNode, mac: string,
-  peers: readonly KernelPeer[]): Promise<RunningNode> {
+  peers: readonly KernelPeer[], extraArgs: readonly string[] = []): Promise<RunningNode> {
   if (kind === "kernel") {
     await configureKernelVxlanNode(node, { vni: VNI, port: VXLAN_PORT, mac, peers });
-    return { kind, node, dataplane: null };
+    return { kind, node, dataplane: null, pid: null };
   }
   assertDataplaneCli();
-  const dataplane = await startDataplaneNode(topo, node, { mac, peers, vni: VNI, port: VXLAN_PORT });
-  return { kind, node, dataplane };
+  const dataplane = await startDataplaneNode(topo, node, { mac, peers, vni: VNI, port: VXLAN_PORT, extraArgs });
+  // `ready` has been printed, so `ip netns exec` has long since exec'd bun: check that, don't assume it.
+  const pid = resolveExecPid(dataplane.process.pid, "bun");
+  return { kind, node, dataplane, pid };
 }
 
 /** Throws if our data plane process died, naming its last stderr lines. */

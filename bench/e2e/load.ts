@@ -1,0 +1,186 @@
+// What a measurement window costs: whole-machine busy CPU time from /proc/stat, and for each watched process
+// (our data planes) its CPU time from /proc/<pid>/stat and its largest VmRSS from /proc/<pid>/status, sampled
+// every 200 ms. The data plane's workers are threads of one process, so the process figures cover all of them.
+
+import { readFileSync, readdirSync } from "node:fs";
+
+/** USER_HZ: the unit of /proc/stat and /proc/<pid>/stat times. 100 on every Linux this runs on. */
+const CLK_TCK = clockTicks();
+export const SAMPLE_INTERVAL_MS = 200;
+
+function clockTicks(): number {
+  try {
+    const r = Bun.spawnSync(["getconf", "CLK_TCK"], { stdout: "pipe", stderr: "ignore" });
+    const n = Number(r.stdout.toString().trim());
+    return Number.isInteger(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+}
+
+export interface MachineJiffies {
+  /** user+nice+system+irq+softirq+steal over all CPUs (guest time is already inside user). */
+  readonly busy: number;
+  /** busy + idle + iowait. */
+  readonly total: number;
+}
+
+export function readMachineJiffies(): MachineJiffies {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  const f = line.trim().split(/\s+/);
+  if (f[0] !== "cpu") throw new Error(`unrecognised /proc/stat first line: ${line}`);
+  const v = f.slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => v[i] ?? 0);
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy, total: busy + idle + iowait };
+}
+
+/** utime+stime of the whole thread group, in clock ticks; null once the process is gone. */
+export function readProcessTicks(pid: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // The command name may contain spaces and parentheses: fields are counted after the last ')'.
+  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  // rest[0] is field 3 (state); utime is field 14, stime field 15.
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+export function readVmRssKiB(pid: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return null;
+  }
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+export function readComm(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return null;
+  }
+}
+
+function parentOf(pid: number): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The PID that runs `comm` for a process started as `ip netns exec <ns> ...`: iproute2 execs in place, so it is
+ * normally the spawned PID itself; should `ip` ever fork instead, the matching child is taken. Throws when
+ * neither is `comm`, so figures are never attributed to the wrong process.
+ */
+export function resolveExecPid(spawnedPid: number, comm: string): number {
+  const own = readComm(spawnedPid);
+  if (own === comm) return spawnedPid;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (parentOf(pid) === spawnedPid && readComm(pid) === comm) return pid;
+  }
+  throw new Error(`process ${spawnedPid} is "${own ?? "gone"}" and has no child "${comm}"`);
+}
+
+export interface Watched {
+  /** A name for the report, e.g. the namespace. */
+  readonly name: string;
+  readonly pid: number;
+}
+
+export interface ProcessLoad {
+  readonly pid: number;
+  /** utime+stime during the window, seconds. */
+  readonly cpuS: number;
+  readonly maxRssKiB: number;
+  readonly samples: number;
+}
+
+export interface LoadWindow {
+  readonly wallS: number;
+  /** Busy CPU time of the whole machine during the window, seconds (all cores added up). */
+  readonly machineBusyS: number;
+  /** Average busy cores during the window (machineBusyS / wallS). */
+  readonly machineBusyCores: number;
+  readonly processes: Record<string, ProcessLoad>;
+}
+
+interface Tracked {
+  readonly w: Watched;
+  readonly ticks0: number;
+  lastTicks: number;
+  maxRssKiB: number;
+  samples: number;
+}
+
+/** Starts sampling now; `stop()` takes the last sample and returns the window. */
+export class LoadSampler {
+  readonly #t0 = performance.now();
+  readonly #machine0 = readMachineJiffies();
+  readonly #tracked: Tracked[];
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(watched: readonly Watched[]) {
+    this.#tracked = watched.map((w) => {
+      const ticks = readProcessTicks(w.pid);
+      if (ticks === null) throw new Error(`process ${w.pid} (${w.name}) is gone before sampling started`);
+      return { w, ticks0: ticks, lastTicks: ticks, maxRssKiB: 0, samples: 0 };
+    });
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), SAMPLE_INTERVAL_MS);
+  }
+
+  #sample(): void {
+    for (const t of this.#tracked) {
+      const rss = readVmRssKiB(t.w.pid);
+      const ticks = readProcessTicks(t.w.pid);
+      if (rss !== null) {
+        t.maxRssKiB = Math.max(t.maxRssKiB, rss);
+        t.samples++;
+      }
+      if (ticks !== null) t.lastTicks = ticks;
+    }
+  }
+
+  stop(): LoadWindow {
+    clearInterval(this.#timer);
+    this.#sample();
+    const machine = readMachineJiffies();
+    const wallS = (performance.now() - this.#t0) / 1000;
+    const machineBusyS = (machine.busy - this.#machine0.busy) / CLK_TCK;
+    const processes: Record<string, ProcessLoad> = {};
+    for (const t of this.#tracked) {
+      processes[t.w.name] = { pid: t.w.pid, cpuS: (t.lastTicks - t.ticks0) / CLK_TCK, maxRssKiB: t.maxRssKiB,
+        samples: t.samples };
+    }
+    return { wallS, machineBusyS, machineBusyCores: machineBusyS / wallS, processes };
+  }
+}
+
+/** Busy cores of the whole machine over `ms` of doing nothing ourselves: what else is running right now. */
+export async function backgroundBusyCores(ms = 1000): Promise<number> {
+  const a = readMachineJiffies();
+  const t0 = performance.now();
+  await Bun.sleep(ms);
+  const b = readMachineJiffies();
+  return (b.busy - a.busy) / CLK_TCK / ((performance.now() - t0) / 1000);
+}
+
+export function loadAverage(): string {
+  try {
+    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "?";
+  }
+}

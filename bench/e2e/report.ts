@@ -1,0 +1,62 @@
+// The shape of bench/results/e2e-<stamp>.json, shared by bench/e2e.ts (writes it) and chart.ts (reads it).
+
+import { readFileSync } from "node:fs";
+import type { Figures, MeasureParams, Ratios } from "./measure.ts";
+
+export interface DirectionResult {
+  readonly label: string;
+  readonly client: string;
+  readonly server: string;
+  readonly figures: Figures;
+  readonly ratiosToKernel: Ratios | null;
+}
+
+export interface ScenarioResult {
+  readonly id: string;
+  readonly name: string;
+  /** Extra `flannelette dataplane` flags of this scenario, e.g. `--workers 2`. */
+  readonly dataplaneArgs: readonly string[];
+  ok: boolean;
+  error?: string;
+  /** /proc/loadavg and the machine's busy cores over 1 s, just before the scenario started. */
+  readonly loadBefore: { readonly loadavg: string; readonly busyCores: number };
+  readonly directions: DirectionResult[];
+  /** `stats <json>` from each data plane process after the measurements, keyed by namespace. */
+  readonly dataplaneStats: Record<string, unknown>;
+  /** SIGTERM-to-exit time of each data plane process (contract: under 2000 ms). */
+  readonly shutdownMs: Record<string, number>;
+}
+
+export interface HostInfo {
+  readonly kernel: string;
+  /** `nproc`. */
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly bun: string;
+}
+
+export interface E2eReport {
+  readonly date: string;
+  readonly commit: string | null;
+  /** Tracked files with uncommitted changes when the run started (the run measured those too). */
+  readonly uncommitted: readonly string[];
+  readonly host: HostInfo;
+  /** Whether `flannelette dataplane` has `--workers` (the workers scenarios run only then). */
+  readonly workersFlag: boolean;
+  readonly loadavg: { readonly start: string; readonly end: string };
+  readonly params: MeasureParams;
+  readonly scenarios: ScenarioResult[];
+}
+
+export function hostInfo(): HostInfo {
+  const nproc = Bun.spawnSync(["nproc"], { stdout: "pipe", stderr: "ignore" });
+  const cpus = Number(nproc.stdout.toString().trim()) || navigator.hardwareConcurrency;
+  let cpuModel = "unknown CPU";
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    if (m) cpuModel = m[1].trim().replace(/\s+/g, " ");
+  } catch {
+    // Left as unknown.
+  }
+  return { kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), cpus, cpuModel, bun: Bun.version };
+}
