@@ -3,9 +3,10 @@
 // Exit status: 0 on success, 1 on a runtime failure, 2 on a bad command line.
 
 import { CliError } from "./cli-flags.ts";
-import { DATAPLANE_USAGE, runDataplaneCommand } from "./dataplane-command.ts";
-import { DEMO_USAGE, runDemoCommand } from "./demo-command.ts";
-import { RUN_USAGE, runAgentCommand } from "./run-command.ts";
+
+import { DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE } from "./usage.ts";
+
+// Each command is imported when it runs: the data plane alone should not carry the etcd client's memory.
 
 const VERSION = "0.1.0";
 
@@ -26,11 +27,11 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "run":
-      return runAgentCommand(rest);
+      return (await import("./run-command.ts")).runAgentCommand(rest);
     case "dataplane":
-      return runDataplaneCommand(rest);
+      return (await import("./dataplane-command.ts")).runDataplaneCommand(rest);
     case "demo":
-      return runDemoCommand(rest);
+      return (await import("./demo-command.ts")).runDemoCommand(rest);
     case "version":
     case "--version":
       process.stdout.write(`flannelette ${VERSION} (bun ${Bun.version})\n`);

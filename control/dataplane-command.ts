@@ -10,6 +10,7 @@
 import { loadLibc } from "../native-bindings/index.ts";
 import { Dataplane } from "../dataplane/dataplane.ts";
 import { formatMac, parseMac, randomVtepMac } from "../dataplane/mac.ts";
+import { DATAPLANE_USAGE } from "./usage.ts";
 import { CliError, parseCommandFlags, type FlagSpec } from "./cli-flags.ts";
 import { parseIpv4Strict } from "./cli-values.ts";
 import { formatIp4 } from "./ip4.ts";
@@ -28,7 +29,6 @@ const FLAGS: FlagSpec[] = [
   { name: "offloads", kind: "bool", default: true, help: "TCP super-frames from the TAP (TSO) cut and sent with UDP GSO; UDP GRO with TCP coalescing on receive" },
 ];
 
-export const DATAPLANE_USAGE = "flannelette dataplane --local-ip <ip> [--peer <mac>=<ip> ...] [flags]";
 
 export async function runDataplaneCommand(argv: string[]): Promise<number> {
   const flags = parseCommandFlags("dataplane", DATAPLANE_USAGE, FLAGS, argv);

@@ -6,9 +6,9 @@
 //
 // The namespace tooling is the tests' (test/support/): the demo exists only in a source checkout.
 
+import { DEMO_USAGE } from "./usage.ts";
 import { CliError, parseCommandFlags, type FlagSpec } from "./cli-flags.ts";
 
-export const DEMO_USAGE = "flannelette demo [--nodes <n>] [--kernel-node=false] [--seconds <n>]";
 
 const FLAGS: FlagSpec[] = [
   { name: "nodes", kind: "int", default: 3, help: "flannelette nodes to start (1..20)" },

@@ -2,11 +2,11 @@
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { Agent } from "./agent/agent.ts";
+import { RUN_USAGE } from "./usage.ts";
 import { CliError } from "./cli-flags.ts";
 import { helpText, parseRunFlags, type RunOptions } from "./flags.ts";
 import { createLogger } from "./log.ts";
 
-export const RUN_USAGE = "flannelette run [--etcd-endpoints <urls>] [--iface <name|ip>] [flags]";
 
 const STOP_DEADLINE_MS = 2000;
 
