@@ -308,14 +308,20 @@ describe("across threads", () => {
           nextPause += CONSUMER_PAUSE_EVERY;
           const full = spinUntil(() => consumer.availableCount() === layout.slotCount);
           const waiting = full && spinUntil(() => Atomics.load(ctl, PRODUCER_COMMITTED_WAITS) > Atomics.load(ctl, PRODUCER_RESUMED));
-          forcedChecks++;
           const seq = view.getUint32(consumer.slotOffset(consumer.tail), true);
           if (seq !== received) problem = `message ${received}: got seq ${seq} at a checkpoint`;
           received++;
-          if (consumer.release(1)) {
-            if (waiting) forcedWakeups++;
+          const resumedBefore = Atomics.load(ctl, PRODUCER_RESUMED);
+          const woke = consumer.release(1);
+          if (woke) {
             Atomics.add(ctl, PRODUCER_BELL, 1);
             Atomics.notify(ctl, PRODUCER_BELL);
+          }
+          // As on the producer side: a waiter that returned at once on an earlier bell proves nothing.
+          const selfWoken = !woke && spinUntil(() => Atomics.load(ctl, PRODUCER_RESUMED) > resumedBefore, 200);
+          if (waiting && !selfWoken) {
+            forcedChecks++;
+            if (woke) forcedWakeups++;
           }
         }
       }
@@ -332,9 +338,14 @@ describe("across threads", () => {
     expect(consumer.availableCount()).toBe(0);
     // No side ever waited out its timeout while the other was live: no wake-up was lost.
     expect([Atomics.load(ctl, CONSUMER_TIMEOUTS), Atomics.load(ctl, PRODUCER_TIMEOUTS)]).toEqual([0, 0]);
-    // Every forced checkpoint found its sleeper and reported it: 9 on the producer side, 10 on ours.
-    expect([Atomics.load(ctl, PRODUCER_FORCED_CHECKS), Atomics.load(ctl, PRODUCER_FORCED_WAKEUPS)]).toEqual([9, 9]);
-    expect([forcedChecks, forcedWakeups]).toEqual([10, 10]);
+    // Every forced checkpoint that found its sleeper still asleep saw it reported (9 checkpoints on the
+    // producer side and 10 on ours; one whose sleeper woke on an earlier bell is not counted, and on a
+    // loaded machine that happens now and then, so most, not all, must count).
+    const producerChecks = Atomics.load(ctl, PRODUCER_FORCED_CHECKS);
+    expect(Atomics.load(ctl, PRODUCER_FORCED_WAKEUPS)).toBe(producerChecks);
+    expect(producerChecks).toBeGreaterThanOrEqual(5);
+    expect(forcedWakeups).toBe(forcedChecks);
+    expect(forcedChecks).toBeGreaterThanOrEqual(5);
     expect(Atomics.load(ctl, PRODUCER_WAKEUPS)).toBeGreaterThanOrEqual(10);
   }, 60_000);
 });
