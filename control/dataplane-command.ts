@@ -54,6 +54,8 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
   });
 
   const libc = await loadLibc();
+  let failure: string | null = null;
+  let wake = () => {};
   const dataplane = await Dataplane.start(libc, {
     tapName: flags.string("tap"),
     vtepMac,
@@ -65,6 +67,10 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
     offloads: flags.bool("offloads"),
     workers: workers === 0 ? undefined : workers,
     log: (message) => log.info(message),
+    onFatal: (message) => {
+      failure = message;
+      wake();
+    },
   });
   for (const peer of peers) {
     dataplane.setPeer(peer.mac, peer.ip);
@@ -76,6 +82,7 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
     process.stdout.write(`stats ${JSON.stringify(dataplane.counters())}\n`);
   });
   await new Promise<void>((resolve) => {
+    wake = resolve;
     const stop = (signal: string) => {
       log.info(`${signal} received, stopping`);
       resolve();
@@ -84,6 +91,7 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
     process.once("SIGINT", () => stop("SIGINT"));
   });
   await dataplane.stop();
+  if (failure !== null) throw new Error(failure);
   log.info("stopped");
   return 0;
 }

@@ -24,7 +24,15 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   const log = createLogger();
   const agent = new Agent(options, await loadLibc(), log);
   let signalled: string | null = null;
+  let failure: string | null = null;
   const stopped = new Promise<void>((resolve) => {
+    // The data plane lost its TAP: exit non-zero (keeping the lease) so that a supervisor restarts us.
+    agent.onFatal((message) => {
+      if (signalled) return;
+      signalled = "fatal";
+      failure = message;
+      void agent.stop().then(resolve);
+    });
     const onSignal = (signal: string) => {
       if (signalled) return;
       signalled = signal;
@@ -38,6 +46,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   });
   await agent.start();
   await stopped;
+  if (failure !== null) throw new Error(`${failure}; stopped (the lease is kept)`);
   log.info("stopped");
   return 0;
 }

@@ -43,6 +43,8 @@ export interface DataplaneOptions {
   /** Receive buffer of the VXLAN socket. */
   receiveBufferBytes?: number;
   log?: (message: string) => void;
+  /** Called once when the data plane cannot go on (its TAP was deleted, say); the caller should stop it. */
+  onFatal?: (message: string) => void;
 }
 
 const DEFAULT_SOCKET_BUFFER = 8 * 1024 * 1024;
@@ -143,6 +145,13 @@ export class Dataplane {
       const mac = macParts(options.vtepMac);
       const bellFds: number[] = [];
       const starting: Promise<Worker>[] = [];
+      let fatalReported = false;
+      const fatal = (message: string) => {
+        if (fatalReported) return;
+        fatalReported = true;
+        if (options.onFatal) options.onFatal(message);
+        else log(message);
+      };
       // One pair of workers per queue: its own TAP queue, receive socket, send socket, rings and doorbells;
       // the forwarding table and the run state are shared by all.
       for (let q = 0; q < queues; q++) {
@@ -152,6 +161,7 @@ export class Dataplane {
         fds.push(...bells);
         bellFds.push(...bells);
         const init: Omit<WorkerInit, "counterIndex"> = {
+          tapName: tap.name,
           ringLayout: layout,
           txRing: createRingMemory(layout),
           rxRing: createRingMemory(layout),
@@ -173,8 +183,8 @@ export class Dataplane {
           checkPeerSource: options.checkPeerSource ?? true,
           offloads,
         };
-        starting.push(startWorker(new URL("./tap-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q }, log));
-        starting.push(startWorker(new URL("./udp-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q + 1 }, log));
+        starting.push(startWorker(new URL("./tap-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q }, log, fatal));
+        starting.push(startWorker(new URL("./udp-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q + 1 }, log, fatal));
       }
       const workers = await Promise.all(starting);
       log(
@@ -225,7 +235,7 @@ export class Dataplane {
   }
 }
 
-function startWorker(url: URL, init: WorkerInit, log: (message: string) => void): Promise<Worker> {
+function startWorker(url: URL, init: WorkerInit, log: (message: string) => void, fatal: (message: string) => void): Promise<Worker> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(url, { workerData: init } as WorkerOptions);
     const timer = setTimeout(() => reject(new Error(`data-plane worker ${url.pathname} did not start within ${WORKER_START_TIMEOUT_MS} ms`)), WORKER_START_TIMEOUT_MS);
@@ -241,6 +251,8 @@ function startWorker(url: URL, init: WorkerInit, log: (message: string) => void)
         reject(new Error(`data-plane worker failed: ${m.message}`));
       } else if (m.type === "log") {
         log(m.message);
+      } else if (m.type === "fatal") {
+        fatal(m.message);
       }
     };
     worker.onerror = (event) => {

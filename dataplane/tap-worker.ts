@@ -11,7 +11,7 @@
 
 import { workerData } from "node:worker_threads";
 import { Doorbell, PollSet } from "../native-bindings/poll.ts";
-import { EAGAIN } from "../native-bindings/linux/errno.ts";
+import { EAGAIN, EINTR, errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
 import { POLLIN } from "../native-bindings/linux/socket.ts";
 import { Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, WAKEUPS } from "./counters.ts";
 import { ACCEPT } from "./decap.ts";
@@ -80,7 +80,8 @@ try {
       writeToTap(runOffs[k] - VIRTIO_NET_HDR_LEN, runLens[k] + VIRTIO_NET_HDR_LEN);
     }
   };
-  let lastReadError = 0;
+  // Set when the TAP fails for good (EBADFD once the device is deleted): report once, stop using it.
+  let tapBroken = 0;
 
   post({ type: "ready" });
 
@@ -120,8 +121,7 @@ try {
       const n = libc.read(tapFd, txBase + frameOff - VIRTIO_NET_HDR_LEN, TAP_READ_CAPACITY + VIRTIO_NET_HDR_LEN);
       if (n < 0) {
         const errno = libc.errno();
-        if (errno !== EAGAIN && errno !== lastReadError) post({ type: "log", message: `TAP read failed with errno ${errno}` });
-        lastReadError = errno;
+        if (errno !== EAGAIN && errno !== EINTR) tapBroken = errno;
         break;
       }
       worked = true;
@@ -166,6 +166,14 @@ try {
       filled++;
     }
     if (filled > 0 && tx.publish(filled)) udpBell.ring();
+
+    if (tapBroken !== 0) {
+      post({ type: "fatal", message: `TAP ${init.tapName} failed: ${errnoName(tapBroken)} (${errnoMessage(tapBroken)}); was it deleted?` });
+      // Without its TAP this worker has nothing to do: wait for the stop, never spin on the dead fd.
+      poller.setEvents(0, 0);
+      while (Atomics.load(run, RUN_STOP) === 0) if (poller.wait(IDLE_POLL_MS) > 0) ownBell.drain();
+      break;
+    }
 
     if (worked) continue;
 

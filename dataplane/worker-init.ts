@@ -37,6 +37,8 @@ export const RUN_STOP = 0;
 export const RUN_STATE_BYTES = 64;
 
 export interface WorkerInit {
+  /** For messages only. */
+  tapName: string;
   /** Index of this worker's counter block. */
   counterIndex: number;
   ringLayout: RingLayout;
@@ -62,4 +64,10 @@ export interface WorkerInit {
   offloads: boolean;
 }
 
-export type WorkerMessage = { type: "ready" } | { type: "stopped" } | { type: "error"; message: string } | { type: "log"; message: string };
+export type WorkerMessage =
+  | { type: "ready" }
+  | { type: "stopped" }
+  | { type: "error"; message: string }
+  | { type: "log"; message: string }
+  /** The worker cannot go on (its TAP was deleted, say) and has stopped moving packets. */
+  | { type: "fatal"; message: string };

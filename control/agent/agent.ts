@@ -49,6 +49,7 @@ export class Agent {
   #reconcileChanges = 0;
   #stopping = false;
   #reRegistering = false;
+  #onFatal: ((message: string) => void) | null = null;
 
   constructor(options: RunOptions, libc: Libc, log: Logger) {
     this.#o = options;
@@ -67,6 +68,11 @@ export class Agent {
       reconcileRuns: this.#reconcileRuns,
       reconcileChanges: this.#reconcileChanges,
     };
+  }
+
+  /** Called once if the data plane cannot go on (its TAP was deleted, say): the agent must exit. */
+  onFatal(handler: (message: string) => void): void {
+    this.#onFatal = handler;
   }
 
   /** Runs start-up to readiness; on failure everything started so far is stopped again. */
@@ -118,6 +124,7 @@ export class Agent {
     const dataplane = await Dataplane.start(this.#libc, {
       tapName: o.tapName, vtepMac: mac, localIp: underlay.publicIp, vni: backend.vni, port: backend.port, underlayMtu,
       offloads: o.offloads, workers: o.workers === 0 ? undefined : o.workers, log: (m) => log.info(m),
+      onFatal: (message) => this.#onFatal?.(message),
     });
     this.#dataplane = dataplane;
     this.#stops.push(() => dataplane.stop());

@@ -53,6 +53,7 @@ const table: Record<number, [string, string]> = {
   38: ["ENOSYS", "Function not implemented"],
   61: ["ENODATA", "No data available"],
   71: ["EPROTO", "Protocol error"],
+  77: ["EBADFD", "File descriptor in bad state"],
   88: ["ENOTSOCK", "Socket operation on non-socket"],
   89: ["EDESTADDRREQ", "Destination address required"],
   90: ["EMSGSIZE", "Message too long"],

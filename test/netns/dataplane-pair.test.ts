@@ -77,6 +77,14 @@ describe.skipIf(!isRoot)("data plane start-up errors", () => {
     }
   });
 
+  test("a data plane whose TAP is deleted under it exits 1 with one line naming the TAP, instead of spinning", async () => {
+    const [n1] = topo.nodes;
+    const node = await startDataplaneNode(topo, n1, { mac: MAC_2, peers: [], port: 4789, tapName: "flannel.9" });
+    await topo.exec(n1.ns, ["ip", "link", "del", "flannel.9"]);
+    expect(await node.process.exited).toBe(1);
+    expect(node.process.stderrTail(1)).toBe("flannelette: TAP flannel.9 failed: EBADFD (File descriptor in bad state); was it deleted?");
+  });
+
   test("a bad flag value exits with status 2 and one line naming the flag", async () => {
     const [n1] = topo.nodes;
     const bad = topo.spawnIn(n1.ns, [BUN, CLI, "dataplane", "--local-ip", "10.0.0.300"]);
