@@ -49,9 +49,15 @@ export class PeerSync {
     return [...this.#peers.values()];
   }
 
+  /** Lists and starts watching; if etcd does not answer now, keeps trying in the background. */
   async start(): Promise<void> {
-    const revision = await this.#relist();
-    this.#startWatch(revision + 1);
+    try {
+      this.#startWatch((await this.#relist()) + 1);
+    } catch (error) {
+      this.#o.onEtcdState(false);
+      this.#o.log.warn(`listing leases failed, retrying in the background: ${(error as Error).message}`);
+      void this.#relistAndWatch();
+    }
   }
 
   /** Re-lists etcd when it answers, then makes the kernel match the known peers. */
@@ -98,7 +104,7 @@ export class PeerSync {
       },
       onCompacted: (compactRevision) => {
         this.#o.log.warn(`watch start revision was compacted (etcd compacted to ${compactRevision}); re-listing`);
-        void this.#recoverFromCompaction();
+        void this.#watch?.close().then(() => this.#relistAndWatch());
       },
       onDisconnected: (error) => {
         this.#o.onEtcdState(false);
@@ -107,8 +113,8 @@ export class PeerSync {
     });
   }
 
-  async #recoverFromCompaction(): Promise<void> {
-    await this.#watch?.close();
+  /** Re-lists (diffing against the known peers) and watches from there, retrying with backoff. */
+  async #relistAndWatch(): Promise<void> {
     for (let delay = 100; !this.#stopped; delay = Math.min(delay * 2, 5000)) {
       try {
         this.#startWatch((await this.#relist()) + 1);
