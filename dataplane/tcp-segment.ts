@@ -21,6 +21,7 @@
 // that is 44 per send, so a 64 KiB super-frame (45-47 segments) takes two sends; see gsoSendSegments.
 
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
+import { UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS } from "../native-bindings/udp-gso.ts";
 import { putU16 } from "./checksum.ts";
 import { writeVxlanHeader } from "./encap.ts";
 import { ETH_HDR_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPV4_MF_OR_OFFSET, IPV6_HDR_LEN, TCP_CSUM_OFF, VXLAN_HDR_LEN } from "./wire.ts";
@@ -36,14 +37,10 @@ export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
 export const TCP_CWR = 0x80;
 
-/** The kernel's cap on segments per UDP GSO send (UDP_MAX_SEGMENTS, include/linux/udp.h). */
-export const UDP_MAX_SEGMENTS = 64;
-/** The most UDP payload one IPv4 send can carry: 65,535 − 20 (IP) − 8 (UDP). */
-export const UDP_GSO_MAX_BYTES = 65507;
 
 /** How many datagrams of `datagramLen` bytes (result[0] below) fit in one UDP GSO send: 44 for 1,472. */
 export function gsoSendSegments(datagramLen: number): number {
-  return Math.max(1, Math.min(UDP_MAX_SEGMENTS, Math.floor(UDP_GSO_MAX_BYTES / datagramLen)));
+  return Math.max(1, Math.min(UDP_GSO_MAX_SEGMENTS, Math.floor(UDP_GSO_MAX_BYTES / datagramLen)));
 }
 
 /** Slots of the caller's result array. */

@@ -12,7 +12,7 @@
 import { workerData } from "node:worker_threads";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
 import { Doorbell, PollSet } from "../native-bindings/poll.ts";
-import { enableUdpGro, openUdpSourceSocket, UDP_GRO_CONTROL_BYTES, UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS, UdpGsoSender } from "../native-bindings/udp-gso.ts";
+import { enableUdpGro, openUdpSourceSocket, UDP_GRO_CONTROL_BYTES, UdpGsoSender } from "../native-bindings/udp-gso.ts";
 import { SOL_UDP, UDP_GRO } from "../native-bindings/linux/udp.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, MSG_TRUNC, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
@@ -20,6 +20,7 @@ import { Drop, DROPS_BASE, RX_BATCHES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS 
 import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity } from "./decap.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
 import { openWorkerContext } from "./worker-context.ts";
+import { gsoSendSegments } from "./tcp-segment.ts";
 import { writeRxVirtioHeader } from "./virtio-header.ts";
 import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
 
@@ -97,7 +98,7 @@ try {
     const segmentSize = tx.meta[m + TX_META_SEGMENT_SIZE];
     const peer = tx.meta[m + META_PEER_IP] >>> 0;
     const fd = sourceSocket(tx.meta[m + TX_META_SOURCE_PORT]);
-    const chunk = Math.min(UDP_GSO_MAX_SEGMENTS, Math.floor(UDP_GSO_MAX_BYTES / segmentSize)) * segmentSize;
+    const chunk = gsoSendSegments(segmentSize) * segmentSize;
     const base = txBase + tx.slotOffset(i) + SLOT_HEADROOM;
     while (trainSent < total) {
       const len = Math.min(chunk, total - trainSent);

@@ -3,7 +3,8 @@
 // checksums share nothing with the data plane), and checked with its reference checksum checkers.
 
 import { describe, expect, test } from "bun:test";
-import { gsoSendSegments, segmentTcpSuperFrame, UDP_GSO_MAX_BYTES, UDP_MAX_SEGMENTS } from "../../../dataplane/tcp-segment.ts";
+import { gsoSendSegments, segmentTcpSuperFrame } from "../../../dataplane/tcp-segment.ts";
+import { UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS as UDP_MAX_SEGMENTS } from "../../../native-bindings/udp-gso.ts";
 import {
   hex,
   ip4,
