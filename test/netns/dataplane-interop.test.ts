@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decodeVxlan, parsePcap, startCapture } from "../support/capture.ts";
 import { startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
-import { configureKernelVxlanNode } from "../support/kernel-vxlan.ts";
+import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
 import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
 
@@ -20,8 +20,8 @@ for (const offloads of [true, false]) describe.skipIf(!isRoot)(`our data plane w
   beforeAll(async () => {
     topo = await createTopology({ nodes: 2 });
     const [n1, n2] = topo.nodes;
-    await configureKernelVxlanNode(n2, { mac: KERNEL_MAC, peers: [{ subnet: n1.subnet, vtepMac: OUR_MAC, publicIp: n1.underlayIp }] });
-    ours = await startDataplaneNode(topo, n1, { mac: OUR_MAC, extraArgs: [`--offloads=${offloads}`], peers: [{ subnet: n2.subnet, vtepMac: KERNEL_MAC, publicIp: n2.underlayIp }] });
+    await configureKernelVxlanNode(n2, { mac: KERNEL_MAC, peers: [leaseOf(n1, OUR_MAC)] });
+    ours = await startDataplaneNode(topo, n1, { mac: OUR_MAC, extraArgs: [`--offloads=${offloads}`], peers: [leaseOf(n2, KERNEL_MAC)] });
   });
 
   afterAll(async () => {

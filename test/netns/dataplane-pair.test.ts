@@ -2,6 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
+import { leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
 
@@ -27,8 +28,8 @@ for (const { port, offloads, workers } of CONFIGS) {
       topo = await createTopology({ nodes: 2 });
       const [n1, n2] = topo.nodes;
       const extraArgs = [`--offloads=${offloads}`, `--workers=${workers}`];
-      a = await startDataplaneNode(topo, n1, { mac: MAC_1, port, extraArgs, peers: [{ subnet: n2.subnet, vtepMac: MAC_2, publicIp: n2.underlayIp }] });
-      b = await startDataplaneNode(topo, n2, { mac: MAC_2, port, extraArgs, peers: [{ subnet: n1.subnet, vtepMac: MAC_1, publicIp: n1.underlayIp }] });
+      a = await startDataplaneNode(topo, n1, { mac: MAC_1, port, extraArgs, peers: [leaseOf(n2, MAC_2)] });
+      b = await startDataplaneNode(topo, n2, { mac: MAC_2, port, extraArgs, peers: [leaseOf(n1, MAC_1)] });
     });
 
     afterAll(async () => {

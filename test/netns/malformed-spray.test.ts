@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import type { DropReason } from "../../dataplane/counters.ts";
 import { BUN, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
-import { configureKernelVxlanNode } from "../support/kernel-vxlan.ts";
+import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
 import { ping } from "../support/traffic.ts";
 
@@ -35,9 +35,9 @@ describe.skipIf(!isRoot)("malformed datagrams at our VXLAN port", () => {
   beforeAll(async () => {
     topo = await createTopology({ nodes: 2 });
     const [n1, n2] = topo.nodes;
-    await configureKernelVxlanNode(n2, { mac: KERNEL_MAC, peers: [{ subnet: n1.subnet, vtepMac: OUR_MAC, publicIp: n1.underlayIp }] });
+    await configureKernelVxlanNode(n2, { mac: KERNEL_MAC, peers: [leaseOf(n1, OUR_MAC)] });
     await topo.exec(n2.ns, ["ip", "addr", "add", `${STRANGER_IP}/24`, "dev", UNDERLAY_DEV]);
-    ours = await startDataplaneNode(topo, n1, { mac: OUR_MAC, peers: [{ subnet: n2.subnet, vtepMac: KERNEL_MAC, publicIp: n2.underlayIp }] });
+    ours = await startDataplaneNode(topo, n1, { mac: OUR_MAC, peers: [leaseOf(n2, KERNEL_MAC)] });
   });
 
   afterAll(async () => {

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startDataplaneNode } from "../support/flannelette-node.ts";
-import { configureKernelVxlanNode } from "../support/kernel-vxlan.ts";
+import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, type NetnsNode, type Topology } from "../support/netns.ts";
 import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
 
@@ -31,9 +31,9 @@ for (const peerKind of ["kernel", "flannelette"] as const) {
     beforeAll(async () => {
       topo = await createTopology({ nodes: 2 });
       const [n1, n2] = topo.nodes;
-      await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [{ subnet: n2.subnet, vtepMac: MAC_2, publicIp: n2.underlayIp }] });
-      if (peerKind === "kernel") await configureKernelVxlanNode(n2, { mac: MAC_2, peers: [{ subnet: n1.subnet, vtepMac: MAC_1, publicIp: n1.underlayIp }] });
-      else await startDataplaneNode(topo, n2, { mac: MAC_2, peers: [{ subnet: n1.subnet, vtepMac: MAC_1, publicIp: n1.underlayIp }] });
+      await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [leaseOf(n2, MAC_2)] });
+      if (peerKind === "kernel") await configureKernelVxlanNode(n2, { mac: MAC_2, peers: [leaseOf(n1, MAC_1)] });
+      else await startDataplaneNode(topo, n2, { mac: MAC_2, peers: [leaseOf(n1, MAC_1)] });
       await addIpv6Overlay(topo, n1, n2, MAC_2);
       await addIpv6Overlay(topo, n2, n1, MAC_1);
     });
