@@ -33,6 +33,7 @@ export const RX_BYTES = 3;
 export const TX_BATCHES = 4; // sendmmsg calls that sent at least one datagram
 export const RX_BATCHES = 5; // recvmmsg calls that returned at least one datagram
 export const WAKEUPS = 6; // times the worker slept in poll and woke up
+export const DIRECT_FRAMES = 7; // lone frames a worker sent or wrote itself: the ring was empty, its consumer asleep
 export const DROPS_BASE = 8;
 export const COUNTER_SLOTS = 32;
 
@@ -58,6 +59,7 @@ export interface DataplaneCounters {
   txBatches: number;
   rxBatches: number;
   wakeups: number;
+  directFrames: number;
   drops: Record<DropReason, number>;
 }
 
@@ -80,6 +82,7 @@ export function readCounters(memory: SharedArrayBuffer): DataplaneCounters {
     txBatches: sum(TX_BATCHES),
     rxBatches: sum(RX_BATCHES),
     wakeups: sum(WAKEUPS),
+    directFrames: sum(DIRECT_FRAMES),
     drops,
   };
 }

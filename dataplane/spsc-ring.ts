@@ -91,6 +91,15 @@ export class SpscRing {
     return Atomics.load(this.#control, CONSUMER_SLEEPING) === 1 && Atomics.exchange(this.#control, CONSUMER_SLEEPING, 0) === 1;
   }
 
+  /**
+   * True when the consumer has released every published slot (so it holds no frame in flight) and sleeps:
+   * the one moment a producer may do the consumer's work itself without reordering anything, and handing
+   * over would cost a wake-up.
+   */
+  drainedAndAsleep(): boolean {
+    return Atomics.load(this.#control, TAIL) === this.#head && Atomics.load(this.#control, CONSUMER_SLEEPING) === 1;
+  }
+
   /** Before blocking for free slots: true if slots freed up meanwhile (then do not block). */
   prepareWaitForSpace(): boolean {
     Atomics.store(this.#control, PRODUCER_WAITING, 1);

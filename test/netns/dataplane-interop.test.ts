@@ -30,10 +30,17 @@ for (const offloads of [true, false]) describe.skipIf(!isRoot)(`our data plane w
 
   test("ping crosses the overlay both ways without loss", async () => {
     const [n1, n2] = topo.nodes;
+    const before = await ours.counters();
     const there = await ping(n1.ns, { from: n1.podIp, to: n2.podIp, count: 20, intervalS: 0.05 });
     const back = await ping(n2.ns, { from: n2.podIp, to: n1.podIp, count: 20, intervalS: 0.05 });
     expect(there.received).toBe(20);
     expect(back.received).toBe(20);
+    // 50 ms apart, the workers sleep between pings: lone frames take the direct path (no ring hand-off),
+    // and are counted like any other.
+    const after = await ours.counters();
+    expect(after.directFrames - before.directFrames).toBeGreaterThan(0);
+    expect(after.txFrames - before.txFrames).toBeGreaterThanOrEqual(40);
+    expect(after.rxFrames - before.rxFrames).toBeGreaterThanOrEqual(40);
   });
 
   test("a TCP transfer passes from us to the kernel peer and back (inner checksums finished by the kernel)", async () => {

@@ -231,6 +231,33 @@ describe("wake-up flags", () => {
   });
 });
 
+describe("drainedAndAsleep (may the producer do the consumer's work itself)", () => {
+  test("only while every published slot is released and the consumer sleeps", () => {
+    const { producer, consumer } = pair();
+    expect(producer.drainedAndAsleep()).toBe(false); // empty, but the consumer is awake
+    expect(consumer.prepareSleep()).toBe(false);
+    expect(producer.drainedAndAsleep()).toBe(true);
+    expect(push(producer, 1, () => 1)).toBe(true); // handing over clears the flag (and rings)
+    expect(producer.drainedAndAsleep()).toBe(false);
+    expect(consumer.prepareSleep()).toBe(true); // a frame is waiting: no sleep
+    expect(producer.drainedAndAsleep()).toBe(false);
+    pop(consumer, 1);
+    expect(consumer.prepareSleep()).toBe(false);
+    expect(producer.drainedAndAsleep()).toBe(true);
+  });
+
+  test("any published slot not yet released keeps it false, whatever the sleep flag says", () => {
+    const { producer, consumer } = pair();
+    push(producer, 2, (p) => p);
+    pop(consumer, 1);
+    consumer.prepareSleep(); // says not to sleep: one is still available
+    expect(producer.drainedAndAsleep()).toBe(false);
+    pop(consumer, 1);
+    expect(consumer.prepareSleep()).toBe(false);
+    expect(producer.drainedAndAsleep()).toBe(true);
+  });
+});
+
 describe("across threads", () => {
   test("a Worker producer's 1,000,000 messages arrive in order, intact, with no lost wake-up (seed 42)", async () => {
     const TOTAL = 1_000_000;
