@@ -8,6 +8,7 @@ import { writeOuterHeaders } from "../dataplane/encap.ts";
 import { createFdbMemory, FdbReader, FdbWriter } from "../dataplane/fdb-table.ts";
 import { innerFlowHash, sourcePortFromHash } from "../dataplane/flow-hash.ts";
 import { createRingMemory, SpscRing } from "../dataplane/spsc-ring.ts";
+import { segmentUdpSuperFrame } from "../dataplane/udp-segment.ts";
 import { writeRxVirtioHeader } from "../dataplane/virtio-header.ts";
 import { ip4, ipv4Frame, vxlanDatagram, withHeadroom } from "../test/support/frames.ts";
 import { SeededRandom } from "../test/unit/dataplane/fixtures/seeded-random.ts";
@@ -85,6 +86,19 @@ group("FdbReader.lookup (ns/lookup)", () => {
 group("internetChecksum (ns/call)", () => {
   const b = rng.bytes(1400);
   bench("1400 B", () => do_not_optimize(internetChecksum(b, 0, 1400)));
+});
+
+group("segmentUdpSuperFrame: 65,507 B of UDP payload at gso_size 1,422, 47 datagrams (ns/super-frame)", () => {
+  // The TCP counterpart is in bench/offload.bench.ts; this is its "two buffers" layout.
+  const GSO = 1422;
+  const frame = ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") }, { kind: "udp", srcPort: 40000, dstPort: 5201, payload: rng.bytes(65507) });
+  const src = withHeadroom(frame, HEADROOM);
+  src.set(Uint8Array.of(1, 5, 42, 0, GSO & 0xff, GSO >>> 8, 34, 0, 6, 0), HEADROOM - 10); // NEEDS_CSUM, UDP_L4, csum 34+6
+  const out = new Uint8Array(72 * 1024);
+  const result = new Int32Array(3);
+  const n = segmentUdpSuperFrame(src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result);
+  if (n !== 47 || result[0] !== 1472) throw new Error(`unexpected segmentation: ${n} × ${result[0]}`);
+  bench("IPv4, two buffers", () => do_not_optimize(segmentUdpSuperFrame(src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result)));
 });
 
 await run();

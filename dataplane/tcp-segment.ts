@@ -59,7 +59,7 @@ let outBuffer: ArrayBufferLike | null = null;
 let outWhole: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
 let outWords: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
 
-function bindViews(src: Uint8Array, out: Uint8Array): void {
+export function bindViews(src: Uint8Array, out: Uint8Array): void {
   if (src.buffer !== srcBuffer) {
     srcBuffer = src.buffer;
     srcWords = new Uint16Array(srcBuffer, 0, srcBuffer.byteLength >>> 1);
@@ -71,12 +71,12 @@ function bindViews(src: Uint8Array, out: Uint8Array): void {
   }
 }
 
-function isIndex(x: number): boolean {
+export function isIndex(x: number): boolean {
   return x >>> 0 === x;
 }
 
 /** Folds a non-negative sum below 2^32 to 16 bits (end-around carry). */
-function fold(sum: number): number {
+export function fold(sum: number): number {
   sum = (sum & 0xffff) + (sum >>> 16);
   return (sum & 0xffff) + (sum >>> 16);
 }
@@ -152,7 +152,7 @@ function copySumWords(sAbs: number, dAbs: number, len: number): number {
  * taken from whichever side sits at an even address (the source before it is moved: in place it may be
  * overwritten), so that it can be read 16 bits at a time.
  */
-function copyAndSum(src: Uint8Array, sOff: number, out: Uint8Array, dOff: number, len: number, same: boolean): number {
+export function copyAndSum(src: Uint8Array, sOff: number, out: Uint8Array, dOff: number, len: number, same: boolean): number {
   const sAbs = src.byteOffset + sOff;
   const dAbs = out.byteOffset + dOff;
   const sEven = LITTLE_ENDIAN && (sAbs & 1) === 0;
