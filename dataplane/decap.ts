@@ -3,7 +3,8 @@
 
 import { Drop } from "./counters.ts";
 import { isMulticastAt, macHiAt, macLoAt } from "./mac.ts";
-import { ETH_DST_OFF, ETH_HDR_LEN, ETH_SRC_OFF, VXLAN_FLAGS_I, VXLAN_HDR_LEN } from "./wire.ts";
+import { ETH_DST_OFF, ETH_HDR_LEN, ETH_SRC_OFF, ETH_TYPE_OFF, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV4_TOTAL_LEN_OFF, IPV6_HDR_LEN,
+  IPV6_PAYLOAD_LEN_OFF, VXLAN_FLAGS_I, VXLAN_HDR_LEN } from "./wire.ts";
 
 export const ACCEPT = -1;
 
@@ -29,4 +30,27 @@ export function checkInnerFrame(b: Uint8Array, frameOff: number, id: DecapIdenti
   const src = frameOff + ETH_SRC_OFF;
   if (macHiAt(b, src) === id.macHi && macLoAt(b, src) === id.macLo) return Drop.src_mac_is_ours;
   return ACCEPT;
+}
+
+/**
+ * True when the VXLAN datagram b[off, off+len) is one encapsulated IP packet that fills it exactly.
+ *
+ * Why: a UDP GRO socket reports a segment size for two different things. Usually the receive is a run of
+ * datagrams of that size, each one segment long. But a kernel VXLAN peer on the same host sends an inner
+ * UDP super-frame (an application's UDP GSO send) as ONE tunnel-GSO datagram, which the kernel hands a GRO
+ * socket whole, reporting the inner segment size. The first datagram of a real run is at most one segment
+ * long, so its inner packet never fills a receive longer than that; a whole tunnel-GSO datagram's does.
+ */
+export function isOneEncapsulatedPacket(b: Uint8Array, off: number, len: number): boolean {
+  const eth = off + VXLAN_HDR_LEN;
+  const ip = eth + ETH_HDR_LEN;
+  if (len < VXLAN_HDR_LEN + ETH_HDR_LEN + IPV6_HDR_LEN) return false;
+  const type = (b[eth + ETH_TYPE_OFF] << 8) | b[eth + ETH_TYPE_OFF + 1];
+  if (type === ETHERTYPE_IPV4 && b[ip] >>> 4 === 4) {
+    return VXLAN_HDR_LEN + ETH_HDR_LEN + ((b[ip + IPV4_TOTAL_LEN_OFF] << 8) | b[ip + IPV4_TOTAL_LEN_OFF + 1]) === len;
+  }
+  if (type === ETHERTYPE_IPV6 && b[ip] >>> 4 === 6) {
+    return VXLAN_HDR_LEN + ETH_HDR_LEN + IPV6_HDR_LEN + ((b[ip + IPV6_PAYLOAD_LEN_OFF] << 8) | b[ip + IPV6_PAYLOAD_LEN_OFF + 1]) === len;
+  }
+  return false;
 }

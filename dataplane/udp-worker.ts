@@ -20,7 +20,7 @@ import { SOL_UDP, UDP_GRO } from "../native-bindings/linux/udp.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, MSG_TRUNC, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
 import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BATCHES, RX_BYTES, RX_FRAMES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
-import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity } from "./decap.ts";
+import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity, isOneEncapsulatedPacket } from "./decap.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
 import { openWorkerContext } from "./worker-context.ts";
 import { gsoSendSegments } from "./tcp-segment.ts";
@@ -215,7 +215,8 @@ try {
           const off = rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN;
           const m = i * META_WORDS;
           const segmentSize = gro ? recvVec.controlInt(i, SOL_UDP, UDP_GRO) : 0;
-          if (segmentSize > 0 && segmentSize < len && (recvVec.messageFlags(i) & MSG_TRUNC) === 0) {
+          const groRun = segmentSize > 0 && segmentSize < len;
+          if (groRun && (recvVec.messageFlags(i) & MSG_TRUNC) === 0 && !isOneEncapsulatedPacket(rxBytes, off, len)) {
             // A GRO run: check each datagram; a dropped one gets its VXLAN flags byte zeroed for the tap worker.
             const peerIp = recvVec.peerIp(i);
             for (let d = off; d < off + len; d += segmentSize) {
@@ -237,7 +238,9 @@ try {
             continue;
           }
           const frameLen = len - VXLAN_HDR_LEN;
-          writeRxVirtioHeader(rxBytes, off + VXLAN_HDR_LEN, frameLen, tapMtu);
+          // A whole tunnel-GSO datagram (isOneEncapsulatedPacket): its inner UDP super-frame goes to the TAP
+          // as one GSO_UDP_L4 frame, as the kernel's own VXLAN decap would deliver it.
+          writeRxVirtioHeader(rxBytes, off + VXLAN_HDR_LEN, frameLen, tapMtu, groRun ? segmentSize : 0);
           rx.meta[m + META_LEN] = frameLen;
         }
         counters[RX_BATCHES]++;

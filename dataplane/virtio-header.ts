@@ -5,12 +5,14 @@
 // and sometimes whole 64 KiB TCP super-frames (pitfall B). So every IPv4/IPv6 TCP or UDP frame is written
 // marked NEEDS_CSUM with a fresh pseudo-header sum in its checksum field: the kernel finishes (or trusts)
 // the checksum instead of dropping the frame. A TCP frame longer than the TAP MTU is written as a GSO frame
-// so that the kernel resegments it instead of dropping it.
+// so that the kernel resegments it instead of dropping it; so is a UDP one whose segment size the receive
+// reported (a kernel peer's inner UDP GSO super-frame), as GSO_UDP_L4.
 //
 // Transmit side (frames we read): without TUNSETOFFLOAD the kernel finishes checksums itself; should a
 // frame still arrive marked NEEDS_CSUM we finish it here, and a GSO frame we never asked for is refused.
 
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4,
+  VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
 import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16 } from "./checksum.ts";
 import { ACCEPT } from "./decap.ts";
 import { Drop } from "./counters.ts";
@@ -38,9 +40,10 @@ export { VIRTIO_NET_HDR_LEN };
 /**
  * Writes the virtio_net_hdr for an inner frame at frameOff - VIRTIO_NET_HDR_LEN (over the VXLAN header,
  * already checked), patching the frame's L4 checksum field when marking it NEEDS_CSUM.
- * Returns true if the frame goes out as a GSO super-frame.
+ * Returns true if the frame goes out as a GSO super-frame. `udpSegmentSize` is the inner UDP payload per
+ * datagram when the receive reported one for this frame (0 otherwise).
  */
-export function writeRxVirtioHeader(b: Uint8Array, frameOff: number, frameLen: number, tapMtu: number): boolean {
+export function writeRxVirtioHeader(b: Uint8Array, frameOff: number, frameLen: number, tapMtu: number, udpSegmentSize = 0): boolean {
   const h = frameOff - VIRTIO_NET_HDR_LEN;
   b.fill(0, h, frameOff);
   const type = (b[frameOff + ETH_TYPE_OFF] << 8) | b[frameOff + ETH_TYPE_OFF + 1];
@@ -81,7 +84,17 @@ export function writeRxVirtioHeader(b: Uint8Array, frameOff: number, frameLen: n
   b[h + 7] = csumStart >>> 8;
   b[h + 8] = csumOffset;
   b[h + 9] = 0;
-  if (proto !== IPPROTO_TCP || frameLen - ETH_HDR_LEN <= tapMtu) return false;
+  if (frameLen - ETH_HDR_LEN <= tapMtu) return false;
+  if (proto === IPPROTO_UDP) {
+    if (udpSegmentSize <= 0) return false;
+    const udpHeaderLen = csumStart + 8;
+    b[h + 1] = VIRTIO_NET_HDR_GSO_UDP_L4;
+    b[h + 2] = udpHeaderLen & 0xff;
+    b[h + 3] = udpHeaderLen >>> 8;
+    b[h + 4] = udpSegmentSize & 0xff;
+    b[h + 5] = udpSegmentSize >>> 8;
+    return true;
+  }
 
   const tcpHdrLen = (b[l4 + TCP_DATA_OFF_OFF] >>> 4) * 4;
   const headerLen = csumStart + tcpHdrLen;

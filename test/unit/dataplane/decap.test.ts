@@ -4,8 +4,8 @@
 
 import { describe, expect, test } from "bun:test";
 import { Drop, DROP_REASONS } from "../../../dataplane/counters.ts";
-import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity } from "../../../dataplane/decap.ts";
-import { ETHERTYPE_IPV4, ethernetFrame, fromHex, hex, macBytes, vxlanDatagram } from "../../support/frames.ts";
+import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity, isOneEncapsulatedPacket } from "../../../dataplane/decap.ts";
+import { ETHERTYPE_IPV4, ethernetFrame, fromHex, hex, ip4, ipv4Frame, ipv6Frame, macBytes, vxlanDatagram } from "../../support/frames.ts";
 import corpus from "./fixtures/vxlan-datagrams.json";
 import { SeededRandom } from "./fixtures/seeded-random.ts";
 
@@ -170,5 +170,34 @@ describe("fuzzing", () => {
 
   test("ACCEPT differs from every Drop value, so no verdict is ambiguous", () => {
     expect(Object.values(Drop)).not.toContain(ACCEPT);
+  });
+});
+
+describe("isOneEncapsulatedPacket (a whole tunnel-GSO datagram versus a UDP GRO run)", () => {
+  const eth = { dst: OURS, src: PEER };
+  const udp = (n: number) => ({ kind: "udp" as const, srcPort: 40000, dstPort: 5301, payload: new Uint8Array(n) });
+  const v4 = (n: number) => vxlanDatagram({ vni: VNI }, ipv4Frame(eth, { src: ip4("10.244.2.1"), dst: ip4("10.244.1.1") }, udp(n)));
+  const v6 = (n: number) => vxlanDatagram({ vni: VNI }, ipv6Frame(eth, { src: "fd00:2::1", dst: "fd00:1::1" }, udp(n)));
+
+  test("an IPv4 or IPv6 packet that fills the datagram is one", () => {
+    for (const d of [v4(4100), v6(4100), v4(40)]) expect(isOneEncapsulatedPacket(d, 0, d.length)).toBe(true);
+  });
+
+  test("the first datagram of a GRO run is not: its packet ends where the next datagram begins", () => {
+    const first = v4(1200);
+    const run = new Uint8Array(first.length * 3);
+    for (let k = 0; k < 3; k++) run.set(first, k * first.length);
+    expect(isOneEncapsulatedPacket(run, 0, run.length)).toBe(false);
+    expect(isOneEncapsulatedPacket(run, 0, first.length)).toBe(true);
+  });
+
+  test("non-IP frames, a wrong IP version and too-short datagrams are not", () => {
+    const arp = vxlanDatagram({ vni: VNI }, ethernetFrame(eth, 0x0806, new Uint8Array(46)));
+    expect(isOneEncapsulatedPacket(arp, 0, arp.length)).toBe(false);
+    const badVersion = v4(100);
+    badVersion[8 + 14] = 0x65;
+    expect(isOneEncapsulatedPacket(badVersion, 0, badVersion.length)).toBe(false);
+    const d = v4(100);
+    expect(isOneEncapsulatedPacket(d, 0, 8 + 14 + 39)).toBe(false);
   });
 });

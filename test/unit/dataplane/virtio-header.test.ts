@@ -272,11 +272,30 @@ describe("writeRxVirtioHeader: TCP frames longer than the TAP MTU go out as GSO"
     expect(readVnet(b, FRAME_OFF).gsoType).toBe(gso ? GSO_TCPV4 : GSO_NONE);
   });
 
-  test("an oversized UDP datagram is only marked NEEDS_CSUM (no UDP GSO)", () => {
+  test("an oversized UDP datagram with no segment size from the receive is only marked NEEDS_CSUM", () => {
     const frame = v4(udp(4000));
     const b = place(frame);
     expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU)).toBe(false);
     expect(readVnet(b, FRAME_OFF)).toEqual({ flags: NEEDS_CSUM, gsoType: GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: 34, csumOffset: 6 });
+  });
+
+  test.each([
+    { name: "IPv4", frame: v4(udp(4100)), hdrLen: 42, csumStart: 34 },
+    { name: "IPv4 with IP options", frame: v4(udp(4100), { options: Uint8Array.of(0x94, 4, 0, 0) }), hdrLen: 46, csumStart: 38 },
+    { name: "IPv6", frame: v6(udp(4100)), hdrLen: 62, csumStart: 54 },
+  ])("an oversized $name UDP datagram with the receive's segment size goes out as GSO_UDP_L4 of that size", ({ frame, hdrLen, csumStart }) => {
+    const b = place(frame);
+    expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU, 1200)).toBe(true);
+    expect(readVnet(b, FRAME_OFF)).toEqual({ flags: NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen, gsoSize: 1200, csumStart, csumOffset: 6 });
+    const t = transportInfo(frame);
+    expect((b[FRAME_OFF + t.checksumOff] << 8) | b[FRAME_OFF + t.checksumOff + 1]).toBe(onesComplementSum(t.pseudoHeader));
+  });
+
+  test("a UDP datagram within the TAP MTU stays a plain frame even with a segment size", () => {
+    const frame = v4(udp(1000));
+    const b = place(frame);
+    expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU, 1200)).toBe(false);
+    expect(readVnet(b, FRAME_OFF).gsoType).toBe(GSO_NONE);
   });
 });
 
