@@ -11,7 +11,7 @@ import { createEventFd, Doorbell } from "../native-bindings/poll.ts";
 import { udpGsoSupported } from "../native-bindings/udp-gso.ts";
 import { openRawIpv4Sender, openUdpSocket } from "../native-bindings/sockets.ts";
 import { LinkControl, openTap, setTapOffload, type TapHandle } from "../native-bindings/tap.ts";
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN } from "../native-bindings/linux/if_tun.ts";
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6 } from "../native-bindings/linux/if_tun.ts";
 import { createCounterMemory, readCounters, type DataplaneCounters } from "./counters.ts";
 import { createFdbMemory, FdbWriter } from "./fdb-table.ts";
 import { formatMac, macParts } from "./mac.ts";
@@ -120,9 +120,18 @@ export class Dataplane {
         offloads = false; // TSO frames would have no fast way out
         log("UDP GSO (UDP_SEGMENT) unavailable; TAP offloads off, moving frames one by one");
       }
+      // UDP segmentation (USO, Linux 6.2) is asked for where the kernel has it; older kernels refuse the
+      // whole TUNSETOFFLOAD with EINVAL, so ask again without it.
+      let uso = false;
       if (offloads) {
+        const tcpOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
         try {
-          for (const t of tapQueues) setTapOffload(libc, t, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN);
+          try {
+            for (const t of tapQueues) setTapOffload(libc, t, tcpOffloads | TUN_F_USO4 | TUN_F_USO6);
+            uso = true;
+          } catch {
+            for (const t of tapQueues) setTapOffload(libc, t, tcpOffloads);
+          }
         } catch (error) {
           offloads = false;
           for (const t of tapQueues) setTapOffload(libc, t, 0);
@@ -189,7 +198,7 @@ export class Dataplane {
       const workers = await Promise.all(starting);
       log(
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
-          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? "TSO4/TSO6/CSUM with UDP GSO and GRO" : "off"}`,
+          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM with UDP GSO and GRO` : "off"}`,
       );
       return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
         fdb: new FdbWriter(fdbMemory),

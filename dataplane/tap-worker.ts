@@ -4,7 +4,7 @@
 //   1. drain the rx ring: write each decapsulated frame (virtio_net_hdr + frame) to the TAP;
 //   2. read frames from the TAP straight into free tx-ring slots (behind 64 bytes of headroom), look up the
 //      destination VtepMAC in the forwarding table, write the outer headers in front, publish the batch;
-//      with offloads on, a TCP super-frame (TSO) is instead cut into a train of VXLAN datagrams in its slot,
+//      with offloads on, a TCP super-frame (TSO) or UDP one (USO) is instead cut into a train of VXLAN datagrams in its slot,
 //      which the udp worker sends with one UDP GSO call per 64 KiB;
 //   3. with nothing to do, sleep in poll() on the TAP and this worker's doorbell (eventfd).
 // A lone frame read while the udp worker sleeps with an empty tx ring is sent from here (sendDirect): a
@@ -25,10 +25,11 @@ import { macHiAt, macLoAt } from "./mac.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
 import { openWorkerContext } from "./worker-context.ts";
 import { segmentTcpSuperFrame } from "./tcp-segment.ts";
+import { segmentUdpSuperFrame } from "./udp-segment.ts";
 import { coalesceTcpFrames } from "./tcp-coalesce.ts";
 import { finishTxFrame, VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
 import { ETH_HDR_LEN, IPV4_HDR_LEN, OUTER_HDR_LEN, UDP_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
-import { VIRTIO_NET_HDR_GSO_NONE } from "../native-bindings/linux/virtio_net.ts";
+import { VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_UDP_L4 } from "../native-bindings/linux/virtio_net.ts";
 import {
   BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TAP_READ_CAPACITY, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
   type WorkerInit, type WorkerMessage,
@@ -164,7 +165,8 @@ try {
         const sourcePort = sourcePortFromHash(innerFlowHash(txBytes, frameOff, frameLen)); // before the frame is overwritten
         // Cut in place: the train starts where the frame does and grows past its end (segmentTcpSuperFrame
         // writes the last segment first, so no byte is overwritten before it is read).
-        const segments = segmentTcpSuperFrame(txBytes, frameOff, frameLen, frameOff - VIRTIO_NET_HDR_LEN, vni, txBytes, frameOff, FRAME_CAPACITY, segmentResult);
+        const segment = (txBytes[frameOff - VIRTIO_NET_HDR_LEN + 1] & ~VIRTIO_NET_HDR_GSO_ECN) === VIRTIO_NET_HDR_GSO_UDP_L4 ? segmentUdpSuperFrame : segmentTcpSuperFrame;
+        const segments = segment(txBytes, frameOff, frameLen, frameOff - VIRTIO_NET_HDR_LEN, vni, txBytes, frameOff, FRAME_CAPACITY, segmentResult);
         if (segments <= 0 || segmentResult[0] > maxDatagramLen) {
           counters[DROPS_BASE + (segments <= 0 ? Drop.unsupported_offload : Drop.oversize)]++;
           continue;

@@ -3,7 +3,8 @@
 // transfer; against a kernel flannel.1 (which verifies every inner checksum) and between two of ours.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startDataplaneNode } from "../support/flannelette-node.ts";
+import { resolve } from "node:path";
+import { BUN, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
 import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, type NetnsNode, type Topology } from "../support/netns.ts";
 import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
@@ -13,6 +14,7 @@ const MAC_1 = "0a:58:0a:f4:01:01";
 const MAC_2 = "0a:58:0a:f4:02:02";
 const pod6 = (n: NetnsNode) => `fd00:${n.index}::1`;
 const tap6 = (n: NetnsNode) => `fd00:ff::${n.index}`;
+const UDP_GSO_APP = resolve(import.meta.dir, "../support/udp-gso-app.ts");
 
 // IPv6 across flannel.1 the way flannel's IPv4 works: a /128 on the VTEP, an onlink route to the peer's
 // pod prefix via the peer's VTEP address, and a permanent neighbor for it.
@@ -27,11 +29,12 @@ async function addIpv6Overlay(topo: Topology, node: NetnsNode, peer: NetnsNode, 
 for (const peerKind of ["kernel", "flannelette"] as const) {
   describe.skipIf(!isRoot)(`offloaded odd traffic between our data plane and a ${peerKind} peer`, () => {
     let topo: Topology;
+    let ours: DataplaneNode;
 
     beforeAll(async () => {
       topo = await createTopology({ nodes: 2 });
       const [n1, n2] = topo.nodes;
-      await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [leaseOf(n2, MAC_2)] });
+      ours = await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [leaseOf(n2, MAC_2)] });
       if (peerKind === "kernel") await configureKernelVxlanNode(n2, { mac: MAC_2, peers: [leaseOf(n1, MAC_1)] });
       else await startDataplaneNode(topo, n2, { mac: MAC_2, peers: [leaseOf(n1, MAC_1)] });
       await addIpv6Overlay(topo, n1, n2, MAC_2);
@@ -76,6 +79,24 @@ for (const peerKind of ["kernel", "flannelette"] as const) {
       expect((await pings).received).toBe(40);
       expect(udp.packetsReceived).toBeGreaterThan(0.95 * udp.packetsSent);
       expect((await tcp).bytes).toBeGreaterThan(1_000_000);
+    });
+
+    test("an application's UDP GSO sends (USO super-frames) arrive as the right datagrams, intact, both ways", async () => {
+      const [n1, n2] = topo.nodes;
+      await ours.process.waitForLine(/offloads TSO4\/TSO6\/USO4\/USO6\/CSUM/, { stream: "stderr" });
+      const before = await ours.counters();
+      // 20 sends of 30 datagrams of 1,200 bytes and a short one of 500: 620 datagrams each way.
+      const [sends, segment, bytes] = [20, 1200, 30 * 1200 + 500];
+      for (const [from, to] of [[n1, n2], [n2, n1]] as const) {
+        const receiver = topo.spawnIn(to.ns, [BUN, UDP_GSO_APP, "receive", "5301", String(sends * 31), "10000"]);
+        await receiver.waitForLine("listening");
+        await topo.exec(from.ns, [BUN, UDP_GSO_APP, "send", to.podIp, "5301", String(sends), String(segment), String(bytes)]);
+        const result = JSON.parse(await receiver.waitForLine("{", { timeoutMs: 15_000 }));
+        expect(result).toEqual({ datagrams: sends * 31, bytes: sends * bytes, sizes: [500, segment], wrong: 0 });
+      }
+      const after = await ours.counters();
+      expect(after.drops.unsupported_offload - before.drops.unsupported_offload).toBe(0);
+      expect(after.txFrames - before.txFrames).toBeGreaterThanOrEqual(sends * 31);
     });
   });
 }
