@@ -5,6 +5,10 @@
 import { CliError } from "./cli-flags.ts";
 
 import { DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE } from "./usage.ts";
+import { ensureDataplaneRuntime } from "./runtime-options.ts";
+import { createLogger } from "./log.ts";
+
+const warn = (message: string) => createLogger().warn(message);
 
 // Each command is imported when it runs: the data plane alone should not carry the etcd client's memory.
 
@@ -27,8 +31,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "run":
+      await ensureDataplaneRuntime(warn);
       return (await import("./run-command.ts")).runAgentCommand(rest);
     case "dataplane":
+      await ensureDataplaneRuntime(warn);
       return (await import("./dataplane-command.ts")).runDataplaneCommand(rest);
     case "demo":
       return (await import("./demo-command.ts")).runDemoCommand(rest);

@@ -41,4 +41,6 @@ export interface Libc {
   poll(fds: Pointer, nfds: number, timeoutMs: number): number;
   eventfd(initval: number, flags: number): number;
   getpid(): number;
+  /** `argv` and `envp` point at NULL-terminated arrays of string pointers. Returns only on failure. */
+  execve(path: Pointer, argv: Pointer, envp: Pointer): number;
 }

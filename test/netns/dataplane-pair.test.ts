@@ -1,6 +1,7 @@
 // Two instances of our data plane talk to each other as two flannel.1 devices would; the port is configurable.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
 import { leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
@@ -34,6 +35,14 @@ for (const { port, offloads, workers } of CONFIGS) {
 
     afterAll(async () => {
       await topo?.destroy();
+    });
+
+    test("each runs as one process, restarted in place (same PID) with the FTL tier off", () => {
+      for (const node of [a, b]) {
+        const environ = readFileSync(`/proc/${node.process.pid}/environ`, "utf8").split("\0");
+        expect(environ).toContain("BUN_JSC_useFTLJIT=0");
+        expect(readFileSync(`/proc/${node.process.pid}/cmdline`, "utf8").split("\0")).toContain("dataplane");
+      }
     });
 
     test("ping crosses both ways without loss", async () => {

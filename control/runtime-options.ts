@@ -1,0 +1,39 @@
+// Runtime options for the commands that run the data plane, which JavaScriptCore reads only when the
+// process starts (from BUN_JSC_* variables). If they are not set yet, flannelette restarts itself once with
+// them through execve: same PID, same fds, same arguments, so supervisors and scripts see one process.
+//
+// BUN_JSC_useFTLJIT=0: JSC's top tier (FTL) compiles the data plane's hot loops with ~20 MiB of transient
+// compiler memory per process, which the peak RSS keeps. Without it (DFG is the top tier) the peak RSS
+// under full TCP load fell from 85-95 MiB to 60-64 MiB with throughput unchanged within run-to-run noise
+// (bench/e2e.ts, 2026-11-27). An operator's own BUN_JSC_useFTLJIT is left as it is.
+
+import { loadLibc } from "../native-bindings/index.ts";
+import { execve } from "../native-bindings/exec.ts";
+
+export const DATAPLANE_RUNTIME_ENV: Readonly<Record<string, string>> = { BUN_JSC_useFTLJIT: "0" };
+
+/** The variables still missing from `env`; empty when nothing needs a restart. */
+export function missingRuntimeEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const missing: Record<string, string> = {};
+  for (const [key, value] of Object.entries(DATAPLANE_RUNTIME_ENV)) if (env[key] === undefined) missing[key] = value;
+  return missing;
+}
+
+/**
+ * Restarts this process with DATAPLANE_RUNTIME_ENV unless it is already set. Returns only when no restart
+ * was needed or possible (not Bun; execve refused), after saying why in the latter case.
+ */
+export async function ensureDataplaneRuntime(warn: (message: string) => void): Promise<void> {
+  if (typeof globalThis.Bun === "undefined") return;
+  const missing = missingRuntimeEnv(process.env);
+  if (Object.keys(missing).length === 0) return;
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  Object.assign(env, missing);
+  try {
+    const libc = await loadLibc();
+    execve(libc, process.execPath, [process.argv0, ...process.execArgv, ...process.argv.slice(1)], env);
+  } catch (error) {
+    warn(`could not restart with ${Object.keys(missing).join(", ")} (${(error as Error).message}); going on without`);
+  }
+}

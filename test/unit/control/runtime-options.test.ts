@@ -1,0 +1,12 @@
+// control/runtime-options.ts: which runtime variables still need a restart.
+
+import { describe, expect, test } from "bun:test";
+import { missingRuntimeEnv } from "../../../control/runtime-options.ts";
+
+describe("missingRuntimeEnv", () => {
+  test("asks for FTL off when nothing is set, and leaves an operator's own choice alone", () => {
+    expect(missingRuntimeEnv({})).toEqual({ BUN_JSC_useFTLJIT: "0" });
+    expect(missingRuntimeEnv({ BUN_JSC_useFTLJIT: "1" })).toEqual({});
+    expect(missingRuntimeEnv({ BUN_JSC_useFTLJIT: "" })).toEqual({});
+  });
+});
