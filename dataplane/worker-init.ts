@@ -26,7 +26,12 @@ export const FRAME_CAPACITY = 72 * 1024;
 export const SLOT_STRIDE = SLOT_HEADROOM + FRAME_CAPACITY; // 73,920, a multiple of 64
 /** The largest frame the TAP hands us (a 64 KiB TSO super-frame). */
 export const TAP_READ_CAPACITY = 65535 + 14;
-export const DEFAULT_RING_SLOTS = 64;
+/**
+ * 32 slots per ring: one batch. Every slot of a busy ring gets touched (64 KiB receives and super-frames),
+ * so each slot is 72 KiB of resident memory; 64 slots moved no more traffic here (bench/e2e.ts) and cost
+ * 4.6 MiB more per worker pair.
+ */
+export const DEFAULT_RING_SLOTS = 32;
 /** Datagrams per sendmmsg/recvmmsg: 32 performs like 64 on this kind of machine (bun-ffi.md §2). */
 export const BATCH_SIZE = 32;
 /** Upper bound on a worker's sleep, so a lost wake-up could never hang shutdown. */
