@@ -78,19 +78,20 @@ function parentOf(pid: number): number | null {
 }
 
 /**
- * The PID that runs `comm` for a process started as `ip netns exec <ns> ...`: iproute2 execs in place, so it is
- * normally the spawned PID itself; should `ip` ever fork instead, the matching child is taken. Throws when
- * neither is `comm`, so figures are never attributed to the wrong process.
+ * The PID that runs one of `comms` for a process started as `ip netns exec <ns> ...`: iproute2 execs in place,
+ * so it is normally the spawned PID itself; should `ip` ever fork instead, the matching child is taken. Throws
+ * when neither matches, so figures are never attributed to the wrong process.
  */
-export function resolveExecPid(spawnedPid: number, comm: string): number {
+export function resolveExecPid(spawnedPid: number, comms: readonly string[]): number {
   const own = readComm(spawnedPid);
-  if (own === comm) return spawnedPid;
+  if (own !== null && comms.includes(own)) return spawnedPid;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    if (parentOf(pid) === spawnedPid && readComm(pid) === comm) return pid;
+    const comm = readComm(pid);
+    if (parentOf(pid) === spawnedPid && comm !== null && comms.includes(comm)) return pid;
   }
-  throw new Error(`process ${spawnedPid} is "${own ?? "gone"}" and has no child "${comm}"`);
+  throw new Error(`process ${spawnedPid} is "${own ?? "gone"}" and has no child named ${comms.map((c) => `"${c}"`).join(" or ")}`);
 }
 
 export interface Watched {

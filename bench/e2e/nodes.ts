@@ -1,7 +1,8 @@
 // Brings up one node of a scenario: either a kernel flannel.1 (configured as flanneld does) or our data plane
 // started through the CLI contract (test/support/flannelette-node.ts), with flannel's kernel entries around it.
 
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
+import { basename } from "node:path";
 import type { NetnsNode, Topology } from "../../test/support/netns.ts";
 import { configureKernelVxlanNode, type KernelPeer } from "../../test/support/kernel-vxlan.ts";
 import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../../test/support/flannelette-node.ts";
@@ -47,7 +48,9 @@ export async function startNode(topo: Topology, kind: NodeKind, node: NetnsNode,
   assertDataplaneCli();
   const dataplane = await startDataplaneNode(topo, node, { mac, peers, vni: VNI, port: VXLAN_PORT, extraArgs });
   // `ready` has been printed, so `ip netns exec` has long since exec'd bun: check that, don't assume it.
-  const pid = resolveExecPid(dataplane.process.pid, "bun");
+  // Named as invoked ("bun"), or after the data plane's restart with its runtime options (control/runtime-options.ts)
+  // by the binary's own name (bun.exe in the npm package).
+  const pid = resolveExecPid(dataplane.process.pid, ["bun", basename(realpathSync(BUN)).slice(0, 15)]);
   return { kind, node, dataplane, pid };
 }
 
