@@ -195,7 +195,16 @@ export class Dataplane {
         starting.push(startWorker(new URL("./tap-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q }, log, fatal));
         starting.push(startWorker(new URL("./udp-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q + 1 }, log, fatal));
       }
-      const workers = await Promise.all(starting);
+      const settled = await Promise.allSettled(starting);
+      const failure = settled.find((r) => r.status === "rejected");
+      if (failure) {
+        // Stop the workers that did start before their fds are closed under them (by the catch below).
+        Atomics.store(new Int32Array(runState), RUN_STOP, 1);
+        for (const fd of bellFds) new Doorbell(libc, fd).ring();
+        await Promise.all(settled.flatMap((r) => (r.status === "fulfilled" ? [waitForStop(r.value)] : [])));
+        throw failure.reason;
+      }
+      const workers = settled.map((r) => (r as PromiseFulfilledResult<Worker>).value);
       log(
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
           `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM with UDP GSO and GRO` : "off"}`,
@@ -247,7 +256,10 @@ export class Dataplane {
 function startWorker(url: URL, init: WorkerInit, log: (message: string) => void, fatal: (message: string) => void): Promise<Worker> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(url, { workerData: init } as WorkerOptions);
-    const timer = setTimeout(() => reject(new Error(`data-plane worker ${url.pathname} did not start within ${WORKER_START_TIMEOUT_MS} ms`)), WORKER_START_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      worker.terminate();
+      reject(new Error(`data-plane worker ${url.pathname} did not start within ${WORKER_START_TIMEOUT_MS} ms`));
+    }, WORKER_START_TIMEOUT_MS);
     // Assign handlers right away: messages posted before that are lost (bun-ffi.md §6).
     worker.onmessage = (event: MessageEvent<WorkerMessage>) => {
       const m = event.data;
