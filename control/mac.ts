@@ -1,5 +1,7 @@
 // 48-bit MAC addresses as text. Parsing accepts the 6-byte forms of Go's net.ParseMAC;
-// formatting matches net.HardwareAddr.String() (lowercase, colon-separated).
+// formatting matches net.HardwareAddr.String() (lowercase, colon-separated), with the data plane's formatter.
+
+import { formatMac as formatMacBytes } from "../dataplane/mac.ts";
 
 const SEPARATED = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$/;
 const DOTTED = /^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$/;
@@ -16,7 +18,7 @@ export function parseMac(text: string): Uint8Array | null {
 
 export function formatMac(bytes: Uint8Array): string {
   if (bytes.length !== 6) throw new RangeError(`MAC must be 6 bytes, got ${bytes.length}`);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(":");
+  return formatMacBytes(bytes);
 }
 
 // Go's ParseMAC also takes 8- and 20-byte addresses; a VTEP needs 48 bits, so callers reject those.
