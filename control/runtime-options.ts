@@ -2,10 +2,12 @@
 // process starts (from BUN_JSC_* variables). If they are not set yet, flannelette restarts itself once with
 // them through execve: same PID, same fds, same arguments, so supervisors and scripts see one process.
 //
-// BUN_JSC_useFTLJIT=0: JSC's top tier (FTL) compiles the data plane's hot loops with ~20 MiB of transient
-// compiler memory per process, which the peak RSS keeps. Without it (DFG is the top tier) the peak RSS
-// under full TCP load fell from 85-95 MiB to 60-64 MiB with throughput unchanged within run-to-run noise
-// (bench/e2e.ts, 2026-11-27). An operator's own BUN_JSC_useFTLJIT is left as it is.
+// BUN_JSC_useFTLJIT=0: JSC's top tier (FTL) compiles the workers' big loop functions with ~20 MiB of
+// transient compiler memory per process, which the peak RSS keeps. Measured 2026-11-27, one TCP stream
+// between two of our data planes: peak VmRSS 60-64 MiB instead of 85-95, for ~4 % of throughput (7.10 Gbit/s,
+// mean of 6 × 5 s, against 7.40 with FTL kept for small functions only: BUN_JSC_useFTLJIT=1
+// BUN_JSC_maximumFTLCandidateBytecodeCost=3000, peak 63-69 MiB). The memory target wins by default; an
+// operator's own BUN_JSC_useFTLJIT is left as it is, so either trade stays one variable away.
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { execve } from "../native-bindings/exec.ts";

@@ -4,8 +4,8 @@
 //   1. drain the rx ring: write each decapsulated frame (virtio_net_hdr + frame) to the TAP;
 //   2. read frames from the TAP straight into free tx-ring slots (behind 64 bytes of headroom), look up the
 //      destination VtepMAC in the forwarding table, write the outer headers in front, publish the batch;
-//      with offloads on, a TCP super-frame (TSO) or UDP one (USO) is instead cut into a train of VXLAN datagrams in its slot,
-//      which the udp worker sends with one UDP GSO call per 64 KiB;
+//      with offloads on, a TCP super-frame (TSO) or a UDP one (USO) is instead cut into a train of VXLAN
+//      datagrams in its slot, which the udp worker sends with one UDP GSO call per 64 KiB;
 //   3. with nothing to do, sleep in poll() on the TAP and this worker's doorbell (eventfd).
 // A lone frame read while the udp worker sleeps with an empty tx ring is sent from here (sendDirect): a
 // wake-up costs more than the send, and with nothing in flight there is nothing to overtake. Under load
