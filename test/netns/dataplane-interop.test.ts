@@ -61,6 +61,7 @@ for (const offloads of [true, false]) describe.skipIf(!isRoot)(`our data plane w
     const down = await iperf3Udp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 1, bitrate: "20M", len: 1200, reverse: true });
     expect(up.packetsReceived).toBeGreaterThan(0.95 * up.packetsSent);
     expect(down.packetsReceived).toBeGreaterThan(0.95 * down.packetsSent);
+    expect(up.outOfOrder + down.outOfOrder).toBe(0);
   });
 
   test("the underlay carries VNI 1 on UDP port 8472 both ways, with per-flow source ports in 32768-60999", async () => {

@@ -64,6 +64,20 @@ for (const { port, offloads, workers } of CONFIGS) {
       expect(cb.rxFrames).toBeLessThanOrEqual(ca.txFrames);
       expect(ca.rxFrames).toBeLessThanOrEqual(cb.txFrames);
     });
+
+    test("datagrams stay in order both ways while lone frames (sent directly) and batches (through the rings) mix", async () => {
+      const [n1, n2] = topo.nodes;
+      const before = await a.counters();
+      for (const reverse of [false, true]) {
+        // ~10k datagrams/s: often one at a time (the other worker asleep), often several per wake-up.
+        const udp = await iperf3Udp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 2, bitrate: "100M", len: 1200, reverse });
+        expect(udp.packetsReceived).toBeGreaterThan(0.95 * udp.packetsSent);
+        expect(udp.outOfOrder).toBe(0);
+      }
+      const after = await a.counters();
+      expect(after.directFrames).toBeGreaterThan(before.directFrames);
+      expect(after.txBatches - before.txBatches).toBeLessThan(after.txFrames - before.txFrames); // batches happened too
+    });
   });
 }
 

@@ -118,6 +118,8 @@ export interface UdpResult {
   readonly packetsReceived: number;
   readonly lossPercent: number;
   readonly jitterMs: number;
+  /** Datagrams the receiver saw arrive after a later-numbered one. */
+  readonly outOfOrder: number;
 }
 
 /** The part of a topology that starts tracked processes, so servers die with it even on failure. */
@@ -159,10 +161,20 @@ export async function iperf3Udp(host: ProcessHost, server: ServerEndpoint, clien
     packetsReceived,
     lossPercent: num(received, "lost_percent"),
     jitterMs: num(received, "jitter_ms"),
+    outOfOrder: outOfOrder(json),
   };
 }
 
 type Json = Record<string, unknown>;
+
+/** Sum of end.streams[].udp.out_of_order (the receiving side's count, in either direction). */
+function outOfOrder(json: Json): number {
+  const streams = field(json, ["end"])["streams"];
+  if (!Array.isArray(streams)) throw new Error("iperf3 JSON has no end.streams");
+  let total = 0;
+  for (const stream of streams as Json[]) total += num(stream["udp"] as Json, "out_of_order");
+  return total;
+}
 
 async function runIperf3(host: ProcessHost, server: ServerEndpoint, client: ClientEndpoint,
   port: number | undefined, seconds: number, args: readonly string[]): Promise<Json> {
