@@ -59,7 +59,7 @@ let outBuffer: ArrayBufferLike | null = null;
 let outWhole: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
 let outWords: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
 
-export function bindViews(src: Uint8Array, out: Uint8Array): void {
+function bindViews(src: Uint8Array, out: Uint8Array): void {
   if (src.buffer !== srcBuffer) {
     srcBuffer = src.buffer;
     srcWords = new Uint16Array(srcBuffer, 0, srcBuffer.byteLength >>> 1);
@@ -173,6 +173,60 @@ export function copyAndSum(src: Uint8Array, sOff: number, out: Uint8Array, dOff:
   return LITTLE_ENDIAN && (dAbs & 1) === 0 ? sumWordsLe(outWords, out, dOff, dAbs, len) : sumBytes(out, dOff, len);
 }
 
+/** The geometry of one cut, filled by layOutTrain (module state: nothing is allocated per super-frame). */
+export const train = { count: 0, lastPay: 0, fullLen: 0, lastLen: 0, total: 0 };
+
+/**
+ * Lays out the train for `payLen` payload bytes in segments of `gsoSize`, each behind its VXLAN header and
+ * `hdrLen` bytes of copied headers, into `train`; false if it does not fit out[outOff, +outCapacity) or, in
+ * one buffer, would start before the frame and overlap it (the cut writes toward higher addresses only).
+ * Binds the whole-buffer views copyAndSum uses.
+ */
+export function layOutTrain(src: Uint8Array, frameOff: number, frameLen: number, hdrLen: number, payLen: number,
+  gsoSize: number, out: Uint8Array, outOff: number, outCapacity: number): boolean {
+  const count = payLen <= gsoSize ? 1 : Math.ceil(payLen / gsoSize);
+  const lastPay = payLen - (count - 1) * gsoSize;
+  const fullLen = VXLAN_HDR_LEN + hdrLen + gsoSize;
+  const lastLen = VXLAN_HDR_LEN + hdrLen + lastPay;
+  const total = (count - 1) * fullLen + lastLen;
+  if (total > outCapacity || outOff + total > out.length) return false;
+  if (src.buffer === out.buffer) {
+    const frameAbs = src.byteOffset + frameOff;
+    const outAbs = out.byteOffset + outOff;
+    if (outAbs < frameAbs + frameLen && frameAbs < outAbs + total && outAbs < frameAbs) return false;
+  }
+  bindViews(src, out);
+  train.count = count;
+  train.lastPay = lastPay;
+  train.fullLen = fullLen;
+  train.lastLen = lastLen;
+  train.total = total;
+  return true;
+}
+
+/** Sum of the IPv4 header words every segment shares: all but total length, id and header checksum. */
+export function ipv4TemplateSum(src: Uint8Array, ip: number, ipHl: number): number {
+  let sum = 0;
+  for (let k = 0; k < ipHl; k += 2) if (k !== 2 && k !== 4 && k !== 10) sum += (src[ip + k] << 8) | src[ip + k + 1];
+  return sum;
+}
+
+/** Sum of the pseudo-header's addresses and protocol; each segment adds its own L4 length. */
+export function pseudoAddressSum(src: Uint8Array, ip: number, v4: boolean, protocol: number): number {
+  let sum = protocol;
+  if (v4) for (let k = 12; k < 20; k += 2) sum += (src[ip + k] << 8) | src[ip + k + 1];
+  else for (let k = 8; k < 40; k += 2) sum += (src[ip + k] << 8) | src[ip + k + 1];
+  return sum;
+}
+
+/** Segment i's IPv4 total length, id (id0 + i, mod 2^16, as the kernel's inet_gso_segment) and header checksum. */
+export function finishIpv4Header(out: Uint8Array, o: number, totalLen: number, id0: number, i: number, templateSum: number): void {
+  const id = (id0 + i) & 0xffff;
+  putU16(out, o + 2, totalLen);
+  putU16(out, o + 4, id);
+  putU16(out, o + 10, ~fold(templateSum + totalLen + id) & 0xffff);
+}
+
 /**
  * Cuts the TSO super-frame src[frameOff, frameOff+frameLen), whose virtio_net_hdr is src[vnetOff, +10),
  * into VXLAN datagram payloads written back to back into out[outOff, outOff+outCapacity).
@@ -233,32 +287,14 @@ export function segmentTcpSuperFrame(
   if (mss === 0 || hdrLenHint > frameLen) return -1;
 
   const hdrLen = ETH_HDR_LEN + ipHl + tcpHl;
-  const payLen = ipLen - ipHl - tcpHl;
-  const count = payLen <= mss ? 1 : Math.ceil(payLen / mss);
-  const lastPay = payLen - (count - 1) * mss;
-  const fullLen = VXLAN_HDR_LEN + hdrLen + mss;
-  const lastLen = VXLAN_HDR_LEN + hdrLen + lastPay;
-  const total = (count - 1) * fullLen + lastLen;
-  if (total > outCapacity || outOff + total > out.length) return -1;
+  if (!layOutTrain(src, frameOff, frameLen, hdrLen, ipLen - ipHl - tcpHl, mss, out, outOff, outCapacity)) return -1;
+  const { count, lastPay, fullLen, lastLen, total } = train;
   const same = src.buffer === out.buffer;
-  if (same) {
-    const frameAbs = src.byteOffset + frameOff;
-    const outAbs = out.byteOffset + outOff;
-    if (outAbs < frameAbs + frameLen && frameAbs < outAbs + total && outAbs < frameAbs) return -1;
-  }
-  bindViews(src, out);
 
   // Template sums, each field that changes per segment left out: IPv4 total length, id and checksum; TCP
   // sequence, data offset + flags word, checksum. The pseudo-header gets the TCP length per segment.
-  let ipBase = 0;
-  let pseudoBase = IPPROTO_TCP;
-  if (v4) {
-    for (let k = 0; k < ipHl; k += 2) if (k !== 2 && k !== 4 && k !== 10) ipBase += (src[ip + k] << 8) | src[ip + k + 1];
-    for (let k = 12; k < 20; k += 2) pseudoBase += (src[ip + k] << 8) | src[ip + k + 1];
-  } else {
-    for (let k = 8; k < 40; k += 2) pseudoBase += (src[ip + k] << 8) | src[ip + k + 1];
-  }
-  let tcpBase = pseudoBase;
+  const ipBase = v4 ? ipv4TemplateSum(src, ip, ipHl) : 0;
+  let tcpBase = pseudoAddressSum(src, ip, v4, IPPROTO_TCP);
   for (let k = 0; k < tcpHl; k += 2) if (k !== 4 && k !== 6 && k !== 12 && k !== TCP_CSUM_OFF) tcpBase += (src[tcp + k] << 8) | src[tcp + k + 1];
   const offsetByte = src[tcp + 12];
   const flags0 = src[tcp + TCP_FLAGS_OFF];
@@ -279,13 +315,8 @@ export function segmentTcpSuperFrame(
     writeVxlanHeader(out, d, vni);
 
     const o = h + ETH_HDR_LEN;
-    if (v4) {
-      const totalLen = ipHl + tcpHl + pay;
-      const id = (id0 + i) & 0xffff;
-      putU16(out, o + 2, totalLen);
-      putU16(out, o + 4, id);
-      putU16(out, o + 10, ~fold(ipBase + totalLen + id) & 0xffff);
-    } else putU16(out, o + 4, tcpHl + pay);
+    if (v4) finishIpv4Header(out, o, ipHl + tcpHl + pay, id0, i, ipBase);
+    else putU16(out, o + 4, tcpHl + pay);
     const t = o + ipHl;
     const seq = (seq0 + i * mss) >>> 0;
     let flags = flags0;

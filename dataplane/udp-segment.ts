@@ -14,7 +14,8 @@
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
 import { putU16 } from "./checksum.ts";
 import { writeVxlanHeader } from "./encap.ts";
-import { bindViews, copyAndSum, fold, isIndex, SEG_DATAGRAM_LEN, SEG_LAST_LEN, SEG_TOTAL_LEN } from "./tcp-segment.ts";
+import { copyAndSum, finishIpv4Header, fold, ipv4TemplateSum, isIndex, layOutTrain, pseudoAddressSum, SEG_DATAGRAM_LEN, SEG_LAST_LEN, SEG_TOTAL_LEN,
+  train } from "./tcp-segment.ts";
 import { ETH_HDR_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, IPV4_MF_OR_OFFSET, IPV6_HDR_LEN, UDP_CSUM_OFF, UDP_HDR_LEN, UDP_LEN_OFF, VXLAN_HDR_LEN } from "./wire.ts";
 
 /**
@@ -76,32 +77,14 @@ export function segmentUdpSuperFrame(
   if (gsoSize === 0 || hdrLenHint > frameLen) return -1;
 
   const hdrLen = ETH_HDR_LEN + ipHl + UDP_HDR_LEN;
-  const payLen = udpLen - UDP_HDR_LEN;
-  const count = payLen <= gsoSize ? 1 : Math.ceil(payLen / gsoSize);
-  const lastPay = payLen - (count - 1) * gsoSize;
-  const fullLen = VXLAN_HDR_LEN + hdrLen + gsoSize;
-  const lastLen = VXLAN_HDR_LEN + hdrLen + lastPay;
-  const total = (count - 1) * fullLen + lastLen;
-  if (total > outCapacity || outOff + total > out.length) return -1;
+  if (!layOutTrain(src, frameOff, frameLen, hdrLen, udpLen - UDP_HDR_LEN, gsoSize, out, outOff, outCapacity)) return -1;
+  const { count, lastPay, fullLen, lastLen, total } = train;
   const same = src.buffer === out.buffer;
-  if (same) {
-    const frameAbs = src.byteOffset + frameOff;
-    const outAbs = out.byteOffset + outOff;
-    if (outAbs < frameAbs + frameLen && frameAbs < outAbs + total && outAbs < frameAbs) return -1;
-  }
-  bindViews(src, out);
 
   // Template sums without the fields that change per segment: IPv4 total length, id and checksum; UDP
   // length (counted twice per segment, in the pseudo-header and in the header) and checksum.
-  let ipBase = 0;
-  let udpBase = IPPROTO_UDP;
-  if (v4) {
-    for (let k = 0; k < ipHl; k += 2) if (k !== 2 && k !== 4 && k !== 10) ipBase += (src[ip + k] << 8) | src[ip + k + 1];
-    for (let k = 12; k < 20; k += 2) udpBase += (src[ip + k] << 8) | src[ip + k + 1];
-  } else {
-    for (let k = 8; k < 40; k += 2) udpBase += (src[ip + k] << 8) | src[ip + k + 1];
-  }
-  udpBase += ((src[udp] << 8) | src[udp + 1]) + ((src[udp + 2] << 8) | src[udp + 3]); // ports
+  const ipBase = v4 ? ipv4TemplateSum(src, ip, ipHl) : 0;
+  const udpBase = pseudoAddressSum(src, ip, v4, IPPROTO_UDP) + ((src[udp] << 8) | src[udp + 1]) + ((src[udp + 2] << 8) | src[udp + 3]); // + ports
   const id0 = (src[ip + 4] << 8) | src[ip + 5];
   const payOff = frameOff + hdrLen;
 
@@ -117,13 +100,8 @@ export function segmentUdpSuperFrame(
 
     const o = h + ETH_HDR_LEN;
     const l4Len = UDP_HDR_LEN + pay;
-    if (v4) {
-      const totalLen = ipHl + l4Len;
-      const id = (id0 + i) & 0xffff;
-      putU16(out, o + 2, totalLen);
-      putU16(out, o + 4, id);
-      putU16(out, o + 10, ~fold(ipBase + totalLen + id) & 0xffff);
-    } else putU16(out, o + 4, l4Len);
+    if (v4) finishIpv4Header(out, o, ipHl + l4Len, id0, i, ipBase);
+    else putU16(out, o + 4, l4Len);
     const u = o + ipHl;
     putU16(out, u + UDP_LEN_OFF, l4Len);
     putU16(out, u + UDP_CSUM_OFF, ~fold(udpBase + 2 * l4Len + paySum) & 0xffff || 0xffff);
