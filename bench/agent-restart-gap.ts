@@ -3,7 +3,7 @@
 // the first reply after it) and the gap between the new process logging readiness and the first reply.
 // Run: node_modules/.bin/bun bench/agent-restart-gap.ts [rounds=3]
 
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, waitForPeerRoutes } from "../test/support/flannelette-agent.ts";
+import { type AgentNode, startAgentMesh } from "../test/support/flannelette-agent.ts";
 import { HubEtcd } from "../test/support/etcd-in-netns.ts";
 import { createTopology } from "../test/support/netns.ts";
 
@@ -12,11 +12,7 @@ const topo = await createTopology({ nodes: 2, prefix: "fnl-gap-" });
 const etcd = await HubEtcd.start(topo);
 const agents: AgentNode[] = [];
 try {
-  await etcd.put(CONFIG_KEY, NETWORK_CONFIG);
-  for (const node of topo.nodes) agents.push(await createAgentNode(topo, node));
-  await Promise.all(agents.map((a) => a.start()));
-  const [pod1, pod2] = [await movePodAddress(agents[0]), await movePodAddress(agents[1])];
-  for (const a of agents) await waitForPeerRoutes(a, 1);
+  const [pod1, pod2] = await startAgentMesh(topo, etcd, agents);
 
   for (let round = 1; round <= rounds; round++) {
     // ping -D prints a Unix timestamp per reply; -O reports missing replies.

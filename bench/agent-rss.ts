@@ -5,7 +5,7 @@
 // Run (root): node_modules/.bin/bun bench/agent-rss.ts [seconds=5]
 
 import { readFileSync } from "node:fs";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, waitForPeerRoutes } from "../test/support/flannelette-agent.ts";
+import { type AgentNode, startAgentMesh } from "../test/support/flannelette-agent.ts";
 import { HubEtcd } from "../test/support/etcd-in-netns.ts";
 import { createTopology } from "../test/support/netns.ts";
 import { iperf3Tcp } from "../test/support/traffic.ts";
@@ -22,11 +22,7 @@ const topo = await createTopology({ nodes: 2, prefix: "fnl-rss-" });
 const etcd = await HubEtcd.start(topo);
 const agents: AgentNode[] = [];
 try {
-  await etcd.put(CONFIG_KEY, NETWORK_CONFIG);
-  for (const node of topo.nodes) agents.push(await createAgentNode(topo, node));
-  await Promise.all(agents.map((a) => a.start()));
-  const pods = [await movePodAddress(agents[0]!), await movePodAddress(agents[1]!)];
-  for (const a of agents) await waitForPeerRoutes(a, 1);
+  const pods = await startAgentMesh(topo, etcd, agents);
   const pids = agents.map((a) => a.process!.pid);
   await Bun.sleep(2000);
   const idle = pids.map((pid) => readVmRssKiB(pid) ?? NaN);

@@ -96,3 +96,19 @@ export async function waitForPeerRoutes(agent: AgentNode, count: number, timeout
     return routes.filter((route) => route.gateway !== undefined).length === count;
   }, timeoutMs);
 }
+
+/**
+ * The network config in etcd, then one agent per node of `topo`, started together; each pod address moved
+ * into its lease and every agent routing to all the others. Agents are pushed onto `agents` as they are
+ * made, so that the caller's cleanup sees them even when a later step fails. Returns the pod addresses.
+ */
+export async function startAgentMesh(topo: Topology, etcd: { put(key: string, value: string): Promise<void> },
+  agents: AgentNode[]): Promise<string[]> {
+  await etcd.put(CONFIG_KEY, NETWORK_CONFIG);
+  for (const node of topo.nodes) agents.push(await createAgentNode(topo, node));
+  await Promise.all(agents.map((a) => a.start()));
+  const pods: string[] = [];
+  for (const a of agents) pods.push(await movePodAddress(a));
+  for (const a of agents) await waitForPeerRoutes(a, agents.length - 1);
+  return pods;
+}
