@@ -6,10 +6,15 @@
 //     TAIL     next position to consume   - stored by the consumer only
 //     CONSUMER_SLEEPING  1 while the consumer is (about to be) blocked; cleared by whoever wakes it
 //     PRODUCER_WAITING   1 while the producer waits for free slots
+//     INTAKE_LOCK        1 while a thread reads the ring's source (the fd the producer reads) and fills slots
 //   meta:  META_WORDS i32 per slot (frame length, peer address, ...), meaning set by the ring's users
 //   slots: slotCount * slotStride bytes of packet memory, addressed by native code through one pointer
 //
 // Positions are free-running u32 counters; slot = position & (slotCount - 1).
+// Intake: the producer reads its fd into slots and publishes them holding INTAKE_LOCK. The consumer may take
+// the lock too, read the producer's fd once and publish what it read as if it were the producer (a reply that
+// is already waiting right after the consumer's own lone send): everything read from the fd still enters the
+// ring in the order read, and the wake-up of the producer is not waited for.
 // Wake-ups: Atomics are sequentially consistent, so "producer stores HEAD then reads CONSUMER_SLEEPING" and
 // "consumer stores CONSUMER_SLEEPING then reads HEAD" cannot both miss each other (no lost wake-up).
 // The ring itself never blocks or makes syscalls: publish/release return whether the other side needs a
@@ -20,7 +25,8 @@ const HEAD = 0;
 const TAIL = LINE_WORDS;
 const CONSUMER_SLEEPING = 2 * LINE_WORDS;
 const PRODUCER_WAITING = 3 * LINE_WORDS;
-const CONTROL_BYTES = 4 * LINE_WORDS * 4;
+const INTAKE_LOCK = 4 * LINE_WORDS;
+const CONTROL_BYTES = 5 * LINE_WORDS * 4;
 
 export const META_WORDS = 4;
 export const META_LEN = 0;
@@ -44,7 +50,10 @@ export function createRingMemory(layout: RingLayout): SharedArrayBuffer {
   return new SharedArrayBuffer(ringMemoryBytes(layout));
 }
 
-/** One side's view of a ring. Make one per thread; producer and consumer methods must not be mixed. */
+/**
+ * One side's view of a ring. Make one per thread; producer and consumer methods must not be mixed, except that
+ * a consumer holding the intake lock may fill and publish slots (freeCount, head, publish) as the producer.
+ */
 export class SpscRing {
   readonly slotCount: number;
   readonly slotStride: number;
@@ -71,6 +80,23 @@ export class SpscRing {
 
   slotOffset(position: number): number {
     return this.slotsOffset + (position & this.mask) * this.slotStride;
+  }
+
+  // ---- intake (either side) ----
+
+  /**
+   * Takes the intake lock without waiting; false if the other side holds it. While held, this side may read
+   * the producer's source and fill slots from `head` on; HEAD is re-read, since the other side may have
+   * published in its own turn.
+   */
+  tryLockIntake(): boolean {
+    if (Atomics.compareExchange(this.#control, INTAKE_LOCK, 0, 1) !== 0) return false;
+    this.#head = Atomics.load(this.#control, HEAD);
+    return true;
+  }
+
+  unlockIntake(): void {
+    Atomics.store(this.#control, INTAKE_LOCK, 0);
   }
 
   // ---- producer side ----

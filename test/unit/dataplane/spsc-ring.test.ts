@@ -27,12 +27,13 @@ import {
   spinUntil,
   WAIT_TIMEOUT_MS,
 } from "./fixtures/ring-protocol.ts";
+import type { IntakeProducerData } from "./fixtures/intake-producer.worker.ts";
 
 // The control words as the layout comment at the top of spsc-ring.ts describes them (one per 64-byte
 // line, HEAD first, TAIL second). The wrap tests check that a ring built over them reads them back.
 const HEAD_WORD = 0;
 const TAIL_WORD = 16;
-const CONTROL_BYTES = 256;
+const CONTROL_BYTES = 320; // five control words, one per 64-byte line
 
 const LAYOUT: RingLayout = { slotCount: 8, slotStride: 64 };
 
@@ -256,6 +257,116 @@ describe("drainedAndAsleep (may the producer do the consumer's work itself)", ()
     expect(consumer.prepareSleep()).toBe(false);
     expect(producer.drainedAndAsleep()).toBe(true);
   });
+});
+
+describe("intake lock (either side may read the producer's source and fill slots)", () => {
+  test("only one side holds it at a time, and unlocking frees it for the other", () => {
+    const { producer, consumer } = pair();
+    expect(producer.tryLockIntake()).toBe(true);
+    expect(consumer.tryLockIntake()).toBe(false);
+    expect(producer.tryLockIntake()).toBe(false); // not re-entrant either
+    producer.unlockIntake();
+    expect(consumer.tryLockIntake()).toBe(true);
+    expect(producer.tryLockIntake()).toBe(false);
+    consumer.unlockIntake();
+    expect(producer.tryLockIntake()).toBe(true);
+  });
+
+  test("slots the consumer fills under the lock come after the producer's, and the producer continues after them", () => {
+    const { producer, consumer } = pair(LAYOUT, 0xffff_fffe); // across the 32-bit wrap
+    expect(producer.tryLockIntake()).toBe(true);
+    push(producer, 2, () => 1);
+    producer.unlockIntake();
+
+    expect(consumer.tryLockIntake()).toBe(true);
+    expect(consumer.freeCount()).toBe(LAYOUT.slotCount - 2);
+    expect(push(consumer, 1, () => 2)).toBe(false); // the consumer is awake: nobody to wake
+    consumer.unlockIntake();
+
+    expect(producer.tryLockIntake()).toBe(true); // re-reads HEAD: its next slot is after the consumer's
+    expect(producer.freeCount()).toBe(LAYOUT.slotCount - 3);
+    push(producer, 1, () => 3);
+    producer.unlockIntake();
+    expect(pop(consumer, 4).tags).toEqual([1, 1, 2, 3]);
+  });
+
+  test("after the consumer published under the lock, the producer sees the ring drained only once it is consumed", () => {
+    const { producer, consumer } = pair();
+    expect(consumer.tryLockIntake()).toBe(true);
+    push(consumer, 1, () => 7);
+    consumer.unlockIntake();
+    expect(producer.tryLockIntake()).toBe(true);
+    consumer.prepareSleep(); // a frame is available: does not sleep
+    expect(producer.drainedAndAsleep()).toBe(false);
+    pop(consumer, 1);
+    expect(consumer.prepareSleep()).toBe(false);
+    expect(producer.drainedAndAsleep()).toBe(true);
+    producer.unlockIntake();
+  });
+});
+
+describe("intake lock across threads", () => {
+  test("a Worker producer and a consumer that takes over single reads share one source: 200,000 sequence numbers arrive in order (seed 7)", async () => {
+    const TOTAL = 200_000;
+    const layout: RingLayout = { slotCount: 16, slotStride: 64 };
+    const memory = createRingMemory(layout);
+    const sourceMemory = new SharedArrayBuffer(8);
+    const source = new Int32Array(sourceMemory);
+    const consumer = new SpscRing(memory, layout);
+    const view = new DataView(memory);
+    const data: IntakeProducerData = { ring: memory, slotCount: layout.slotCount, slotStride: layout.slotStride, source: sourceMemory, total: TOTAL, seed: 7 };
+    const worker = new Worker(new URL("./fixtures/intake-producer.worker.ts", import.meta.url), { workerData: data });
+    const finished = new Promise<{ published: number; lockMisses: number } | { error: string }>((resolve) => {
+      worker.on("message", resolve);
+      worker.on("error", (error) => resolve({ error: String(error) }));
+    });
+    let expected = 0;
+    let takenOver = 0;
+    let problem = "";
+    const deadline = Date.now() + 30_000;
+    try {
+      for (let turn = 0; expected < TOTAL && !problem && Date.now() < deadline; turn++) {
+        const available = consumer.availableCount();
+        for (let k = 0; k < available; k++) {
+          const pos = consumer.tail + k;
+          const seq = view.getUint32(consumer.slotOffset(pos), true);
+          const len = consumer.meta[(pos & consumer.mask) * META_WORDS + META_LEN];
+          if (seq !== expected || len !== seq) {
+            problem = `expected ${expected}, got ${seq} (meta ${len})`;
+            break;
+          }
+          expected++;
+        }
+        if (available > 0) consumer.release(available);
+        // Every few turns, take one read over as the workers do after a lone send or write.
+        if (turn % 3 === 0 && consumer.tryLockIntake()) {
+          if (consumer.freeCount() > 0) {
+            const seq = Atomics.add(source, 0, 1);
+            if (seq < TOTAL) {
+              view.setUint32(consumer.slotOffset(consumer.head), seq, true);
+              consumer.meta[(consumer.head & consumer.mask) * META_WORDS + META_LEN] = seq;
+              consumer.publish(1);
+              takenOver++;
+            }
+          }
+          consumer.unlockIntake();
+        }
+      }
+    } finally {
+      Atomics.store(source, 1, 1);
+    }
+    const result = await finished;
+    await worker.terminate();
+    expect(problem).toBe("");
+    expect(expected).toBe(TOTAL);
+    expect("error" in result ? result.error : "").toBe("");
+    // Both sides really read from the source, and really contended for it.
+    const { published, lockMisses } = result as { published: number; lockMisses: number };
+    expect(published + takenOver).toBe(TOTAL);
+    expect(takenOver).toBeGreaterThan(100);
+    expect(published).toBeGreaterThan(100);
+    expect(lockMisses).toBeGreaterThan(0);
+  }, 60_000);
 });
 
 describe("across threads", () => {
