@@ -34,7 +34,9 @@ export const TX_BATCHES = 4; // sendmmsg calls that sent at least one datagram
 export const RX_BATCHES = 5; // recvmmsg calls that returned at least one datagram
 export const WAKEUPS = 6; // times the worker slept in poll and woke up
 export const DIRECT_FRAMES = 7; // lone frames a worker sent or wrote itself: the ring was empty, its consumer asleep
-export const DROPS_BASE = 8;
+/** Frames a worker read from the other worker's fd right after a lone send or write of its own (a reply already waiting). */
+export const TAKEN_OVER = 8;
+export const DROPS_BASE = 9;
 export const COUNTER_SLOTS = 32;
 
 if (DROPS_BASE + DROP_REASONS.length > COUNTER_SLOTS) throw new Error("counter block too small");
@@ -60,6 +62,7 @@ export interface DataplaneCounters {
   rxBatches: number;
   wakeups: number;
   directFrames: number;
+  takenOver: number;
   drops: Record<DropReason, number>;
 }
 
@@ -83,6 +86,7 @@ export function readCounters(memory: SharedArrayBuffer): DataplaneCounters {
     rxBatches: sum(RX_BATCHES),
     wakeups: sum(WAKEUPS),
     directFrames: sum(DIRECT_FRAMES),
+    takenOver: sum(TAKEN_OVER),
     drops,
   };
 }

@@ -8,7 +8,7 @@
 
 import type { Libc } from "../native-bindings/libc.ts";
 import { createEventFd, Doorbell } from "../native-bindings/poll.ts";
-import { udpGsoSupported } from "../native-bindings/udp-gso.ts";
+import { enableUdpGro, udpGsoSupported } from "../native-bindings/udp-gso.ts";
 import { openRawIpv4Sender, openUdpSocket } from "../native-bindings/sockets.ts";
 import { LinkControl, openTap, setTapOffload, type TapHandle } from "../native-bindings/tap.ts";
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6 } from "../native-bindings/linux/if_tun.ts";
@@ -138,6 +138,9 @@ export class Dataplane {
           log(`TAP offloads unavailable (${(error as Error).message}); moving frames one by one`);
         }
       }
+      // With UDP GRO one receive returns a run of same-size datagrams, which the tap worker coalesces.
+      let udpGro = offloads;
+      if (offloads) for (const fd of udpFds) udpGro = enableUdpGro(libc, fd) && udpGro;
       const link = new LinkControl(libc);
       try {
         link.setMac(tap.name, options.vtepMac);
@@ -191,6 +194,7 @@ export class Dataplane {
           underlayMtu: options.underlayMtu,
           checkPeerSource: options.checkPeerSource ?? true,
           offloads,
+          udpGro,
         };
         starting.push(startWorker(new URL("./tap-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q }, log, fatal));
         starting.push(startWorker(new URL("./udp-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q + 1 }, log, fatal));
@@ -207,7 +211,7 @@ export class Dataplane {
       const workers = settled.map((r) => (r as PromiseFulfilledResult<Worker>).value);
       log(
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
-          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM with UDP GSO and GRO` : "off"}`,
+          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM with UDP GSO and ${udpGro ? "GRO" : "no UDP GRO (datagrams one by one)"}` : "off"}`,
       );
       return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
         fdb: new FdbWriter(fdbMemory),

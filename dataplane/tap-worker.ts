@@ -2,14 +2,14 @@
 //
 // Flow:
 //   1. drain the rx ring: write each decapsulated frame (virtio_net_hdr + frame) to the TAP;
-//   2. read frames from the TAP straight into free tx-ring slots (behind 64 bytes of headroom), look up the
-//      destination VtepMAC in the forwarding table, write the outer headers in front, publish the batch;
-//      with offloads on, a TCP super-frame (TSO) or a UDP one (USO) is instead cut into a train of VXLAN
-//      datagrams in its slot, which the udp worker sends with one UDP GSO call per 64 KiB;
+//   2. read frames from the TAP straight into free tx-ring slots and publish the batch (tap-intake.ts: outer
+//      headers in front of a plain frame, or a TCP/UDP super-frame cut in place into a train of VXLAN
+//      datagrams, which the udp worker sends with one UDP GSO call per 64 KiB);
 //   3. with nothing to do, sleep in poll() on the TAP and this worker's doorbell (eventfd).
 // A lone frame read while the udp worker sleeps with an empty tx ring is sent from here (sendDirect): a
-// wake-up costs more than the send, and with nothing in flight there is nothing to overtake. Under load
-// frames come in batches, or the udp worker is awake, and go through the ring.
+// wake-up costs more than the send, and with nothing in flight there is nothing to overtake. Right after
+// such a send, an answer already waiting on the UDP socket is taken from there too (2b). Under load frames
+// come in batches, or the udp worker is awake, and go through the ring.
 // The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
 
 import { workerData } from "node:worker_threads";
@@ -17,42 +17,31 @@ import { Doorbell, PollSet } from "../native-bindings/poll.ts";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
 import { EAGAIN, EINTR, errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, POLLIN } from "../native-bindings/linux/socket.ts";
-import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
-import { ACCEPT } from "./decap.ts";
-import { writeOuterHeaders } from "./encap.ts";
-import { innerFlowHash, sourcePortFromHash } from "./flow-hash.ts";
-import { macHiAt, macLoAt } from "./mac.ts";
+import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TAKEN_OVER, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
 import { openWorkerContext } from "./worker-context.ts";
-import { segmentTcpSuperFrame } from "./tcp-segment.ts";
-import { segmentUdpSuperFrame } from "./udp-segment.ts";
+import { TapIntake } from "./tap-intake.ts";
+import { UdpIntake } from "./udp-intake.ts";
 import { coalesceTcpFrames } from "./tcp-coalesce.ts";
-import { finishTxFrame, VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
-import { ETH_HDR_LEN, IPV4_HDR_LEN, OUTER_HDR_LEN, UDP_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
-import { VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_UDP_L4 } from "../native-bindings/linux/virtio_net.ts";
-import {
-  BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TAP_READ_CAPACITY, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
-  type WorkerInit, type WorkerMessage,
-} from "./worker-init.ts";
+import { VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
+import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
+import { BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
 
 const init = workerData as WorkerInit;
 const post = (m: WorkerMessage) => postMessage(m);
 
 try {
   const { libc, tx, rx, txBase, rxBase, fdb, counters, run } = await openWorkerContext(init);
-  const txBytes = tx.bytes;
   const rxBytes = rx.bytes;
   const ownBell = new Doorbell(libc, init.tapBellFd);
   const udpBell = new Doorbell(libc, init.udpBellFd);
   const poller = new PollSet(libc, 2);
   poller.set(0, init.tapFd, POLLIN);
   poller.set(1, ownBell.fd, POLLIN);
-  const { tapFd, localIp, port, vni } = init;
-  const maxFrameLen = init.underlayMtu - OUTER_HDR_LEN;
-  const maxDatagramLen = init.underlayMtu - IPV4_HDR_LEN - UDP_HDR_LEN;
-  const offloads = init.offloads;
-  const segmentResult = new Int32Array(new ArrayBuffer(64));
-  const { tapMtu } = init;
+  const { tapFd, tapMtu } = init;
+  const tapIntake = new TapIntake(libc, tx, txBase, fdb, counters, init);
+  // For taking over one reply from the udp worker's socket (2b below).
+  const replyIntake = new UdpIntake(libc, rx, rxBase, fdb, counters, init);
   const runOffs = new Int32Array(new ArrayBuffer(4 * 128));
   const runLens = new Int32Array(new ArrayBuffer(4 * 128));
   const outOffs = new Int32Array(new ArrayBuffer(4 * 128));
@@ -109,8 +98,17 @@ try {
       writeToTap(runOffs[k] - VIRTIO_NET_HDR_LEN, runLens[k] + VIRTIO_NET_HDR_LEN);
     }
   };
-  // Set when the TAP fails for good (EBADFD once the device is deleted): report once, stop using it.
-  let tapBroken = 0;
+
+  /** Takes one datagram waiting on the udp worker's socket into the rx ring, unless that worker is receiving. */
+  const takeOverReply = (): void => {
+    if (!rx.tryLockIntake()) return;
+    const got = replyIntake.fill(Math.min(rx.freeCount(), 1)); // freeCount is fresh only under the lock
+    if (got > 0) {
+      rx.publish(got);
+      counters[TAKEN_OVER] += got;
+    }
+    rx.unlockIntake();
+  };
 
   post({ type: "ready" });
 
@@ -141,65 +139,27 @@ try {
       worked = true;
     }
 
-    // 2. TAP -> tx ring
-    const room = Math.min(tx.freeCount(), BATCH_SIZE);
-    let filled = 0;
-    while (filled < room) {
-      const pos = tx.head + filled;
-      const frameOff = tx.slotOffset(pos) + SLOT_HEADROOM;
-      const n = libc.read(tapFd, txBase + frameOff - VIRTIO_NET_HDR_LEN, TAP_READ_CAPACITY + VIRTIO_NET_HDR_LEN);
-      if (n < 0) {
-        const errno = libc.errno();
-        if (errno !== EAGAIN && errno !== EINTR) tapBroken = errno;
-        break;
+    // 2. TAP -> tx ring, holding the tx ring's intake lock (the udp worker may hold it for a moment to take
+    //    over one reply; then the TAP is read on the next turn).
+    let sentDirect = false;
+    if (tx.tryLockIntake()) {
+      const filled = tapIntake.fill(Math.min(tx.freeCount(), BATCH_SIZE));
+      if (tapIntake.framesRead > 0) worked = true;
+      if (filled === 1 && tx.meta[(tx.head & tx.mask) * META_WORDS + TX_META_SEGMENT_SIZE] === 0 && tx.drainedAndAsleep() && sendDirect(tx.head)) {
+        sentDirect = true;
+      } else if (filled > 0 && tx.publish(filled)) {
+        udpBell.ring();
       }
-      worked = true;
-      const frameLen = n - VIRTIO_NET_HDR_LEN;
-      const m = (pos & tx.mask) * META_WORDS;
-      if (offloads && frameLen >= ETH_HDR_LEN && txBytes[frameOff - VIRTIO_NET_HDR_LEN + 1] !== VIRTIO_NET_HDR_GSO_NONE) {
-        const peer = fdb.lookup(macHiAt(txBytes, frameOff), macLoAt(txBytes, frameOff));
-        if (peer === 0) {
-          counters[DROPS_BASE + Drop.no_fdb_entry]++;
-          continue;
-        }
-        const sourcePort = sourcePortFromHash(innerFlowHash(txBytes, frameOff, frameLen)); // before the frame is overwritten
-        // Cut in place: the train starts where the frame does and grows past its end (segmentTcpSuperFrame
-        // writes the last segment first, so no byte is overwritten before it is read).
-        const segment = (txBytes[frameOff - VIRTIO_NET_HDR_LEN + 1] & ~VIRTIO_NET_HDR_GSO_ECN) === VIRTIO_NET_HDR_GSO_UDP_L4 ? segmentUdpSuperFrame : segmentTcpSuperFrame;
-        const segments = segment(txBytes, frameOff, frameLen, frameOff - VIRTIO_NET_HDR_LEN, vni, txBytes, frameOff, FRAME_CAPACITY, segmentResult);
-        if (segments <= 0 || segmentResult[0] > maxDatagramLen) {
-          counters[DROPS_BASE + (segments <= 0 ? Drop.unsupported_offload : Drop.oversize)]++;
-          continue;
-        }
-        tx.meta[m + META_LEN] = segmentResult[2];
-        tx.meta[m + META_PEER_IP] = peer | 0;
-        tx.meta[m + TX_META_SEGMENT_SIZE] = segments > 1 ? segmentResult[0] : segmentResult[2];
-        tx.meta[m + TX_META_SOURCE_PORT] = sourcePort;
-        filled++;
-        continue;
-      }
-      let verdict = frameLen < ETH_HDR_LEN ? Drop.tx_runt : finishTxFrame(txBytes, frameOff, frameLen);
-      let peerIp = 0;
-      if (verdict === ACCEPT) {
-        if (frameLen > maxFrameLen) verdict = Drop.oversize;
-        else if ((peerIp = fdb.lookup(macHiAt(txBytes, frameOff), macLoAt(txBytes, frameOff))) === 0) verdict = Drop.no_fdb_entry;
-      }
-      if (verdict !== ACCEPT) {
-        counters[DROPS_BASE + verdict]++;
-        continue; // the slot is reused for the next read
-      }
-      const sourcePort = sourcePortFromHash(innerFlowHash(txBytes, frameOff, frameLen));
-      writeOuterHeaders(txBytes, frameOff, frameLen, localIp, peerIp, sourcePort, port, vni);
-      tx.meta[m + META_LEN] = frameLen;
-      tx.meta[m + META_PEER_IP] = peerIp | 0;
-      tx.meta[m + TX_META_SEGMENT_SIZE] = 0;
-      filled++;
+      tx.unlockIntake();
     }
-    if (filled === 1 && tx.meta[(tx.head & tx.mask) * META_WORDS + TX_META_SEGMENT_SIZE] === 0 && tx.drainedAndAsleep() && sendDirect(tx.head)) {
-      filled = 0;
-    }
-    if (filled > 0 && tx.publish(filled)) udpBell.ring();
 
+    // 2b. After a lone send the answer may be waiting already (a kernel peer on this host often answers
+    //     within the send): take it from the UDP socket rather than wait for the sleeping udp worker to wake
+    //     for it. (When it is not there yet, the kernel has deferred the peer's work; waiting for it here,
+    //     spinning or in poll, won nothing on this VM.)
+    if (sentDirect) takeOverReply();
+
+    const tapBroken = tapIntake.brokenErrno;
     if (tapBroken !== 0) {
       post({ type: "fatal", message: `TAP ${init.tapName} failed: ${errnoName(tapBroken)} (${errnoMessage(tapBroken)}); was it deleted?` });
       // Without its TAP this worker has nothing to do: wait for the stop, never spin on the dead fd.

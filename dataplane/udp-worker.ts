@@ -4,73 +4,58 @@
 //   1. drain the tx ring with sendmmsg: message i's iovec points at tx slot i's outer header, so a batch
 //      of consecutive slots is one call with no copy; a slot holding a train (a cut TCP super-frame) goes out
 //      with UDP GSO from a socket bound to the flow's source port, 64 KiB per sendmsg;
-//   2. recvmmsg straight into free rx-ring slots (message i <-> rx slot i), check each datagram
-//      (VXLAN header, peer source, inner MACs), write the virtio_net_hdr over the VXLAN header, publish;
+//   2. recvmmsg straight into free rx-ring slots and publish them (udp-intake.ts: each datagram checked, the
+//      virtio_net_hdr written over its VXLAN header; a dropped one keeps its slot with length 0);
 //   3. with nothing to do, sleep in poll() on the socket(s) and this worker's doorbell.
-// A dropped datagram keeps its slot with length 0; the tap worker skips it.
 // A lone datagram received while the tap worker sleeps with an empty rx ring is written to the TAP from here
 // (the same shortcut as the tap worker's sendDirect, the other way): it saves the wake-up that dominates a
-// ping's round trip, and with nothing in flight no frame can overtake another.
+// ping's round trip, and with nothing in flight no frame can overtake another. Right after such a write, an
+// answer already queued on the TAP is taken from there too (2b).
 
 import { workerData } from "node:worker_threads";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
 import { Doorbell, PollSet } from "../native-bindings/poll.ts";
-import { enableUdpGro, openUdpSourceSocket, UDP_GRO_CONTROL_BYTES, UdpGsoSender } from "../native-bindings/udp-gso.ts";
-import { SOL_UDP, UDP_GRO } from "../native-bindings/linux/udp.ts";
+import { openUdpSourceSocket, UdpGsoSender } from "../native-bindings/udp-gso.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
-import { MSG_DONTWAIT, MSG_TRUNC, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
-import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BATCHES, RX_BYTES, RX_FRAMES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
-import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity, isOneEncapsulatedPacket } from "./decap.ts";
+import { MSG_DONTWAIT, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
+import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TAKEN_OVER, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
 import { openWorkerContext } from "./worker-context.ts";
+import { TapIntake } from "./tap-intake.ts";
+import { UdpIntake } from "./udp-intake.ts";
 import { gsoSendSegments } from "./tcp-segment.ts";
-import { VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
+import { VIRTIO_NET_HDR_LEN } from "./virtio-header.ts";
 import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
+import {
+  BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
+  type WorkerInit, type WorkerMessage,
+} from "./worker-init.ts";
 
 const MAX_SOURCE_SOCKETS = 256; // one per active TCP flow's source port; the oldest is closed beyond this
 const SOURCE_SOCKET_BUFFER = 4 * 1024 * 1024;
-import {
-  BATCH_SIZE, FRAME_CAPACITY, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
-  type WorkerInit, type WorkerMessage,
-} from "./worker-init.ts";
 
 const init = workerData as WorkerInit;
 const post = (m: WorkerMessage) => postMessage(m);
 
 try {
   const { libc, tx, rx, txBase, rxBase, fdb, counters, run } = await openWorkerContext(init);
-  const rxBytes = rx.bytes;
   const slots = init.ringLayout.slotCount;
   const sendVec = new MmsgVector(libc, slots);
-  const recvVec = new MmsgVector(libc, slots, UDP_GRO_CONTROL_BYTES);
-  const recvLen = FRAME_CAPACITY + VXLAN_HDR_LEN;
-  for (let i = 0; i < slots; i++) {
-    sendVec.setBuffer(i, txBase + tx.slotOffset(i) + SLOT_HEADROOM - OUTER_HDR_LEN, 0);
-    recvVec.setBuffer(i, rxBase + rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN, recvLen);
-  }
+  for (let i = 0; i < slots; i++) sendVec.setBuffer(i, txBase + tx.slotOffset(i) + SLOT_HEADROOM - OUTER_HDR_LEN, 0);
   const ownBell = new Doorbell(libc, init.udpBellFd);
   const tapBell = new Doorbell(libc, init.tapBellFd);
   const poller = new PollSet(libc, 3);
   poller.set(0, init.udpFd, POLLIN);
   poller.set(1, init.rawFd, 0);
   poller.set(2, ownBell.fd, POLLIN);
-  const { udpFd, rawFd, vni, checkPeerSource, tapMtu } = init;
-  const identity: DecapIdentity = { vni, macHi: init.macHi, macLo: init.macLo };
+  const { udpFd, rawFd } = init;
+  const udpIntake = new UdpIntake(libc, rx, rxBase, fdb, counters, init);
+  // For taking over one reply from the tap worker's TAP (2b below).
+  const replyIntake = new TapIntake(libc, tx, txBase, fdb, counters, init);
   let sendBlocked = false;
   let lastSendError = 0;
 
   const gso = new UdpGsoSender(libc);
-  // With UDP GRO one receive returns a run of same-size datagrams; the tap worker coalesces their frames.
-  const gro = init.offloads && enableUdpGro(libc, udpFd);
-  if (init.offloads && !gro) post({ type: "log", message: "UDP GRO unavailable; receiving datagrams one by one" });
-
-  /** Checks one datagram of a receive; returns ACCEPT or the drop reason (counted by the caller). */
-  const checkDatagram = (off: number, len: number, peerIp: number): number => {
-    let verdict = checkVxlanHeader(rxBytes, off, len, vni);
-    if (verdict === ACCEPT && checkPeerSource && !fdb.isKnownPeer(peerIp)) verdict = Drop.unknown_peer;
-    if (verdict === ACCEPT) verdict = checkInnerFrame(rxBytes, off + VXLAN_HDR_LEN, identity);
-    return verdict;
-  };
   const sourceSockets = new Map<number, number>();
   const socketScratch = new Uint8Array(new ArrayBuffer(4096));
   const socketScratchAddress = libc.addressOf(socketScratch);
@@ -127,18 +112,30 @@ try {
     return 1;
   };
 
-  /** Writes the checked single datagram in rx slot i (virtio header in front) to the TAP itself. */
-  const writeDirect = (i: number): void => {
+  /** Writes the checked single datagram in rx slot i (virtio header in front) to the TAP itself; true if written. */
+  const writeDirect = (i: number): boolean => {
     const frameLen = rx.meta[i * META_WORDS + META_LEN];
-    if (frameLen <= 0) return; // dropped above, counted there
+    if (frameLen <= 0) return false; // dropped above, counted there
     const frameOff = rx.slotOffset(i) + SLOT_HEADROOM;
     if (libc.write(init.tapFd, rxBase + frameOff - VIRTIO_NET_HDR_LEN, frameLen + VIRTIO_NET_HDR_LEN) < 0) {
       counters[DROPS_BASE + Drop.tap_write_error]++;
-      return;
+      return false;
     }
     counters[RX_FRAMES]++;
     counters[RX_BYTES] += frameLen;
     counters[DIRECT_FRAMES]++;
+    return true;
+  };
+
+  /** Takes one frame waiting on the tap worker's TAP into the tx ring, unless that worker is reading it. */
+  const takeOverReply = (): void => {
+    if (!tx.tryLockIntake()) return;
+    const filled = replyIntake.fill(Math.min(tx.freeCount(), 1)); // freeCount is fresh only under the lock
+    if (filled > 0) {
+      tx.publish(filled);
+      counters[TAKEN_OVER] += filled;
+    }
+    tx.unlockIntake();
   };
 
   post({ type: "ready" });
@@ -198,60 +195,26 @@ try {
       worked = true;
     }
 
-    // 2. recvmmsg -> rx ring
-    const room = Math.min(rx.freeCount(), BATCH_SIZE);
-    if (room > 0) {
+    // 2. recvmmsg -> rx ring, holding the rx ring's intake lock (the tap worker may hold it for a moment to
+    //    take over one reply; then the socket is read on the next turn).
+    let wroteDirect = false;
+    if (rx.tryLockIntake()) {
       const first = rx.head & rx.mask;
-      const n = Math.min(room, slots - first);
-      for (let i = first; i < first + n; i++) {
-        recvVec.setLength(i, recvLen);
-        recvVec.resetNameLength(i);
-        if (gro) recvVec.resetControlLength(i);
-      }
-      const got = libc.recvmmsg(udpFd, recvVec.address(first), n, MSG_DONTWAIT, 0);
+      const got = udpIntake.fill(rx.freeCount());
       if (got > 0) {
-        for (let i = first; i < first + got; i++) {
-          const len = recvVec.messageLength(i);
-          const off = rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN;
-          const m = i * META_WORDS;
-          const segmentSize = gro ? recvVec.controlInt(i, SOL_UDP, UDP_GRO) : 0;
-          const groRun = segmentSize > 0 && segmentSize < len;
-          if (groRun && (recvVec.messageFlags(i) & MSG_TRUNC) === 0 && !isOneEncapsulatedPacket(rxBytes, off, len)) {
-            // A GRO run: check each datagram; a dropped one gets its VXLAN flags byte zeroed for the tap worker.
-            const peerIp = recvVec.peerIp(i);
-            for (let d = off; d < off + len; d += segmentSize) {
-              const verdict = checkDatagram(d, Math.min(segmentSize, off + len - d), peerIp);
-              if (verdict !== ACCEPT) {
-                counters[DROPS_BASE + verdict]++;
-                rxBytes[d] = 0;
-              }
-            }
-            rx.meta[m + META_LEN] = len;
-            rx.meta[m + RX_META_SEGMENT_SIZE] = segmentSize;
-            continue;
-          }
-          rx.meta[m + RX_META_SEGMENT_SIZE] = 0;
-          const verdict = (recvVec.messageFlags(i) & MSG_TRUNC) !== 0 ? Drop.truncated : checkDatagram(off, len, recvVec.peerIp(i));
-          if (verdict !== ACCEPT) {
-            counters[DROPS_BASE + verdict]++;
-            rx.meta[m + META_LEN] = 0;
-            continue;
-          }
-          const frameLen = len - VXLAN_HDR_LEN;
-          // A whole tunnel-GSO datagram (isOneEncapsulatedPacket): its inner UDP super-frame goes to the TAP
-          // as one GSO_UDP_L4 frame, as the kernel's own VXLAN decap would deliver it.
-          writeRxVirtioHeader(rxBytes, off + VXLAN_HDR_LEN, frameLen, tapMtu, groRun ? segmentSize : 0);
-          rx.meta[m + META_LEN] = frameLen;
-        }
-        counters[RX_BATCHES]++;
         if (got === 1 && rx.meta[first * META_WORDS + RX_META_SEGMENT_SIZE] === 0 && rx.drainedAndAsleep()) {
-          writeDirect(first);
+          wroteDirect = writeDirect(first);
         } else if (rx.publish(got)) {
           tapBell.ring();
         }
         worked = true;
       }
+      rx.unlockIntake();
     }
+
+    // 2b. After a lone write the answer may be waiting already (a local reply is often queued on the TAP
+    //     within the write): take it from the TAP rather than wait for the sleeping tap worker to wake for it.
+    if (wroteDirect) takeOverReply();
 
     if (worked) continue;
 

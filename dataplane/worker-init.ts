@@ -67,6 +67,8 @@ export interface WorkerInit {
   checkPeerSource: boolean;
   /** The TAP hands us TCP super-frames (TSO) that the tap worker cuts into trains for UDP GSO sends. */
   offloads: boolean;
+  /** The receive socket has UDP_GRO: a receive may return a run of same-size datagrams (segment size in a cmsg). */
+  udpGro: boolean;
 }
 
 export type WorkerMessage =

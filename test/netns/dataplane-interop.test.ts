@@ -36,9 +36,11 @@ for (const offloads of [true, false]) describe.skipIf(!isRoot)(`our data plane w
     expect(there.received).toBe(20);
     expect(back.received).toBe(20);
     // 50 ms apart, the workers sleep between pings: lone frames take the direct path (no ring hand-off),
-    // and are counted like any other.
+    // and are counted like any other. A kernel peer on this host often answers within our send or write
+    // (here about 4 pings in 10), and then the same worker takes the answer over from the other fd.
     const after = await ours.counters();
     expect(after.directFrames - before.directFrames).toBeGreaterThan(0);
+    expect(after.takenOver - before.takenOver).toBeGreaterThan(0);
     expect(after.txFrames - before.txFrames).toBeGreaterThanOrEqual(40);
     expect(after.rxFrames - before.rxFrames).toBeGreaterThanOrEqual(40);
   });

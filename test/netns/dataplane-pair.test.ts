@@ -65,17 +65,24 @@ for (const { port, offloads, workers } of CONFIGS) {
       expect(ca.rxFrames).toBeLessThanOrEqual(cb.txFrames);
     });
 
-    test("datagrams stay in order both ways while lone frames (sent directly) and batches (through the rings) mix", async () => {
+    test("datagrams stay in order both ways while lone frames (sent directly), answers taken over and batches (through the rings) mix", async () => {
       const [n1, n2] = topo.nodes;
       const before = await a.counters();
+      const beforeB = await b.counters();
       for (const reverse of [false, true]) {
-        // ~10k datagrams/s: often one at a time (the other worker asleep), often several per wake-up.
-        const udp = await iperf3Udp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 2, bitrate: "100M", len: 1200, reverse });
+        // ~10k datagrams/s: often one at a time (the other worker asleep), often several per wake-up; pings
+        // in between, whose answers a worker often takes over right after its own lone send or write.
+        const [udp, pings] = await Promise.all([
+          iperf3Udp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 2, bitrate: "100M", len: 1200, reverse }),
+          ping(n1.ns, { from: n1.podIp, to: n2.podIp, count: 300, intervalS: 0.005 }),
+        ]);
         expect(udp.packetsReceived).toBeGreaterThan(0.95 * udp.packetsSent);
         expect(udp.outOfOrder).toBe(0);
+        expect(pings.received).toBeGreaterThan(0.95 * pings.transmitted);
       }
-      const after = await a.counters();
+      const [after, afterB] = [await a.counters(), await b.counters()];
       expect(after.directFrames).toBeGreaterThan(before.directFrames);
+      expect(after.takenOver - before.takenOver + afterB.takenOver - beforeB.takenOver).toBeGreaterThan(0);
       expect(after.txBatches - before.txBatches).toBeLessThan(after.txFrames - before.txFrames); // batches happened too
     });
   });

@@ -8,11 +8,13 @@ import {
   createCounterMemory,
   Drop,
   DROP_REASONS,
+  DIRECT_FRAMES,
   DROPS_BASE,
   readCounters,
   RX_BATCHES,
   RX_BYTES,
   RX_FRAMES,
+  TAKEN_OVER,
   TX_BATCHES,
   TX_BYTES,
   TX_FRAMES,
@@ -31,7 +33,7 @@ describe("layout", () => {
   });
 
   test("the named slots and the drop slots are distinct and fit one block", () => {
-    const named = [TX_FRAMES, TX_BYTES, RX_FRAMES, RX_BYTES, TX_BATCHES, RX_BATCHES, WAKEUPS];
+    const named = [TX_FRAMES, TX_BYTES, RX_FRAMES, RX_BYTES, TX_BATCHES, RX_BATCHES, WAKEUPS, DIRECT_FRAMES, TAKEN_OVER];
     const drops = DROP_REASONS.map((_, i) => DROPS_BASE + i);
     const all = [...named, ...drops];
     expect(new Set(all).size).toBe(all.length);
@@ -57,7 +59,7 @@ describe("readCounters", () => {
     const c = readCounters(createCounterMemory(2));
     expect(Object.keys(c.drops).sort()).toEqual([...DROP_REASONS].sort());
     expect(Object.values(c.drops).every((v) => v === 0)).toBe(true);
-    expect([c.txFrames, c.txBytes, c.rxFrames, c.rxBytes, c.txBatches, c.rxBatches, c.wakeups]).toEqual([0, 0, 0, 0, 0, 0, 0]);
+    expect([c.txFrames, c.txBytes, c.rxFrames, c.rxBytes, c.txBatches, c.rxBatches, c.wakeups, c.directFrames, c.takenOver]).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   test("sums each field over all worker blocks, and names each drop slot after its reason", () => {
@@ -77,6 +79,8 @@ describe("readCounters", () => {
     expect(c.txBatches).toBe(total(TX_BATCHES));
     expect(c.rxBatches).toBe(total(RX_BATCHES));
     expect(c.wakeups).toBe(total(WAKEUPS));
+    expect(c.directFrames).toBe(total(DIRECT_FRAMES));
+    expect(c.takenOver).toBe(total(TAKEN_OVER));
     for (const reason of DROP_REASONS) expect([reason, c.drops[reason]]).toEqual([reason, total(DROPS_BASE + Drop[reason])]);
   });
 

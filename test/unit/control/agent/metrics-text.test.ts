@@ -6,7 +6,7 @@ import { DROP_REASONS, type DataplaneCounters, type DropReason } from "../../../
 
 function counters(drops: Partial<Record<DropReason, number>> = {}): DataplaneCounters {
   const all = Object.fromEntries(DROP_REASONS.map((r) => [r, drops[r] ?? 0])) as Record<DropReason, number>;
-  return { txFrames: 10, txBytes: 1500, rxFrames: 7, rxBytes: 980, txBatches: 2, rxBatches: 3, wakeups: 4, directFrames: 1, drops: all };
+  return { txFrames: 10, txBytes: 1500, rxFrames: 7, rxBytes: 980, txBatches: 2, rxBatches: 3, wakeups: 4, directFrames: 1, takenOver: 0, drops: all };
 }
 
 const SNAPSHOT: AgentSnapshot = {
