@@ -15,7 +15,7 @@ import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_US
 import { createCounterMemory, readCounters, type DataplaneCounters } from "./counters.ts";
 import { createFdbMemory, FdbWriter } from "./fdb-table.ts";
 import { formatMac, macParts } from "./mac.ts";
-import { createRingMemory, type RingLayout } from "./spsc-ring.ts";
+import { createWasmRingMemory, type RingLayout } from "./spsc-ring.ts";
 import { FLANNEL_VXLAN_PORT, VXLAN_MTU_OVERHEAD } from "./wire.ts";
 import { DEFAULT_RING_SLOTS, RUN_STATE_BYTES, RUN_STOP, SLOT_STRIDE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
 
@@ -175,8 +175,8 @@ export class Dataplane {
         const init: Omit<WorkerInit, "counterIndex"> = {
           tapName: tap.name,
           ringLayout: layout,
-          txRing: createRingMemory(layout),
-          rxRing: createRingMemory(layout),
+          txRing: createWasmRingMemory(layout),
+          rxRing: createWasmRingMemory(layout),
           fdb: fdbMemory,
           counters,
           runState,

@@ -43,11 +43,34 @@ export function ringMemoryBytes(layout: RingLayout): number {
   return CONTROL_BYTES + layout.slotCount * META_WORDS * 4 + layout.slotCount * layout.slotStride;
 }
 
-export function createRingMemory(layout: RingLayout): SharedArrayBuffer {
+function checkLayout(layout: RingLayout): void {
   if (layout.slotCount < 2 || (layout.slotCount & (layout.slotCount - 1)) !== 0)
     throw new Error(`ring slot count must be a power of two >= 2, got ${layout.slotCount}`);
   if (layout.slotStride % 64 !== 0) throw new Error(`ring slot stride must be a multiple of 64, got ${layout.slotStride}`);
+}
+
+export function createRingMemory(layout: RingLayout): SharedArrayBuffer {
+  checkLayout(layout);
   return new SharedArrayBuffer(ringMemoryBytes(layout));
+}
+
+const WASM_PAGE = 65536;
+
+/**
+ * The same memory as a shared WebAssembly.Memory (its `buffer` is a SharedArrayBuffer laid out as above), so
+ * that WebAssembly code can read the slots in place (checksum-simd.ts). Workers receive the Memory itself.
+ */
+export function createWasmRingMemory(layout: RingLayout): WebAssembly.Memory {
+  checkLayout(layout);
+  const pages = Math.ceil(ringMemoryBytes(layout) / WASM_PAGE);
+  return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+}
+
+/** The SharedArrayBuffer of a createWasmRingMemory memory (typed as ArrayBuffer by lib.dom). */
+export function wasmRingBuffer(memory: WebAssembly.Memory): SharedArrayBuffer {
+  const buffer: unknown = memory.buffer;
+  if (!(buffer instanceof SharedArrayBuffer)) throw new Error("ring memory is not shared");
+  return buffer;
 }
 
 /**

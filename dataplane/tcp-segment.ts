@@ -23,6 +23,7 @@
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
 import { UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS } from "../native-bindings/udp-gso.ts";
 import { putU16 } from "./checksum.ts";
+import { SIMD_SUM_MAX_BYTES, type WordSum } from "./checksum-simd.ts";
 import { writeVxlanHeader } from "./encap.ts";
 import { ETH_HDR_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPV4_MF_OR_OFFSET, IPV6_HDR_LEN, TCP_CSUM_OFF, VXLAN_HDR_LEN } from "./wire.ts";
 
@@ -69,6 +70,16 @@ function bindViews(src: Uint8Array, out: Uint8Array): void {
     outWhole = new Uint8Array(outBuffer);
     outWords = new Uint16Array(outBuffer, 0, outBuffer.byteLength >>> 1);
   }
+}
+
+// A faster word sum over one buffer: the tx ring's, in a worker where WebAssembly SIMD runs (worker-context.ts).
+let fastSumBuffer: ArrayBufferLike | null = null;
+let fastSum: WordSum = () => 0;
+
+/** Sums payloads that lie in `buffer` with `sum` (checksum-simd.ts) instead of the JavaScript loop. */
+export function useFastWordSum(buffer: ArrayBufferLike, sum: WordSum): void {
+  fastSumBuffer = buffer;
+  fastSum = sum;
 }
 
 export function isIndex(x: number): boolean {
@@ -155,6 +166,12 @@ function copySumWords(sAbs: number, dAbs: number, len: number): number {
 export function copyAndSum(src: Uint8Array, sOff: number, out: Uint8Array, dOff: number, len: number, same: boolean): number {
   const sAbs = src.byteOffset + sOff;
   const dAbs = out.byteOffset + dOff;
+  if (same && src.buffer === fastSumBuffer && len <= SIMD_SUM_MAX_BYTES) {
+    let f = fold(fastSum(sAbs, len) >>> 0); // little-endian words from the payload's first byte, any alignment
+    if (len & 1) f = fold(f + src[sOff + len - 1]); // a lone last byte is the high byte of a word: low in host order
+    outWhole.copyWithin(dAbs, sAbs, sAbs + len);
+    return ((f & 0xff) << 8) | (f >>> 8);
+  }
   const sEven = LITTLE_ENDIAN && (sAbs & 1) === 0;
   if (!same && sEven && (dAbs & 1) === 0) {
     // Two buffers: no native copy without a subarray per segment, so copy and sum in one pass.

@@ -47,8 +47,8 @@ export interface WorkerInit {
   /** Index of this worker's counter block. */
   counterIndex: number;
   ringLayout: RingLayout;
-  txRing: SharedArrayBuffer; // tap worker produces, udp worker consumes
-  rxRing: SharedArrayBuffer; // udp worker produces, tap worker consumes
+  txRing: WebAssembly.Memory; // tap worker produces, udp worker consumes (spsc-ring.ts, createWasmRingMemory)
+  rxRing: WebAssembly.Memory; // udp worker produces, tap worker consumes
   fdb: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   runState: SharedArrayBuffer;

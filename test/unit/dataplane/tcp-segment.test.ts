@@ -3,7 +3,8 @@
 // checksums share nothing with the data plane), and checked with its reference checksum checkers.
 
 import { describe, expect, test } from "bun:test";
-import { gsoSendSegments, segmentTcpSuperFrame } from "../../../dataplane/tcp-segment.ts";
+import { gsoSendSegments, segmentTcpSuperFrame, useFastWordSum } from "../../../dataplane/tcp-segment.ts";
+import { createSimdWordSum } from "../../../dataplane/checksum-simd.ts";
 import { UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS as UDP_MAX_SEGMENTS } from "../../../native-bindings/udp-gso.ts";
 import {
   hex,
@@ -107,8 +108,13 @@ function tsoVnet(s: SuperFrameSpec, frame: Uint8Array) {
   return { flags: NEEDS_CSUM, gsoType: (s.family === 4 ? GSO_TCPV4 : GSO_TCPV6) | (s.gsoEcn ? GSO_ECN : 0), hdrLen, gsoSize: s.mss, csumStart: 14 + ipHl, csumOffset: 16 };
 }
 
-type Layout = "two buffers" | "one buffer, output after the frame" | "in place" | "odd addresses";
-const LAYOUTS: readonly Layout[] = ["two buffers", "one buffer, output after the frame", "in place", "odd addresses"];
+type Layout = "two buffers" | "one buffer, output after the frame" | "in place" | "odd addresses" | "in place, payload sums in WebAssembly SIMD";
+const LAYOUTS: readonly Layout[] = ["two buffers", "one buffer, output after the frame", "in place", "odd addresses", "in place, payload sums in WebAssembly SIMD"];
+
+// The tx ring's case in a worker: the buffer is a shared WebAssembly.Memory's, its sums done by checksum-simd.ts.
+const simdMemory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
+const simdBytes = new Uint8Array(simdMemory.buffer);
+useFastWordSum(simdMemory.buffer, createSimdWordSum(simdMemory)!);
 
 interface Setup {
   src: Uint8Array;
@@ -132,8 +138,10 @@ function place(frame: Uint8Array, vnet: Parameters<typeof writeVnet>[2], layout:
     const out = big.subarray(odd, odd + room + 64); // a view with a byteOffset, odd for "odd addresses"
     return { src, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out, outOff: 32, outCapacity: room };
   }
-  const inPlace = layout === "in place";
-  const b = new Uint8Array(frameOff + (inPlace ? 0 : frame.length + 64) + room + 64).fill(SENTINEL);
+  const inPlace = layout === "in place" || layout === "in place, payload sums in WebAssembly SIMD";
+  const length = frameOff + (inPlace ? 0 : frame.length + 64) + room + 64;
+  const b = layout === "in place" || layout === "one buffer, output after the frame" ? new Uint8Array(length) : simdBytes.subarray(0, length);
+  b.fill(SENTINEL);
   b.set(frame, frameOff);
   writeVnet(b, frameOff - 10, vnet);
   const outOff = inPlace ? frameOff : frameOff + frame.length + 64;
