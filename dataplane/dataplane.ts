@@ -11,12 +11,14 @@ import { createEventFd, Doorbell } from "../native-bindings/poll.ts";
 import { enableUdpGro, udpGsoSupported } from "../native-bindings/udp-gso.ts";
 import { openRawIpv4Sender, openUdpSocket } from "../native-bindings/sockets.ts";
 import { LinkControl, openTap, setTapOffload, type TapHandle } from "../native-bindings/tap.ts";
+import { openRtnetlink } from "../native-bindings/rtnetlink.ts";
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6 } from "../native-bindings/linux/if_tun.ts";
 import { createCounterMemory, readCounters, type DataplaneCounters } from "./counters.ts";
 import { createFdbMemory, FdbWriter } from "./fdb-table.ts";
 import { formatMac, macParts } from "./mac.ts";
 import { createWasmRingMemory, type RingLayout } from "./spsc-ring.ts";
-import { FLANNEL_VXLAN_PORT, VXLAN_MTU_OVERHEAD } from "./wire.ts";
+import { gsoSendSegments } from "./tcp-segment.ts";
+import { FLANNEL_VXLAN_PORT, IPV4_HDR_LEN, UDP_HDR_LEN, VXLAN_MTU_OVERHEAD } from "./wire.ts";
 import { DEFAULT_RING_SLOTS, RUN_STATE_BYTES, RUN_STOP, SLOT_STRIDE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
 
 export interface DataplaneOptions {
@@ -149,6 +151,22 @@ export class Dataplane {
       } finally {
         link.close();
       }
+      // A super-frame of at most as many segments as one UDP GSO send carries (44 with a 1,500-byte underlay)
+      // goes out in one send, instead of a full send and a second one for the last 1-3 segments, which the
+      // receiver then also takes and writes as a frame of its own.
+      let gsoMaxSegments = 0;
+      if (offloads) {
+        const segments = gsoSendSegments(options.underlayMtu - IPV4_HDR_LEN - UDP_HDR_LEN);
+        const rt = openRtnetlink(libc);
+        try {
+          rt.linkSetGsoMaxSegments(rt.linkIndex(tap.name), segments);
+          gsoMaxSegments = segments;
+        } catch (error) {
+          log(`cannot limit ${tap.name} to ${segments} segments per super-frame (${(error as Error).message}); the last segments of a 64 KiB one go out in a second send`);
+        } finally {
+          rt.close();
+        }
+      }
 
       const layout: RingLayout = { slotCount: options.ringSlots ?? DEFAULT_RING_SLOTS, slotStride: SLOT_STRIDE };
       const fdbMemory = createFdbMemory();
@@ -211,7 +229,7 @@ export class Dataplane {
       const workers = settled.map((r) => (r as PromiseFulfilledResult<Worker>).value);
       log(
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
-          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM with UDP GSO and ${udpGro ? "GRO" : "no UDP GRO (datagrams one by one)"}` : "off"}`,
+          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM${gsoMaxSegments > 0 ? ` (at most ${gsoMaxSegments} segments)` : ""} with UDP GSO and ${udpGro ? "GRO" : "no UDP GRO (datagrams one by one)"}` : "off"}`,
       );
       return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
         fdb: new FdbWriter(fdbMemory),

@@ -6,7 +6,7 @@ import {
   IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_FLAGS_OFF, IFA_INDEX_OFF, IFA_LABEL, IFA_LOCAL, IFA_PREFIXLEN_OFF,
   IFA_SCOPE_OFF, IFADDRMSG_SIZE,
 } from "./linux/if_addr.ts";
-import { IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU } from "./linux/if_link.ts";
+import { IFLA_ADDRESS, IFLA_GSO_MAX_SEGS, IFLA_IFNAME, IFLA_MTU } from "./linux/if_link.ts";
 import { IFF_UP } from "./linux/if_tun.ts";
 import { NDA_DST, NDA_LLADDR, NDM_FLAGS_OFF, NDM_IFINDEX_OFF, NDM_STATE_OFF, NDMSG_SIZE } from "./linux/neighbour.ts";
 import {
@@ -65,6 +65,8 @@ export interface LinkInfo {
   /** IFF_* flags. */
   flags: number;
   up: boolean;
+  /** IFLA_GSO_MAX_SEGS where the kernel reports it. */
+  gsoMaxSegments?: number;
 }
 
 // Every IPv4 route attribute we read is 4 bytes: addresses in network order, numbers in host order.
@@ -161,6 +163,7 @@ export function decodeLink(view: DataView, msg: NetlinkHeader): Decoded<LinkInfo
   const name = attrs.find((a) => a.type === IFLA_IFNAME);
   const mtu = attrs.find((a) => a.type === IFLA_MTU);
   const address = attrs.find((a) => a.type === IFLA_ADDRESS);
+  const gsoMaxSegs = attrs.find((a) => a.type === IFLA_GSO_MAX_SEGS);
   const flags = view.getUint32(off + IFI_FLAGS_OFF, true);
   if (name === undefined) return new NetlinkParseError("bad-attribute", off, "link without IFLA_IFNAME");
   return {
@@ -170,6 +173,7 @@ export function decodeLink(view: DataView, msg: NetlinkHeader): Decoded<LinkInfo
     mac: address !== undefined && address.len === MAC_LEN ? macFromView(view, address.off) : undefined,
     flags,
     up: (flags & IFF_UP) !== 0,
+    ...(gsoMaxSegs !== undefined && gsoMaxSegs.len === 4 ? { gsoMaxSegments: view.getUint32(gsoMaxSegs.off, true) } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
 import {
   IFA_ADDRESS, IFA_BROADCAST, IFA_INDEX_OFF, IFA_LOCAL, IFA_PREFIXLEN_OFF, IFA_SCOPE_OFF, IFADDRMSG_SIZE,
 } from "./linux/if_addr.ts";
-import { IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_IFNAME, IFLA_MTU } from "./linux/if_link.ts";
+import { IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_GSO_MAX_SEGS, IFLA_IFNAME, IFLA_MTU } from "./linux/if_link.ts";
 import { IFF_UP } from "./linux/if_tun.ts";
 import {
   NDA_DST, NDA_LLADDR, NDM_IFINDEX_OFF, NDM_STATE_OFF, NDM_TYPE_OFF, NDMSG_SIZE, NUD_PERMANENT,
@@ -46,6 +46,8 @@ export interface LinkChange {
   up?: boolean;
   mtu?: number;
   mac?: MacAddress;
+  /** The most segments one TSO/GSO packet handed to this device may carry (`ip link set ... gso_max_segs`). */
+  gsoMaxSegments?: number;
 }
 
 /** One kernel change; a batch is an array of these, sent in order. */
@@ -114,6 +116,10 @@ export function validateOp(op: RtnetlinkOp): void {
         throw new RangeError(`bad MTU ${mtu}`);
       }
       if (op.change.mac !== undefined) macToBytes(op.change.mac);
+      const { gsoMaxSegments } = op.change;
+      if (gsoMaxSegments !== undefined && !(Number.isInteger(gsoMaxSegments) && gsoMaxSegments > 0 && gsoMaxSegments <= 0xffff)) {
+        throw new RangeError(`bad gso_max_segs ${gsoMaxSegments}`);
+      }
   }
 }
 
@@ -178,7 +184,7 @@ export function encodeOp(w: NetlinkWriter, seq: number, op: RtnetlinkOp): void {
       break;
     }
     case "linkSet": {
-      const { up, mtu, mac } = op.change;
+      const { up, mtu, mac, gsoMaxSegments } = op.change;
       w.beginMessage(type, ACKED, seq);
       const ifi = w.struct(IFINFOMSG_SIZE);
       w.view.setUint8(ifi, AF_UNSPEC);
@@ -189,6 +195,7 @@ export function encodeOp(w: NetlinkWriter, seq: number, op: RtnetlinkOp): void {
       }
       if (mtu !== undefined) w.attrU32(IFLA_MTU, mtu);
       if (mac !== undefined) w.attrBytes(IFLA_ADDRESS, macToBytes(mac));
+      if (gsoMaxSegments !== undefined) w.attrU32(IFLA_GSO_MAX_SEGS, gsoMaxSegments);
       break;
     }
   }
@@ -255,11 +262,12 @@ export function describeOp(op: RtnetlinkOp, devName: (ifindex: number) => string
     case "addressDelete":
       return `${formatIPv4(op.address.ip)}/${op.address.prefixLen} dev ${devName(op.address.ifindex)}`;
     case "linkSet": {
-      const { up, mtu, mac } = op.change;
+      const { up, mtu, mac, gsoMaxSegments } = op.change;
       let text = `dev ${devName(op.ifindex)}`;
       if (up !== undefined) text += up ? " up" : " down";
       if (mtu !== undefined) text += ` mtu ${mtu}`;
       if (mac !== undefined) text += ` address ${mac}`;
+      if (gsoMaxSegments !== undefined) text += ` gso_max_segs ${gsoMaxSegments}`;
       return text;
     }
   }

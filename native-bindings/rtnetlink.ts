@@ -34,6 +34,7 @@ export interface Rtnetlink {
   linkSetDown(ifindex: number): void;
   linkSetMtu(ifindex: number, mtu: number): void;
   linkSetMac(ifindex: number, mac: MacAddress): void;
+  linkSetGsoMaxSegments(ifindex: number, segments: number): void;
   /** `ip addr replace <ip>/<prefixLen> dev <ifindex>` (broadcast filled in below /31, as flannel's library does). */
   addressReplace(ifindex: number, ip: number, prefixLen: number): void;
   addressDelete(ifindex: number, ip: number, prefixLen: number): void;
@@ -127,6 +128,10 @@ class RtnetlinkHandle implements Rtnetlink {
 
   linkSetMac(ifindex: number, mac: MacAddress): void {
     this.one({ kind: "linkSet", ifindex, change: { mac } });
+  }
+
+  linkSetGsoMaxSegments(ifindex: number, segments: number): void {
+    this.one({ kind: "linkSet", ifindex, change: { gsoMaxSegments: segments } });
   }
 
   addressReplace(ifindex: number, ip: number, prefixLen: number): void {

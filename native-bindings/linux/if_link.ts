@@ -8,3 +8,4 @@ export const IFLA_LINK = 5;
 export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
 export const IFLA_EXT_MASK = 29;
+export const IFLA_GSO_MAX_SEGS = 40;

@@ -45,6 +45,13 @@ for (const { port, offloads, workers } of CONFIGS) {
       }
     });
 
+    test(`the TAP takes super-frames of at most ${offloads ? "44 segments, one UDP GSO send each" : "any size (no TSO: the kernel default)"}`, async () => {
+      for (const n of topo.nodes) {
+        const [link] = JSON.parse((await topo.exec(n.ns, ["ip", "-d", "-j", "link", "show", "flannel.1"])).stdout);
+        expect(link.gso_max_segs).toBe(offloads ? 44 : 65535);
+      }
+    });
+
     test("ping crosses both ways without loss", async () => {
       const [n1, n2] = topo.nodes;
       expect((await ping(n1.ns, { from: n1.podIp, to: n2.podIp, count: 20, intervalS: 0.05 })).received).toBe(20);

@@ -84,6 +84,11 @@ describe("requests", () => {
       op: { kind: "linkSet", ifindex: 3, change: { up: true, mtu: 1450 } },
       hex: ["28000000 1000 0500 01000000 00000000", "00 00 0000 03000000 01000000 01000000", "0800 0400 aa050000"],
     },
+    {
+      name: "gso_max_segs is IFLA_GSO_MAX_SEGS (40), a u32",
+      op: { kind: "linkSet", ifindex: 3, change: { gsoMaxSegments: 44 } },
+      hex: ["28000000 1000 0500 01000000 00000000", "00 00 0000 03000000 00000000 00000000", "0800 2800 2c000000"],
+    },
   ];
   for (const c of cases) {
     test(c.name, () => {
@@ -122,6 +127,8 @@ describe("requests", () => {
     { name: "ifindex 0", op: { kind: "neighborDelete", neighbor: { ifindex: 0, ip: NET } } },
     { name: "an address above 2^32", op: { kind: "addressReplace", address: { ifindex: 3, ip: 2 ** 32, prefixLen: 32 } } },
     { name: "an MTU of 0", op: { kind: "linkSet", ifindex: 3, change: { mtu: 0 } } },
+    { name: "a gso_max_segs of 0", op: { kind: "linkSet", ifindex: 3, change: { gsoMaxSegments: 0 } } },
+    { name: "a gso_max_segs above 65535", op: { kind: "linkSet", ifindex: 3, change: { gsoMaxSegments: 65536 } } },
   ];
   for (const c of invalid) {
     test(`${c.name} is refused before anything is encoded`, () => expect(() => validateOp(c.op)).toThrow());
@@ -134,6 +141,7 @@ describe("requests", () => {
     const name = (i: number) => (i === 5 ? "flannel.1" : "?");
     expect(describeOp(route, name)).toBe("10.244.2.0/24 via 10.244.2.0 dev flannel.1");
     expect(describeOp(neighbor, name)).toBe("10.244.2.0 lladdr 0e:2a:00:00:00:02 dev flannel.1");
+    expect(describeOp({ kind: "linkSet", ifindex: 5, change: { mtu: 1450, gsoMaxSegments: 44 } }, name)).toBe("dev flannel.1 mtu 1450 gso_max_segs 44");
   });
 });
 
