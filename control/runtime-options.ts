@@ -8,11 +8,14 @@
 // mean of 6 × 5 s, against 7.40 with FTL kept for small functions only: BUN_JSC_useFTLJIT=1
 // BUN_JSC_maximumFTLCandidateBytecodeCost=3000, peak 63-69 MiB). The memory target wins by default; an
 // operator's own BUN_JSC_useFTLJIT is left as it is, so either trade stays one variable away.
+// BUN_JSC_useOMGJIT=0, the same for WebAssembly: the optimizing tier would recompile the SIMD payload sum
+// (dataplane/checksum-simd.ts) for ~2 MiB more peak RSS (measured 2026-11-28: sender 65.1 MiB with it, 63.0
+// without); the baseline tier's code takes 69 ns instead of 36 per 1,398-byte payload, 1.4 µs per 64 KiB.
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { execve } from "../native-bindings/exec.ts";
 
-export const DATAPLANE_RUNTIME_ENV: Readonly<Record<string, string>> = { BUN_JSC_useFTLJIT: "0" };
+export const DATAPLANE_RUNTIME_ENV: Readonly<Record<string, string>> = { BUN_JSC_useFTLJIT: "0", BUN_JSC_useOMGJIT: "0" };
 
 /** The variables still missing from `env`; empty when nothing needs a restart. */
 export function missingRuntimeEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {

@@ -23,6 +23,8 @@ import { openWorkerContext } from "./worker-context.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { UdpIntake } from "./udp-intake.ts";
 import { coalesceTcpFrames } from "./tcp-coalesce.ts";
+import { createSimdWordSum } from "./checksum-simd.ts";
+import { useFastWordSum } from "./tcp-segment.ts";
 import { VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
 import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
 import { BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
@@ -39,6 +41,10 @@ try {
   poller.set(0, init.tapFd, POLLIN);
   poller.set(1, ownBell.fd, POLLIN);
   const { tapFd, tapMtu } = init;
+  // The transmit cut runs here (the udp worker's rare take-over of a super-frame keeps the JavaScript sum):
+  // its payload sums over the tx ring in WebAssembly SIMD where the runtime has it.
+  const simdSum = createSimdWordSum(init.txRing);
+  if (simdSum) useFastWordSum(tx.bytes.buffer, simdSum);
   const tapIntake = new TapIntake(libc, tx, txBase, fdb, counters, init);
   // For taking over one reply from the udp worker's socket (2b below).
   const replyIntake = new UdpIntake(libc, rx, rxBase, fdb, counters, init);

@@ -1,14 +1,11 @@
 // What both data-plane workers build from their WorkerInit: their own libc (one dlopen per thread), their
 // views of the two rings with the rings' native addresses (taken once), the forwarding table reader, their
-// counter block and the run state. Where WebAssembly SIMD runs, the transmit cut's payload sums over the tx
-// ring use it (checksum-simd.ts).
+// counter block and the run state.
 
 import { loadLibc, type Libc, type Pointer } from "../native-bindings/index.ts";
 import { counterBlock } from "./counters.ts";
 import { FdbReader } from "./fdb-table.ts";
 import { SpscRing, wasmRingBuffer } from "./spsc-ring.ts";
-import { createSimdWordSum } from "./checksum-simd.ts";
-import { useFastWordSum } from "./tcp-segment.ts";
 import type { WorkerInit } from "./worker-init.ts";
 
 export interface WorkerContext {
@@ -24,11 +21,8 @@ export interface WorkerContext {
 
 export async function openWorkerContext(init: WorkerInit): Promise<WorkerContext> {
   const libc = await loadLibc();
-  const txBuffer = wasmRingBuffer(init.txRing); // one object: the fast sum is keyed by it
-  const tx = new SpscRing(txBuffer, init.ringLayout);
+  const tx = new SpscRing(wasmRingBuffer(init.txRing), init.ringLayout);
   const rx = new SpscRing(wasmRingBuffer(init.rxRing), init.ringLayout);
-  const simdSum = createSimdWordSum(init.txRing);
-  if (simdSum) useFastWordSum(txBuffer, simdSum);
   return {
     libc,
     tx,

@@ -37,10 +37,11 @@ for (const { port, offloads, workers } of CONFIGS) {
       await topo?.destroy();
     });
 
-    test("each runs as one process, restarted in place (same PID) with the FTL tier off", () => {
+    test("each runs as one process, restarted in place (same PID) with the FTL and OMG tiers off", () => {
       for (const node of [a, b]) {
         const environ = readFileSync(`/proc/${node.process.pid}/environ`, "utf8").split("\0");
         expect(environ).toContain("BUN_JSC_useFTLJIT=0");
+        expect(environ).toContain("BUN_JSC_useOMGJIT=0");
         expect(readFileSync(`/proc/${node.process.pid}/cmdline`, "utf8").split("\0")).toContain("dataplane");
       }
     });
