@@ -1,11 +1,12 @@
 // User-space GSO/GRO cost, single thread, no syscalls: ns to cut one 64 KiB TCP super-frame into VXLAN
 // datagrams (dataplane/tcp-segment.ts) and to coalesce the 44 inner frames of one UDP GRO receive
 // (dataplane/tcp-coalesce.ts), printed as the TCP payload rate one core could sustain on that work alone.
-// Run: bun bench/offload.bench.ts
+// Run: bun bench/offload.bench.ts (the data plane runs with BUN_JSC_useFTLJIT=0 BUN_JSC_useOMGJIT=0; set them to match)
 
 import { bench, do_not_optimize, group, run } from "mitata";
 import { coalesceHeadroom, coalesceTcpFrames } from "../dataplane/tcp-coalesce.ts";
-import { segmentTcpSuperFrame } from "../dataplane/tcp-segment.ts";
+import { segmentTcpSuperFrame, useFastWordSum } from "../dataplane/tcp-segment.ts";
+import { createSimdWordSum } from "../dataplane/checksum-simd.ts";
 import { ip4, ipv4Frame, TCP_ACK } from "../test/support/frames.ts";
 import { SeededRandom } from "../test/unit/dataplane/fixtures/seeded-random.ts";
 
@@ -36,6 +37,11 @@ const twoBuffersOut = new Uint8Array(72 * 1024);
 const oneBuffer = tapRead(72 * 1024 + 64);
 const inPlace = tapRead(8 * 1024);
 const pristine = inPlace.slice();
+// The tx ring's case in the data plane: the buffer is a shared WebAssembly.Memory's, its sums in SIMD.
+const simdMemory = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true });
+const inPlaceSimd = new Uint8Array(simdMemory.buffer, 0, inPlace.length);
+const simdSum = createSimdWordSum(simdMemory);
+if (simdSum) useFastWordSum(simdMemory.buffer, simdSum);
 const trainLen = (() => {
   const n = segmentTcpSuperFrame(twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result);
   if (n !== 47 || result[0] !== 1472) throw new Error(`unexpected segmentation: ${n} × ${result[0]}`);
@@ -53,6 +59,10 @@ group(`segmentTcpSuperFrame: ${PAYLOAD} B of payload at MSS ${MSS} with timestam
   bench("in place, restore included", () => {
     inPlace.set(pristine);
     do_not_optimize(segmentTcpSuperFrame(inPlace, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlace, HEADROOM, trainLen, result));
+  });
+  bench("in place, SIMD payload sums, restore included", () => {
+    inPlaceSimd.set(pristine);
+    do_not_optimize(segmentTcpSuperFrame(inPlaceSimd, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlaceSimd, HEADROOM, trainLen, result));
   });
   bench("restore alone (64 KiB set)", () => do_not_optimize(inPlace.set(pristine)));
 });
@@ -110,6 +120,7 @@ for (const [name, ns] of [
   ["segment, two buffers", avg("two buffers (16-bit copy+sum loop)")],
   ["segment, one buffer", avg("one buffer, separate area (copyWithin + sum)")],
   ["segment, in place", avg("in place, restore included") - restoreSeg],
+  ["segment, in place, SIMD", avg("in place, SIMD payload sums, restore included") - restoreSeg],
 ] as const) {
   console.log(`  ${name.padEnd(24)} ${(ns / 1000).toFixed(2).padStart(6)} µs per 64 KiB super-frame = ${gbps(PAYLOAD, ns)} Gbit/s`);
 }
