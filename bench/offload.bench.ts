@@ -40,8 +40,7 @@ const pristine = inPlace.slice();
 // The tx ring's case in the data plane: the buffer is a shared WebAssembly.Memory's, its sums in SIMD.
 const simdMemory = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true });
 const inPlaceSimd = new Uint8Array(simdMemory.buffer, 0, inPlace.length);
-const simdSum = createSimdWordSum(simdMemory);
-if (simdSum) useFastWordSum(simdMemory.buffer, simdSum);
+useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
 const trainLen = (() => {
   const n = segmentTcpSuperFrame(twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result);
   if (n !== 47 || result[0] !== 1472) throw new Error(`unexpected segmentation: ${n} × ${result[0]}`);

@@ -43,8 +43,7 @@ try {
   const { tapFd, tapMtu } = init;
   // The transmit cut runs here (the udp worker's rare take-over of a super-frame keeps the JavaScript sum):
   // its payload sums over the tx ring in WebAssembly SIMD where the runtime has it.
-  const simdSum = createSimdWordSum(init.txRing);
-  if (simdSum) useFastWordSum(tx.bytes.buffer, simdSum);
+  useFastWordSum(tx.bytes.buffer, () => createSimdWordSum(init.txRing));
   const tapIntake = new TapIntake(libc, tx, txBase, fdb, counters, init);
   // For taking over one reply from the udp worker's socket (2b below).
   const replyIntake = new UdpIntake(libc, rx, rxBase, fdb, counters, init);

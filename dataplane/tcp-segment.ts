@@ -72,14 +72,20 @@ function bindViews(src: Uint8Array, out: Uint8Array): void {
   }
 }
 
-// A faster word sum over one buffer: the tx ring's, in a worker where WebAssembly SIMD runs (worker-context.ts).
+// A faster word sum over one buffer, the tx ring's in the tap worker (checksum-simd.ts), made by the first
+// cut that needs it: a node that never cuts a super-frame never compiles it (~1.2 MiB).
 let fastSumBuffer: ArrayBufferLike | null = null;
-let fastSum: WordSum = () => 0;
+let fastSum: WordSum | null = null;
+let makeFastSum: () => WordSum | null = () => null;
 
-/** Sums payloads that lie in `buffer` with `sum` (checksum-simd.ts) instead of the JavaScript loop. */
-export function useFastWordSum(buffer: ArrayBufferLike, sum: WordSum): void {
+/**
+ * Sums payloads that lie in `buffer` with the sum `make` returns on first use instead of the JavaScript
+ * loop; if it returns null (no WebAssembly SIMD), the loop stays.
+ */
+export function useFastWordSum(buffer: ArrayBufferLike, make: () => WordSum | null): void {
   fastSumBuffer = buffer;
-  fastSum = sum;
+  fastSum = null;
+  makeFastSum = make;
 }
 
 export function isIndex(x: number): boolean {
@@ -167,10 +173,15 @@ export function copyAndSum(src: Uint8Array, sOff: number, out: Uint8Array, dOff:
   const sAbs = src.byteOffset + sOff;
   const dAbs = out.byteOffset + dOff;
   if (same && src.buffer === fastSumBuffer && len <= SIMD_SUM_MAX_BYTES) {
-    let f = fold(fastSum(sAbs, len) >>> 0); // little-endian words from the payload's first byte, any alignment
-    if (len & 1) f = fold(f + src[sOff + len - 1]); // a lone last byte is the high byte of a word: low in host order
-    outWhole.copyWithin(dAbs, sAbs, sAbs + len);
-    return ((f & 0xff) << 8) | (f >>> 8);
+    fastSum ??= makeFastSum();
+    if (fastSum === null) {
+      fastSumBuffer = null; // no WebAssembly SIMD here: the JavaScript loop from now on
+    } else {
+      let f = fold(fastSum(sAbs, len) >>> 0); // little-endian words from the payload's first byte, any alignment
+      if (len & 1) f = fold(f + src[sOff + len - 1]); // a lone last byte is the high byte of a word: low in host order
+      outWhole.copyWithin(dAbs, sAbs, sAbs + len);
+      return ((f & 0xff) << 8) | (f >>> 8);
+    }
   }
   const sEven = LITTLE_ENDIAN && (sAbs & 1) === 0;
   if (!same && sEven && (dAbs & 1) === 0) {

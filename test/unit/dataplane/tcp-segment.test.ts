@@ -114,7 +114,7 @@ const LAYOUTS: readonly Layout[] = ["two buffers", "one buffer, output after the
 // The tx ring's case in a worker: the buffer is a shared WebAssembly.Memory's, its sums done by checksum-simd.ts.
 const simdMemory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
 const simdBytes = new Uint8Array(simdMemory.buffer);
-useFastWordSum(simdMemory.buffer, createSimdWordSum(simdMemory)!);
+useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
 
 interface Setup {
   src: Uint8Array;
@@ -344,6 +344,32 @@ describe("segmentTcpSuperFrame, seeded random input", () => {
       expect(Buffer.compare(st.out.subarray(0, lo), outBefore.subarray(0, lo))).toBe(0);
       expect(Buffer.compare(st.out.subarray(hi), outBefore.subarray(hi))).toBe(0);
       if (srcBefore) expect(Buffer.compare(st.src, srcBefore)).toBe(0);
+    }
+  });
+});
+
+describe("the fast payload sum", () => {
+  test("is made once, on the first cut in its buffer; where it cannot be made, the JavaScript sum serves", () => {
+    let made = 0;
+    const s: SuperFrameSpec = { family: 4, payloadLen: 9000, mss: 1398, tcpOptions: TIMESTAMPS };
+    try {
+      useFastWordSum(simdMemory.buffer, () => {
+        made++;
+        return null; // as on a runtime without WebAssembly SIMD
+      });
+      expect(made).toBe(0);
+      expectSegmentation(s, "in place, payload sums in WebAssembly SIMD");
+      expectSegmentation(s, "in place, payload sums in WebAssembly SIMD");
+      expect(made).toBe(1);
+      useFastWordSum(simdMemory.buffer, () => {
+        made++;
+        return createSimdWordSum(simdMemory);
+      });
+      expectSegmentation(s, "in place, payload sums in WebAssembly SIMD");
+      expectSegmentation(s, "in place, payload sums in WebAssembly SIMD");
+      expect(made).toBe(2);
+    } finally {
+      useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
     }
   });
 });
