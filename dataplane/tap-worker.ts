@@ -17,9 +17,9 @@ import { Doorbell, PollSet } from "../native-bindings/poll.ts";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
 import { EAGAIN, EINTR, errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, POLLIN } from "../native-bindings/linux/socket.ts";
-import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TAKEN_OVER, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
+import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
-import { openWorkerContext } from "./worker-context.ts";
+import { openWorkerContext, takeOverOne } from "./worker-context.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { UdpIntake } from "./udp-intake.ts";
 import { coalesceTcpFrames } from "./tcp-coalesce.ts";
@@ -104,17 +104,6 @@ try {
     }
   };
 
-  /** Takes one datagram waiting on the udp worker's socket into the rx ring, unless that worker is receiving. */
-  const takeOverReply = (): void => {
-    if (!rx.tryLockIntake()) return;
-    const got = replyIntake.fill(Math.min(rx.freeCount(), 1)); // freeCount is fresh only under the lock
-    if (got > 0) {
-      rx.publish(got);
-      counters[TAKEN_OVER] += got;
-    }
-    rx.unlockIntake();
-  };
-
   post({ type: "ready" });
 
   while (Atomics.load(run, RUN_STOP) === 0) {
@@ -162,7 +151,7 @@ try {
     //     within the send): take it from the UDP socket rather than wait for the sleeping udp worker to wake
     //     for it. (When it is not there yet, the kernel has deferred the peer's work; waiting for it here,
     //     spinning or in poll, won nothing on this VM.)
-    if (sentDirect) takeOverReply();
+    if (sentDirect) takeOverOne(rx, replyIntake, counters);
 
     const tapBroken = tapIntake.brokenErrno;
     if (tapBroken !== 0) {

@@ -18,9 +18,9 @@ import { Doorbell, PollSet } from "../native-bindings/poll.ts";
 import { openUdpSourceSocket, UdpGsoSender } from "../native-bindings/udp-gso.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
-import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TAKEN_OVER, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
+import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
-import { openWorkerContext } from "./worker-context.ts";
+import { openWorkerContext, takeOverOne } from "./worker-context.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { UdpIntake } from "./udp-intake.ts";
 import { gsoSendSegments } from "./tcp-segment.ts";
@@ -127,17 +127,6 @@ try {
     return true;
   };
 
-  /** Takes one frame waiting on the tap worker's TAP into the tx ring, unless that worker is reading it. */
-  const takeOverReply = (): void => {
-    if (!tx.tryLockIntake()) return;
-    const filled = replyIntake.fill(Math.min(tx.freeCount(), 1)); // freeCount is fresh only under the lock
-    if (filled > 0) {
-      tx.publish(filled);
-      counters[TAKEN_OVER] += filled;
-    }
-    tx.unlockIntake();
-  };
-
   post({ type: "ready" });
 
   while (Atomics.load(run, RUN_STOP) === 0) {
@@ -214,7 +203,7 @@ try {
 
     // 2b. After a lone write the answer may be waiting already (a local reply is often queued on the TAP
     //     within the write): take it from the TAP rather than wait for the sleeping tap worker to wake for it.
-    if (wroteDirect) takeOverReply();
+    if (wroteDirect) takeOverOne(tx, replyIntake, counters);
 
     if (worked) continue;
 
