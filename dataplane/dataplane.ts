@@ -140,9 +140,9 @@ export class Dataplane {
           log(`TAP offloads unavailable (${(error as Error).message}); moving frames one by one`);
         }
       }
-      // With UDP GRO one receive returns a run of same-size datagrams, which the tap worker coalesces.
-      let udpGro = offloads;
-      if (offloads) for (const fd of udpFds) udpGro = enableUdpGro(libc, fd) && udpGro;
+      // With UDP GRO one receive returns a run of same-size datagrams, which the tap worker coalesces. Each
+      // socket's own answer goes to its worker pair.
+      const udpGro = udpFds.map((fd) => offloads && enableUdpGro(libc, fd));
       const link = new LinkControl(libc);
       try {
         link.setMac(tap.name, options.vtepMac);
@@ -212,7 +212,7 @@ export class Dataplane {
           underlayMtu: options.underlayMtu,
           checkPeerSource: options.checkPeerSource ?? true,
           offloads,
-          udpGro,
+          udpGro: udpGro[q],
         };
         starting.push(startWorker(new URL("./tap-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q }, log, fatal));
         starting.push(startWorker(new URL("./udp-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q + 1 }, log, fatal));
@@ -229,7 +229,7 @@ export class Dataplane {
       const workers = settled.map((r) => (r as PromiseFulfilledResult<Worker>).value);
       log(
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
-          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM${gsoMaxSegments > 0 ? ` (at most ${gsoMaxSegments} segments)` : ""} with UDP GSO and ${udpGro ? "GRO" : "no UDP GRO (datagrams one by one)"}` : "off"}`,
+          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM${gsoMaxSegments > 0 ? ` (at most ${gsoMaxSegments} segments)` : ""} with UDP GSO and ${udpGro.every(Boolean) ? "GRO" : "no UDP GRO (datagrams one by one)"}` : "off"}`,
       );
       return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
         fdb: new FdbWriter(fdbMemory),
