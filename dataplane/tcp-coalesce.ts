@@ -29,7 +29,7 @@
 
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
 import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16, sumWords } from "./checksum.ts";
-import { TCP_ACK, TCP_ACK_OFF, TCP_FLAGS_OFF, TCP_HDR_LEN, TCP_PSH, TCP_SEQ_OFF, TCP_WINDOW_OFF } from "./tcp-segment.ts";
+import { isIndex, TCP_ACK, TCP_ACK_OFF, TCP_FLAGS_OFF, TCP_HDR_LEN, TCP_PSH, TCP_SEQ_OFF, TCP_WINDOW_OFF } from "./tcp-segment.ts";
 import { writeRxVirtioHeader } from "./virtio-header.ts";
 import {
   ETH_HDR_LEN,
@@ -208,10 +208,6 @@ function mergeRun(b: Uint8Array, offs: Int32Array, first: number, m: number, d: 
 function putLe16(b: Uint8Array, off: number, value: number): void {
   b[off] = value & 0xff;
   b[off + 1] = value >>> 8;
-}
-
-function isIndex(x: number): boolean {
-  return x >>> 0 === x;
 }
 
 /**

@@ -92,6 +92,18 @@ export function isIndex(x: number): boolean {
   return x >>> 0 === x;
 }
 
+/**
+ * The checks both cuts make before reading anything: offsets and sizes are indices, the frame and its
+ * virtio_net_hdr lie inside src, result has room for its 3 slots, and the frame can hold Ethernet, a
+ * 20-byte IP header and `l4HdrLen` bytes of transport header.
+ */
+export function cutArgumentsValid(src: Uint8Array, frameOff: number, frameLen: number, vnetOff: number, outOff: number,
+  outCapacity: number, result: Int32Array, l4HdrLen: number): boolean {
+  if (!isIndex(frameOff) || !isIndex(frameLen) || !isIndex(vnetOff) || !isIndex(outOff) || !isIndex(outCapacity)) return false;
+  if (frameOff + frameLen > src.length || vnetOff + VIRTIO_NET_HDR_LEN > src.length || result.length < 3) return false;
+  return frameLen >= ETH_HDR_LEN + 20 + l4HdrLen;
+}
+
 /** Folds a non-negative sum below 2^32 to 16 bits (end-around carry). */
 export function fold(sum: number): number {
   sum = (sum & 0xffff) + (sum >>> 16);
@@ -282,9 +294,7 @@ export function segmentTcpSuperFrame(
   outCapacity: number,
   result: Int32Array,
 ): number {
-  if (!isIndex(frameOff) || !isIndex(frameLen) || !isIndex(vnetOff) || !isIndex(outOff) || !isIndex(outCapacity)) return -1;
-  if (frameOff + frameLen > src.length || vnetOff + VIRTIO_NET_HDR_LEN > src.length || result.length < 3) return -1;
-  if (frameLen < ETH_HDR_LEN + 20 + TCP_HDR_LEN) return -1;
+  if (!cutArgumentsValid(src, frameOff, frameLen, vnetOff, outOff, outCapacity, result, TCP_HDR_LEN)) return -1;
   const vnetFlags = src[vnetOff];
   const gsoType = src[vnetOff + 1] & ~VIRTIO_NET_HDR_GSO_ECN;
   const hdrLenHint = src[vnetOff + 2] | (src[vnetOff + 3] << 8);

@@ -11,10 +11,10 @@
 // summed once, adjusted per segment; payload summed while copied) are segmentTcpSuperFrame's, whose
 // helpers this module shares.
 
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4 } from "../native-bindings/linux/virtio_net.ts";
 import { putU16 } from "./checksum.ts";
 import { writeVxlanHeader } from "./encap.ts";
-import { copyAndSum, finishIpv4Header, fold, ipv4TemplateSum, isIndex, layOutTrain, pseudoAddressSum, SEG_DATAGRAM_LEN, SEG_LAST_LEN, SEG_TOTAL_LEN,
+import { copyAndSum, finishIpv4Header, fold, ipv4TemplateSum, cutArgumentsValid, layOutTrain, pseudoAddressSum, SEG_DATAGRAM_LEN, SEG_LAST_LEN, SEG_TOTAL_LEN,
   train } from "./tcp-segment.ts";
 import { ETH_HDR_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, IPV4_MF_OR_OFFSET, IPV6_HDR_LEN, UDP_CSUM_OFF, UDP_HDR_LEN, UDP_LEN_OFF, VXLAN_HDR_LEN } from "./wire.ts";
 
@@ -42,9 +42,7 @@ export function segmentUdpSuperFrame(
   outCapacity: number,
   result: Int32Array,
 ): number {
-  if (!isIndex(frameOff) || !isIndex(frameLen) || !isIndex(vnetOff) || !isIndex(outOff) || !isIndex(outCapacity)) return -1;
-  if (frameOff + frameLen > src.length || vnetOff + VIRTIO_NET_HDR_LEN > src.length || result.length < 3) return -1;
-  if (frameLen < ETH_HDR_LEN + 20 + UDP_HDR_LEN) return -1;
+  if (!cutArgumentsValid(src, frameOff, frameLen, vnetOff, outOff, outCapacity, result, UDP_HDR_LEN)) return -1;
   if (src[vnetOff + 1] !== VIRTIO_NET_HDR_GSO_UDP_L4) return -1;
   const vnetFlags = src[vnetOff];
   const hdrLenHint = src[vnetOff + 2] | (src[vnetOff + 3] << 8);
