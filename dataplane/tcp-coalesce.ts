@@ -29,7 +29,7 @@
 
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
 import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16, sumWords } from "./checksum.ts";
-import { isIndex, TCP_ACK, TCP_ACK_OFF, TCP_FLAGS_OFF, TCP_HDR_LEN, TCP_PSH, TCP_SEQ_OFF, TCP_WINDOW_OFF } from "./tcp-segment.ts";
+import { isIndex, TCP_ACK, TCP_ACK_OFF, TCP_FLAGS_OFF, TCP_HDR_LEN, TCP_PSH, TCP_SEQ_OFF } from "./tcp-segment.ts";
 import { writeRxVirtioHeader } from "./virtio-header.ts";
 import {
   ETH_HDR_LEN,
@@ -37,17 +37,16 @@ import {
   ETHERTYPE_IPV6,
   IPPROTO_TCP,
   IPV4_CSUM_OFF,
+  IPV4_DST_OFF,
   IPV4_FRAG_OFF,
   IPV4_HDR_LEN,
   IPV4_ID_OFF,
   IPV4_MF_OR_OFFSET,
   IPV4_SRC_OFF,
-  IPV4_TOS_OFF,
   IPV4_TOTAL_LEN_OFF,
-  IPV4_TTL_OFF,
   IPV6_HDR_LEN,
+  IPV6_NEXT_HDR_OFF,
   IPV6_PAYLOAD_LEN_OFF,
-  IPV6_SRC_OFF,
   TCP_CSUM_OFF,
   TCP_DATA_OFF_OFF,
 } from "./wire.ts";
@@ -96,32 +95,68 @@ function candidate(b: Uint8Array, o: number, len: number, tapMtu: number): numbe
   return ipLen - ipHl - tcpHl;
 }
 
-function equalBytes(b: Uint8Array, x: number, y: number, len: number): boolean {
-  for (let k = 0; k < len; k++) if (b[x + k] !== b[y + k]) return false;
-  return true;
+// The head of a run as a template: the words of its headers that every later segment must repeat, each
+// with a mask over the bytes that may differ (IP length, id and checksum, TCP sequence number, flags and
+// checksum; the urgent pointer means nothing without URG). A segment that matches has the head's structure,
+// which candidate() checked, so only its lengths, flags, sequence number and IPv4 checksum remain to check:
+// a dozen 32-bit compares instead of sixty byte compares and a header sum per segment.
+const MAX_TEMPLATE_WORDS = 32; // Ethernet + IPv6 + TCP with 40 bytes of options: 29 words
+const templateOffset = new Int32Array(MAX_TEMPLATE_WORDS);
+const templateMask = new Int32Array(MAX_TEMPLATE_WORDS);
+const templateValue = new Int32Array(MAX_TEMPLATE_WORDS);
+let templateWords = 0;
+// Masks for little-endian word reads: byte k of the word is bits 8k..8k+7.
+const ALL = -1;
+const LOW_HALF = 0x0000ffff;
+const HIGH_HALF = 0xffff0000 | 0;
+const ALL_BUT_SECOND_BYTE = 0xffff00ff | 0;
+
+let view: DataView = new DataView(new ArrayBuffer(0));
+let viewOf: Uint8Array | null = null;
+
+/** A DataView over b (kept while the same buffer comes back: one per worker, not one per batch). */
+function viewFor(b: Uint8Array): DataView {
+  if (viewOf !== b) {
+    view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    viewOf = b;
+  }
+  return view;
 }
 
-/** Whether frame y belongs to frame x's flow, on every field that must match (both passed candidate()). */
-function sameFlow(b: Uint8Array, x: number, y: number, ipHl: number, tcpHl: number): boolean {
-  if (!equalBytes(b, x, y, ETH_HDR_LEN)) return false;
+function addTemplateWord(x: number, off: number, mask: number): void {
+  templateOffset[templateWords] = off;
+  templateMask[templateWords] = mask;
+  templateValue[templateWords] = view.getInt32(x + off, true) & mask;
+  templateWords++;
+}
+
+/** Builds the template of the head frame at x (it passed candidate(): ipHl and tcpHl are its own). */
+function buildTemplate(x: number, ipHl: number, tcpHl: number): void {
   const ip = ETH_HDR_LEN;
+  templateWords = 0;
+  for (let off = 0; off < ip + 2; off += 4) addTemplateWord(x, off, ALL); // Ethernet; IP version, TOS or traffic class
   if (ipHl === IPV4_HDR_LEN) {
-    if (b[x + ip + IPV4_TOS_OFF] !== b[y + ip + IPV4_TOS_OFF] || b[x + ip + IPV4_TTL_OFF] !== b[y + ip + IPV4_TTL_OFF]) return false;
-    if (b[x + ip + IPV4_FRAG_OFF] !== b[y + ip + IPV4_FRAG_OFF] || !equalBytes(b, x + ip + IPV4_SRC_OFF, y + ip + IPV4_SRC_OFF, 8)) return false;
-  } else if (!equalBytes(b, x + ip, y + ip, 4) || b[x + ip + 7] !== b[y + ip + 7] || !equalBytes(b, x + ip + IPV6_SRC_OFF, y + ip + IPV6_SRC_OFF, 32)) {
-    return false;
+    addTemplateWord(x, ip + IPV4_FRAG_OFF, ALL); // flags and fragment offset, TTL, protocol
+    addTemplateWord(x, ip + IPV4_CSUM_OFF, HIGH_HALF); // (checksum), source address
+    addTemplateWord(x, ip + IPV4_SRC_OFF + 2, ALL); // addresses
+    addTemplateWord(x, ip + IPV4_DST_OFF + 2, ALL); // destination address, TCP source port
+  } else {
+    addTemplateWord(x, ip + 2, LOW_HALF); // flow label, (payload length)
+    // next header, hop limit, addresses, TCP source port
+    for (let off = ip + IPV6_NEXT_HDR_OFF; off < ip + IPV6_HDR_LEN + 2; off += 4) addTemplateWord(x, off, ALL);
   }
   const t = ip + ipHl;
-  return (
-    equalBytes(b, x + t, y + t, 4) && // ports
-    equalBytes(b, x + t + TCP_ACK_OFF, y + t + TCP_ACK_OFF, 5) && // ACK number, data offset
-    equalBytes(b, x + t + TCP_WINDOW_OFF, y + t + TCP_WINDOW_OFF, 2) &&
-    equalBytes(b, x + t + TCP_HDR_LEN, y + t + TCP_HDR_LEN, tcpHl - TCP_HDR_LEN)
-  );
+  addTemplateWord(x, t + 2, LOW_HALF); // destination port, (sequence number)
+  addTemplateWord(x, t + TCP_ACK_OFF, ALL);
+  addTemplateWord(x, t + TCP_DATA_OFF_OFF, ALL_BUT_SECOND_BYTE); // data offset, (flags), window
+  for (let off = t + TCP_HDR_LEN; off < t + tcpHl; off += 4) addTemplateWord(x, off, ALL); // options
 }
 
-function getU32(b: Uint8Array, off: number): number {
-  return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+function matchesTemplate(y: number): boolean {
+  for (let k = 0; k < templateWords; k++) {
+    if ((view.getInt32(y + templateOffset[k], true) & templateMask[k]) !== templateValue[k]) return false;
+  }
+  return true;
 }
 
 /** Length of the frame runLength() last measured, once merged (or as it is, for a run of one). */
@@ -134,26 +169,41 @@ function runLength(b: Uint8Array, offs: Int32Array, lens: Int32Array, first: num
   const gsoSize = candidate(b, x, lens[first], tapMtu);
   const ipHl = candIpHl;
   const tcpHl = candTcpHl;
-  if (gsoSize < 0 || (b[x + ETH_HDR_LEN + ipHl + TCP_FLAGS_OFF] & TCP_PSH) !== 0) return 1;
+  const t = ETH_HDR_LEN + ipHl;
+  if (gsoSize < 0 || (b[x + t + TCP_FLAGS_OFF] & TCP_PSH) !== 0 || first + 1 >= count) return 1;
+  const v = viewFor(b);
+  buildTemplate(x, ipHl, tcpHl);
   const v4 = ipHl === IPV4_HDR_LEN;
+  const hdrLen = t + tcpHl;
   const idFree = !v4 || (b[x + ETH_HDR_LEN + IPV4_FRAG_OFF] & IPV4_DF) !== 0;
   const id0 = getU16(b, x + ETH_HDR_LEN + IPV4_ID_OFF);
+  // The head's IPv4 header sum without the three words a segment may change; with a segment's own three
+  // it must fold to 0xffff, as the head's did.
+  const ipSumBase = v4 ? sumWords(b, x + ETH_HDR_LEN, IPV4_HDR_LEN) - id0 - getU16(b, x + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF) - getU16(b, x + ETH_HDR_LEN + IPV4_CSUM_OFF) : 0;
   let ipLen = ipHl + tcpHl + gsoSize;
-  let seq = (getU32(b, x + ETH_HDR_LEN + ipHl + TCP_SEQ_OFF) + gsoSize) >>> 0;
+  let seq = (v.getUint32(x + t + TCP_SEQ_OFF) + gsoSize) >>> 0;
   let last = gsoSize;
   let m = 1;
   while (first + m < count && last === gsoSize) {
     const y = offs[first + m];
-    const pay = candidate(b, y, lens[first + m], tapMtu);
-    if (pay < 0 || pay > gsoSize || candIpHl !== ipHl || candTcpHl !== tcpHl || ipLen + pay > MAX_IP_LEN) break;
-    const t = y + ETH_HDR_LEN + ipHl;
-    if (getU32(b, t + TCP_SEQ_OFF) !== seq || !sameFlow(b, x, y, ipHl, tcpHl)) break;
-    if (!idFree && getU16(b, y + ETH_HDR_LEN + IPV4_ID_OFF) !== ((id0 + m) & 0xffff)) break;
+    const len = lens[first + m];
+    if (len <= hdrLen || !matchesTemplate(y)) break; // the template reads only y's first hdrLen bytes
+    const yIpLen = v4 ? v.getUint16(y + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF) : IPV6_HDR_LEN + v.getUint16(y + ETH_HDR_LEN + IPV6_PAYLOAD_LEN_OFF);
+    const pay = yIpLen - ipHl - tcpHl;
+    // (No larger than the head, so within the TAP MTU as the head is.)
+    if (ETH_HDR_LEN + yIpLen > len || pay <= 0 || pay > gsoSize || ipLen + pay > MAX_IP_LEN) break;
+    const flags = b[y + t + TCP_FLAGS_OFF];
+    if ((flags !== TCP_ACK && flags !== (TCP_ACK | TCP_PSH)) || v.getUint32(y + t + TCP_SEQ_OFF) !== seq) break;
+    if (v4) {
+      const id = v.getUint16(y + ETH_HDR_LEN + IPV4_ID_OFF);
+      if (!idFree && id !== ((id0 + m) & 0xffff)) break;
+      if (fold16(ipSumBase + id + yIpLen + v.getUint16(y + ETH_HDR_LEN + IPV4_CSUM_OFF)) !== 0xffff) break;
+    }
     m++;
     ipLen += pay;
     seq = (seq + pay) >>> 0;
     last = pay;
-    if ((b[t + TCP_FLAGS_OFF] & TCP_PSH) !== 0) break;
+    if ((flags & TCP_PSH) !== 0) break;
   }
   if (m > 1) runFrameLen = ETH_HDR_LEN + ipLen;
   return m;

@@ -44,6 +44,7 @@ interface Seg {
   seq: number;
   family?: 4 | 6;
   srcPort?: number;
+  dstPort?: number;
   ack?: number;
   flags?: number;
   window?: number;
@@ -56,18 +57,25 @@ interface Seg {
   ipOptions?: Uint8Array;
   moreFragments?: boolean;
   ethSrc?: string;
+  ethDst?: string;
+  /** Source and destination address exchanged (the IPv4 header sum stays the same). */
+  swapAddresses?: boolean;
+  src?: string;
+  dst?: string;
   flowLabel?: number;
   ipChecksum?: number;
 }
 
 function tcpFrame(s: Seg): Uint8Array {
   const payload = new SeededRandom(s.seq ^ (s.srcPort ?? 0)).bytes(s.payloadLen ?? 1398);
-  const l4 = { kind: "tcp" as const, srcPort: s.srcPort ?? 40000, dstPort: 5201, seq: s.seq >>> 0, ack: s.ack ?? 77, flags: s.flags ?? TCP_ACK, window: s.window ?? 502, options: s.options ?? TS(1000), payload };
-  const eth = { ...ETH, src: s.ethSrc ?? ETH.src };
-  if (s.family === 6) return ipv6Frame(eth, { src: "fd00:244:2::3", dst: "fd00:244:1::2", flowLabel: s.flowLabel ?? 0x5, hopLimit: s.ttl ?? 64 }, l4);
+  const l4 = { kind: "tcp" as const, srcPort: s.srcPort ?? 40000, dstPort: s.dstPort ?? 5201, seq: s.seq >>> 0, ack: s.ack ?? 77, flags: s.flags ?? TCP_ACK, window: s.window ?? 502, options: s.options ?? TS(1000), payload };
+  const eth = { dst: s.ethDst ?? ETH.dst, src: s.ethSrc ?? ETH.src };
+  const [a6, b6] = s.swapAddresses ? ["fd00:244:1::2", "fd00:244:2::3"] : ["fd00:244:2::3", "fd00:244:1::2"];
+  const [a4, b4] = s.swapAddresses ? ["10.244.1.2", "10.244.2.3"] : ["10.244.2.3", "10.244.1.2"];
+  if (s.family === 6) return ipv6Frame(eth, { src: s.src ?? a6, dst: s.dst ?? b6, flowLabel: s.flowLabel ?? 0x5, hopLimit: s.ttl ?? 64 }, l4);
   return ipv4Frame(
     eth,
-    { src: ip4("10.244.2.3"), dst: ip4("10.244.1.2"), id: s.id ?? 100, dontFragment: s.df ?? true, ttl: s.ttl ?? 64, tos: s.tos ?? 0, options: s.ipOptions, moreFragments: s.moreFragments, headerChecksum: s.ipChecksum },
+    { src: ip4(s.src ?? a4), dst: ip4(s.dst ?? b4), id: s.id ?? 100, dontFragment: s.df ?? true, ttl: s.ttl ?? 64, tos: s.tos ?? 0, options: s.ipOptions, moreFragments: s.moreFragments, headerChecksum: s.ipChecksum },
     l4,
   );
 }
@@ -206,6 +214,11 @@ const CASES: [string, Seg[] | (() => Uint8Array[]), number[]][] = [
   ["different TTLs split", [A[0], A[1], { ...A[2], ttl: 63 }, { ...A[3], ttl: 63 }], [2, 2]],
   ["different TOS split", [A[0], A[1], { ...A[2], tos: 0x03 }, { ...A[3], tos: 0x03 }], [2, 2]],
   ["a different Ethernet source splits", [A[0], A[1], { ...A[2], ethSrc: "ee:ff:80:00:00:09" }], [2, 1]],
+  ["a different Ethernet destination splits", [A[0], A[1], { ...A[2], ethDst: "02:ff:80:00:00:01" }], [2, 1]],
+  ["a different destination port splits", [A[0], A[1], { ...A[2], dstPort: 5202 }, { ...A[3], dstPort: 5202 }], [2, 2]],
+  ["a source address with its halves exchanged splits (the same header sum)", [A[0], A[1], { ...A[2], src: "2.3.10.244" }], [2, 1]],
+  ["a destination address with its halves exchanged splits (the same header sum)", [A[0], A[1], { ...A[2], dst: "1.2.10.244" }], [2, 1]],
+  ["exchanged addresses split, though the IPv4 header sums the same", [A[0], A[1], { ...A[2], swapAddresses: true }, { ...A[3], swapAddresses: true }], [2, 2]],
   ["IPv4 options never merge", flow(3, { ipOptions: Uint8Array.of(1, 1, 1, 1), payloadLen: 1394 }), [1, 1, 1]],
   ["an IPv4 fragment never merges", [A[0], { ...A[1], moreFragments: true }, A[2]], [1, 1, 1]],
   ["a bad IPv4 header checksum is never merged", [A[0], { ...A[1], ipChecksum: 0x1234 }, A[2]], [1, 1, 1]],
@@ -217,6 +230,8 @@ const CASES: [string, Seg[] | (() => Uint8Array[]), number[]][] = [
   ["the merged IP packet stays within 65,535 bytes: 50 segments become 46 + 4", flow(50), [46, 4]],
   ["IPv6: 30 segments become one TCPV6 frame", flow(30, { family: 6 }), [30]],
   ["IPv6: a different flow label splits", (() => { const f = flow(4, { family: 6 }); return [f[0], f[1], { ...f[2], flowLabel: 9 }, { ...f[3], flowLabel: 9 }]; })(), [2, 2]],
+  ["IPv6: a different destination address splits", (() => { const f = flow(3, { family: 6 }); return [f[0], f[1], { ...f[2], dst: "fd00:244:1::9" }]; })(), [2, 1]],
+  ["IPv6: exchanged addresses split", (() => { const f = flow(4, { family: 6 }); return [f[0], f[1], { ...f[2], swapAddresses: true }, { ...f[3], swapAddresses: true }]; })(), [2, 2]],
   ["IPv6: a different hop limit splits", (() => { const f = flow(3, { family: 6 }); return [f[0], f[1], { ...f[2], ttl: 3 }]; })(), [2, 1]],
   ["IPv4 then IPv6 never merge", [A[0], flow(1, { family: 6 }, A[1].seq)[0]], [1, 1]],
   ["a frame longer than the TAP MTU goes out alone, marked GSO by writeRxVirtioHeader", [A[0], A[1], next(A[1], { payloadLen: 3000 })], [2, 1]],
