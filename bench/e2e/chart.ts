@@ -199,7 +199,8 @@ export function renderSvg(report: E2eReport): string {
   const measuredDirty = (report.uncommitted ?? []).some((p) => !p.startsWith("bench/") && !p.endsWith(".md"));
   const commit = report.commit
     ? ` · commit ${report.commit.slice(0, 7)}${measuredDirty ? " + uncommitted changes" : ""}` : "";
-  parts.push(text(MARGIN_L - 44, 45, `${h.cpus} cores · ${h.cpuModel} · Linux ${h.kernel} · Bun ${h.bun}${commit}`,
+  parts.push(text(MARGIN_L - 44, 45, `${h.cpus} cores · ${h.cpuModel} · Linux ${h.kernel} · Bun ${h.bun}` +
+    `${h.tcpCongestionControl ? ` · TCP ${h.tcpCongestionControl}` : ""}${commit}`,
     { "font-size": 11.5, fill: COLORS.muted }));
   const p = report.params;
   parts.push(text(MARGIN_L - 44, 61, `two network namespaces on one machine; medians of ${p.rounds} round${p.rounds === 1 ? "" : "s"} ` +

@@ -33,6 +33,8 @@ export interface HostInfo {
   readonly cpus: number;
   readonly cpuModel: string;
   readonly bun: string;
+  /** The host's net.ipv4.tcp_congestion_control: each new namespace starts with it, so iperf3 uses it. */
+  readonly tcpCongestionControl?: string;
 }
 
 export interface E2eReport {
@@ -58,5 +60,11 @@ export function hostInfo(): HostInfo {
   } catch {
     // Left as unknown.
   }
-  return { kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), cpus, cpuModel, bun: Bun.version };
+  let tcpCongestionControl = "unknown";
+  try {
+    tcpCongestionControl = readFileSync("/proc/sys/net/ipv4/tcp_congestion_control", "utf8").trim();
+  } catch {
+    // Left as unknown.
+  }
+  return { kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), cpus, cpuModel, bun: Bun.version, tcpCongestionControl };
 }
