@@ -1,7 +1,8 @@
 // The TAP worker: owns the TAP fd.
 //
 // Flow:
-//   1. drain the rx ring: write each decapsulated frame (virtio_net_hdr + frame) to the TAP;
+//   1. drain the rx ring: write each decapsulated frame (virtio_net_hdr + frame), or each GRO run's frames
+//      coalesced, to the TAP (tap-output.ts);
 //   2. read frames from the TAP straight into free tx-ring slots and publish the batch (tap-intake.ts: outer
 //      headers in front of a plain frame, or a TCP/UDP super-frame cut in place into a train of VXLAN
 //      datagrams, which the udp worker sends with one UDP GSO call per 64 KiB);
@@ -17,40 +18,34 @@ import { Doorbell, PollSet } from "../native-bindings/poll.ts";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
 import { EAGAIN, EINTR, errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, POLLIN } from "../native-bindings/linux/socket.ts";
-import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
+import { DIRECT_FRAMES, Drop, DROPS_BASE, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
 import { openWorkerContext, takeOverOne } from "./worker-context.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { UdpIntake } from "./udp-intake.ts";
-import { coalesceTcpFrames } from "./tcp-coalesce.ts";
+import { TapOutput } from "./tap-output.ts";
 import { createSimdWordSum } from "./checksum-simd.ts";
 import { useFastWordSum } from "./tcp-segment.ts";
-import { VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "./virtio-header.ts";
-import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
-import { BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
+import { OUTER_HDR_LEN } from "./wire.ts";
+import { BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
 
 const init = workerData as WorkerInit;
 const post = (m: WorkerMessage) => postMessage(m);
 
 try {
   const { libc, tx, rx, txBase, rxBase, fdb, counters, run } = await openWorkerContext(init);
-  const rxBytes = rx.bytes;
   const ownBell = new Doorbell(libc, init.tapBellFd);
   const udpBell = new Doorbell(libc, init.udpBellFd);
   const poller = new PollSet(libc, 2);
   poller.set(0, init.tapFd, POLLIN);
   poller.set(1, ownBell.fd, POLLIN);
-  const { tapFd, tapMtu } = init;
   // The transmit cut runs here (the udp worker's rare take-over of a super-frame keeps the JavaScript sum):
   // its payload sums over the tx ring in WebAssembly SIMD where the runtime has it.
   useFastWordSum(tx.bytes.buffer, () => createSimdWordSum(init.txRing));
   const tapIntake = new TapIntake(libc, tx, txBase, fdb, counters, init);
+  const tapOutput = new TapOutput(libc, rx, rxBase, counters, init);
   // For taking over one reply from the udp worker's socket (2b below).
   const replyIntake = new UdpIntake(libc, rx, rxBase, fdb, counters, init);
-  const runOffs = new Int32Array(new ArrayBuffer(4 * 128));
-  const runLens = new Int32Array(new ArrayBuffer(4 * 128));
-  const outOffs = new Int32Array(new ArrayBuffer(4 * 128));
-  const outLens = new Int32Array(new ArrayBuffer(4 * 128));
   const directVec = new MmsgVector(libc, 1);
   let lastSendError = 0;
 
@@ -76,34 +71,6 @@ try {
     return true;
   };
 
-  const writeToTap = (off: number, len: number): void => {
-    if (libc.write(tapFd, rxBase + off, len) < 0) counters[DROPS_BASE + Drop.tap_write_error]++;
-  };
-
-  /** The datagrams of one UDP GRO receive: their frames, coalesced where TCP allows, go to the TAP. */
-  const writeGroRun = (start: number, len: number, segmentSize: number): void => {
-    let count = 0;
-    let bytes = 0;
-    for (let d = start; d < start + len; d += segmentSize) {
-      if (rxBytes[d] === 0) continue; // dropped by the udp worker (flags byte zeroed), counted there
-      runOffs[count] = d + VXLAN_HDR_LEN;
-      runLens[count] = Math.min(segmentSize, start + len - d) - VXLAN_HDR_LEN;
-      bytes += runLens[count++];
-    }
-    counters[RX_FRAMES] += count;
-    counters[RX_BYTES] += bytes;
-    const out = coalesceTcpFrames(rxBytes, runOffs, runLens, count, tapMtu, outOffs, outLens);
-    if (out >= 0) {
-      for (let k = 0; k < out; k++) writeToTap(outOffs[k], outLens[k]);
-      return;
-    }
-    // One by one: frame k+1's header overwrites the tail of frame k, which is written by then.
-    for (let k = 0; k < count; k++) {
-      writeRxVirtioHeader(rxBytes, runOffs[k], runLens[k], tapMtu);
-      writeToTap(runOffs[k] - VIRTIO_NET_HDR_LEN, runLens[k] + VIRTIO_NET_HDR_LEN);
-    }
-  };
-
   post({ type: "ready" });
 
   while (Atomics.load(run, RUN_STOP) === 0) {
@@ -112,23 +79,7 @@ try {
     // 1. rx ring -> TAP
     const ready = rx.availableCount();
     if (ready > 0) {
-      for (let k = 0; k < ready; k++) {
-        const pos = rx.tail + k;
-        const len = rx.meta[(pos & rx.mask) * META_WORDS + META_LEN];
-        if (len <= 0) continue; // dropped by the udp worker, counted there
-        const segmentSize = rx.meta[(pos & rx.mask) * META_WORDS + RX_META_SEGMENT_SIZE];
-        if (segmentSize > 0) {
-          writeGroRun(rx.slotOffset(pos) + SLOT_HEADROOM - VXLAN_HDR_LEN, len, segmentSize);
-          continue;
-        }
-        const frameOff = rx.slotOffset(pos) + SLOT_HEADROOM;
-        if (libc.write(tapFd, rxBase + frameOff - VIRTIO_NET_HDR_LEN, len + VIRTIO_NET_HDR_LEN) < 0) {
-          counters[DROPS_BASE + Drop.tap_write_error]++;
-        } else {
-          counters[RX_FRAMES]++;
-          counters[RX_BYTES] += len;
-        }
-      }
+      for (let k = 0; k < ready; k++) tapOutput.writeSlot(rx.tail + k);
       if (rx.release(ready)) udpBell.ring();
       worked = true;
     }

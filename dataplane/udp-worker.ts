@@ -7,10 +7,12 @@
 //   2. recvmmsg straight into free rx-ring slots and publish them (udp-intake.ts: each datagram checked, the
 //      virtio_net_hdr written over its VXLAN header; a dropped one keeps its slot with length 0);
 //   3. with nothing to do, sleep in poll() on the socket(s) and this worker's doorbell.
-// A lone datagram received while the tap worker sleeps with an empty rx ring is written to the TAP from here
-// (the same shortcut as the tap worker's sendDirect, the other way): it saves the wake-up that dominates a
-// ping's round trip, and with nothing in flight no frame can overtake another. Right after such a write, an
-// answer already queued on the TAP is taken from there too (2b).
+// A receive that arrives while the tap worker sleeps with an empty rx ring is written to the TAP from here
+// (tap-output.ts, GRO runs coalesced as the tap worker would): it saves the wake-up that dominates a ping's
+// round trip and, under TCP load, one wake-up per receive on the way to the TAP (one stream between two of
+// ours: 7.2 -> 7.8 Gbit/s); with nothing in flight no frame can overtake another, and the next receive waits
+// for this thread. Right after a lone datagram's write, an answer already queued on the TAP is taken from
+// there too (2b).
 
 import { workerData } from "node:worker_threads";
 import { MmsgVector } from "../native-bindings/mmsg.ts";
@@ -18,13 +20,13 @@ import { Doorbell, PollSet } from "../native-bindings/poll.ts";
 import { openUdpSourceSocket, UdpGsoSender } from "../native-bindings/udp-gso.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
 import { MSG_DONTWAIT, POLLIN, POLLOUT } from "../native-bindings/linux/socket.ts";
-import { DIRECT_FRAMES, Drop, DROPS_BASE, RX_BYTES, RX_FRAMES, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
+import { DIRECT_FRAMES, Drop, DROPS_BASE, TX_BATCHES, TX_BYTES, TX_FRAMES, WAKEUPS } from "./counters.ts";
 import { META_LEN, META_PEER_IP, META_WORDS } from "./spsc-ring.ts";
 import { openWorkerContext, takeOverOne } from "./worker-context.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { UdpIntake } from "./udp-intake.ts";
+import { TapOutput } from "./tap-output.ts";
 import { gsoSendSegments } from "./tcp-segment.ts";
-import { VIRTIO_NET_HDR_LEN } from "./virtio-header.ts";
 import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
 import {
   BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
@@ -50,6 +52,7 @@ try {
   poller.set(2, ownBell.fd, POLLIN);
   const { udpFd, rawFd } = init;
   const udpIntake = new UdpIntake(libc, rx, rxBase, fdb, counters, init);
+  const tapOutput = new TapOutput(libc, rx, rxBase, counters, init);
   // For taking over one reply from the tap worker's TAP (2b below).
   const replyIntake = new TapIntake(libc, tx, txBase, fdb, counters, init);
   let sendBlocked = false;
@@ -112,21 +115,6 @@ try {
     return 1;
   };
 
-  /** Writes the checked single datagram in rx slot i (virtio header in front) to the TAP itself; true if written. */
-  const writeDirect = (i: number): boolean => {
-    const frameLen = rx.meta[i * META_WORDS + META_LEN];
-    if (frameLen <= 0) return false; // dropped above, counted there
-    const frameOff = rx.slotOffset(i) + SLOT_HEADROOM;
-    if (libc.write(init.tapFd, rxBase + frameOff - VIRTIO_NET_HDR_LEN, frameLen + VIRTIO_NET_HDR_LEN) < 0) {
-      counters[DROPS_BASE + Drop.tap_write_error]++;
-      return false;
-    }
-    counters[RX_FRAMES]++;
-    counters[RX_BYTES] += frameLen;
-    counters[DIRECT_FRAMES]++;
-    return true;
-  };
-
   post({ type: "ready" });
 
   while (Atomics.load(run, RUN_STOP) === 0) {
@@ -185,14 +173,18 @@ try {
     }
 
     // 2. recvmmsg -> rx ring, holding the rx ring's intake lock (the tap worker may hold it for a moment to
-    //    take over one reply; then the socket is read on the next turn).
+    //    take over one reply; then the socket is read on the next turn). With the tap worker asleep and the
+    //    ring empty, the receive goes to the TAP from here instead, still under the lock.
     let wroteDirect = false;
     if (rx.tryLockIntake()) {
       const first = rx.head & rx.mask;
       const got = udpIntake.fill(rx.freeCount());
       if (got > 0) {
-        if (got === 1 && rx.meta[first * META_WORDS + RX_META_SEGMENT_SIZE] === 0 && rx.drainedAndAsleep()) {
-          wroteDirect = writeDirect(first);
+        if (rx.drainedAndAsleep()) {
+          let written = 0;
+          for (let i = first; i < first + got; i++) written += tapOutput.writeSlot(i); // no wrap: fill stops at the array's end
+          counters[DIRECT_FRAMES] += written;
+          wroteDirect = got === 1 && written === 1 && rx.meta[first * META_WORDS + RX_META_SEGMENT_SIZE] === 0;
         } else if (rx.publish(got)) {
           tapBell.ring();
         }
@@ -201,8 +193,8 @@ try {
       rx.unlockIntake();
     }
 
-    // 2b. After a lone write the answer may be waiting already (a local reply is often queued on the TAP
-    //     within the write): take it from the TAP rather than wait for the sleeping tap worker to wake for it.
+    // 2b. After a lone datagram's write the answer may be waiting already (a local reply is often queued on
+    //     the TAP within the write): take it from the TAP rather than wait for the sleeping tap worker to wake.
     if (wroteDirect) takeOverOne(tx, replyIntake, counters);
 
     if (worked) continue;
