@@ -179,7 +179,9 @@ function runLength(b: Uint8Array, offs: Int32Array, lens: Int32Array, first: num
   const id0 = getU16(b, x + ETH_HDR_LEN + IPV4_ID_OFF);
   // The head's IPv4 header sum without the three words a segment may change; with a segment's own three
   // it must fold to 0xffff, as the head's did.
-  const ipSumBase = v4 ? sumWords(b, x + ETH_HDR_LEN, IPV4_HDR_LEN) - id0 - getU16(b, x + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF) - getU16(b, x + ETH_HDR_LEN + IPV4_CSUM_OFF) : 0;
+  const ipSumBase = v4
+    ? sumWords(b, x + ETH_HDR_LEN, IPV4_HDR_LEN) - id0 - getU16(b, x + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF) - getU16(b, x + ETH_HDR_LEN + IPV4_CSUM_OFF)
+    : 0;
   let ipLen = ipHl + tcpHl + gsoSize;
   let seq = (v.getUint32(x + t + TCP_SEQ_OFF) + gsoSize) >>> 0;
   let last = gsoSize;
