@@ -13,6 +13,7 @@ const isRoot = process.getuid?.() === 0;
 const OUR_MAC = "0a:58:0a:f4:01:01";
 const KERNEL_MAC = "0a:58:0a:f4:02:02";
 const SPRAY = resolve(import.meta.dir, "fixtures/spray.ts");
+const GSO_TRAIN = resolve(import.meta.dir, "fixtures/gso-train.ts");
 const STRANGER_IP = "192.0.2.99"; // on the peer's underlay, but no lease/forwarding entry names it
 const PER_KIND = 300;
 
@@ -64,5 +65,20 @@ describe.skipIf(!isRoot)("malformed datagrams at our VXLAN port", () => {
     expect(ours.process.running).toBe(true);
     // And it still forwards afterwards.
     expect((await ping(n1.ns, { from: n1.podIp, to: n2.podIp, count: 5, intervalS: 0.05 })).received).toBe(5);
+  });
+
+  test("one spoiled datagram in the middle of a UDP GRO run is dropped under its reason, the rest of the run is taken", async () => {
+    const [n1, n2] = topo.nodes;
+    const TRAINS = 40;
+    for (const [kind, reason] of [["vni", "bad_vni"], ["flags", "bad_flags"], ["dst-mac", "dst_mac_not_ours"], ["src-mac", "src_mac_is_ours"]] as const) {
+      const before = await ours.counters();
+      const sender = topo.spawnIn(n2.ns, [BUN, GSO_TRAIN, n1.underlayIp, "8472", kind, String(TRAINS), KERNEL_MAC, OUR_MAC]);
+      expect(await sender.exited).toBe(0);
+      const after = await ours.counters();
+      // 8 datagrams per train, the 4th spoiled: each train costs one drop of that reason and delivers 7 frames.
+      expect({ kind, dropped: after.drops[reason] - before.drops[reason] }).toEqual({ kind, dropped: TRAINS });
+      expect({ kind, delivered: after.rxFrames - before.rxFrames }).toEqual({ kind, delivered: 7 * TRAINS });
+    }
+    expect(ours.process.running).toBe(true);
   });
 });
