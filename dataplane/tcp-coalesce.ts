@@ -66,6 +66,7 @@ export function coalesceHeadroom(count: number): number {
 // What candidate() learnt about the frame it accepted (module state rather than an object per frame).
 let candIpHl = 0;
 let candTcpHl = 0;
+let candIpv4Sum = 0; // the unfolded sum of its IPv4 header words (set for IPv4 frames only)
 
 /** The TCP payload length of a frame that may take part in a merge, else -1. */
 function candidate(b: Uint8Array, o: number, len: number, tapMtu: number): number {
@@ -78,7 +79,9 @@ function candidate(b: Uint8Array, o: number, len: number, tapMtu: number): numbe
     if (b[ip] !== 0x45 || b[ip + 9] !== IPPROTO_TCP || (getU16(b, ip + IPV4_FRAG_OFF) & IPV4_MF_OR_OFFSET) !== 0) return -1;
     ipHl = IPV4_HDR_LEN;
     ipLen = getU16(b, ip + IPV4_TOTAL_LEN_OFF);
-    if (ETH_HDR_LEN + ipLen > len || fold16(sumWords(b, ip, IPV4_HDR_LEN)) !== 0xffff) return -1;
+    if (ETH_HDR_LEN + ipLen > len) return -1;
+    candIpv4Sum = sumWords(b, ip, IPV4_HDR_LEN);
+    if (fold16(candIpv4Sum) !== 0xffff) return -1;
   } else if (type === ETHERTYPE_IPV6) {
     if (b[ip] >>> 4 !== 6 || b[ip + 6] !== IPPROTO_TCP || len < ETH_HDR_LEN + IPV6_HDR_LEN + TCP_HDR_LEN) return -1;
     ipHl = IPV6_HDR_LEN;
@@ -169,6 +172,7 @@ function runLength(b: Uint8Array, offs: Int32Array, lens: Int32Array, first: num
   const gsoSize = candidate(b, x, lens[first], tapMtu);
   const ipHl = candIpHl;
   const tcpHl = candTcpHl;
+  const ipv4Sum = candIpv4Sum;
   const t = ETH_HDR_LEN + ipHl;
   if (gsoSize < 0 || (b[x + t + TCP_FLAGS_OFF] & TCP_PSH) !== 0 || first + 1 >= count) return 1;
   const v = viewFor(b);
@@ -179,9 +183,7 @@ function runLength(b: Uint8Array, offs: Int32Array, lens: Int32Array, first: num
   const id0 = getU16(b, x + ETH_HDR_LEN + IPV4_ID_OFF);
   // The head's IPv4 header sum without the three words a segment may change; with a segment's own three
   // it must fold to 0xffff, as the head's did.
-  const ipSumBase = v4
-    ? sumWords(b, x + ETH_HDR_LEN, IPV4_HDR_LEN) - id0 - getU16(b, x + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF) - getU16(b, x + ETH_HDR_LEN + IPV4_CSUM_OFF)
-    : 0;
+  const ipSumBase = v4 ? ipv4Sum - id0 - getU16(b, x + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF) - getU16(b, x + ETH_HDR_LEN + IPV4_CSUM_OFF) : 0;
   let ipLen = ipHl + tcpHl + gsoSize;
   let seq = (v.getUint32(x + t + TCP_SEQ_OFF) + gsoSize) >>> 0;
   let last = gsoSize;
