@@ -17,6 +17,7 @@ import { createCounterMemory, readCounters, type DataplaneCounters } from "./cou
 import { createFdbMemory, FdbWriter } from "./fdb-table.ts";
 import { formatMac, macParts } from "./mac.ts";
 import { createWasmRingMemory, type RingLayout } from "./spsc-ring.ts";
+import { describeOffloads } from "./offload-summary.ts";
 import { gsoSendSegments } from "./tcp-segment.ts";
 import { FLANNEL_VXLAN_PORT, IPV4_HDR_LEN, UDP_HDR_LEN, VXLAN_MTU_OVERHEAD } from "./wire.ts";
 import { DEFAULT_RING_SLOTS, RUN_STATE_BYTES, RUN_STOP, SLOT_STRIDE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
@@ -229,7 +230,7 @@ export class Dataplane {
       const workers = settled.map((r) => (r as PromiseFulfilledResult<Worker>).value);
       log(
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
-          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${offloads ? `TSO4/TSO6/${uso ? "USO4/USO6/" : ""}CSUM${gsoMaxSegments > 0 ? ` (at most ${gsoMaxSegments} segments)` : ""} with UDP GSO and ${udpGro.every(Boolean) ? "GRO" : "no UDP GRO (datagrams one by one)"}` : "off"}`,
+          `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${describeOffloads(offloads, uso, gsoMaxSegments, udpGro)}`,
       );
       return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
         fdb: new FdbWriter(fdbMemory),
@@ -318,3 +319,4 @@ function waitForStop(worker: Worker): Promise<void> {
     });
   });
 }
+
