@@ -1,22 +1,19 @@
 // Memory of `flannelette run` (the whole agent: etcd client, control plane and data plane) under full load:
 // two agents sharing a private etcd in network namespaces, one TCP stream each way between their pods.
 // Samples VmRSS of both agents every 200 ms (bench/e2e/load.ts) and prints, per agent, the resident memory
-// when idle and the largest seen under load, split into anonymous and file-backed pages at the end.
+// when idle, the largest seen under load and the peak the kernel recorded (VmHWM), split into anonymous and
+// file-backed pages at the end.
 // Run (root): node_modules/.bin/bun bench/agent-rss.ts [seconds=5]
 
-import { readFileSync } from "node:fs";
 import { type AgentNode, startAgentMesh } from "../test/support/flannelette-agent.ts";
 import { HubEtcd } from "../test/support/etcd-in-netns.ts";
 import { createTopology } from "../test/support/netns.ts";
 import { iperf3Tcp } from "../test/support/traffic.ts";
-import { readVmRssKiB, SAMPLE_INTERVAL_MS } from "./e2e/load.ts";
+import { readStatusKiB, SAMPLE_INTERVAL_MS } from "./e2e/load.ts";
 
 const seconds = Number(process.argv[2] ?? 5);
 const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
-function statusKiB(pid: number, field: string): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(`${field}:`));
-  return line ? Number(line.split(/\s+/)[1]) : NaN;
-}
+const statusKiB = (pid: number, field: string): number => readStatusKiB(pid, field) ?? NaN;
 
 const topo = await createTopology({ nodes: 2, prefix: "fnl-rss-" });
 const etcd = await HubEtcd.start(topo);
@@ -25,9 +22,9 @@ try {
   const pods = await startAgentMesh(topo, etcd, agents);
   const pids = agents.map((a) => a.process!.pid);
   await Bun.sleep(2000);
-  const idle = pids.map((pid) => readVmRssKiB(pid) ?? NaN);
+  const idle = pids.map((pid) => statusKiB(pid, "VmRSS"));
   const max = [...idle];
-  const sampler = setInterval(() => pids.forEach((pid, i) => (max[i] = Math.max(max[i]!, readVmRssKiB(pid) ?? 0))), SAMPLE_INTERVAL_MS);
+  const sampler = setInterval(() => pids.forEach((pid, i) => (max[i] = Math.max(max[i]!, readStatusKiB(pid, "VmRSS") ?? 0))), SAMPLE_INTERVAL_MS);
   const rates: string[] = [];
   try {
     for (const reverse of [false, true]) {
@@ -39,7 +36,7 @@ try {
   }
   console.log(`TCP ${rates.join(", ")}`);
   pids.forEach((pid, i) => {
-    console.log(`agent ${i + 1} (pid ${pid}): idle ${mib(idle[i]!)}, max under load ${mib(max[i]!)}; now ${mib(statusKiB(pid, "RssAnon"))} anonymous + ${mib(statusKiB(pid, "RssFile"))} file-backed`);
+    console.log(`agent ${i + 1} (pid ${pid}): idle ${mib(idle[i]!)}, max under load ${mib(max[i]!)}, peak ${mib(statusKiB(pid, "VmHWM"))}; now ${mib(statusKiB(pid, "RssAnon"))} anonymous + ${mib(statusKiB(pid, "RssFile"))} file-backed`);
   });
 } finally {
   await topo.destroy();

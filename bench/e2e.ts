@@ -6,9 +6,9 @@
 //   4. flannelette↔flannelette with `--workers 1` and `--workers 2`, when the data plane has that flag
 //
 // Each direction runs --rounds rounds of: TCP with 1 stream, TCP with --parallel streams, UDP small datagrams,
-// ping. During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time and max
-// VmRSS (/proc/<pid>/stat, /proc/<pid>/status, every 200 ms) are sampled: CPU-seconds per Gbit moved, for the
-// whole machine (both ends live on it) and for the data plane processes. The medians of the rounds are the
+// ping. During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time, max
+// VmRSS and VmHWM (/proc/<pid>/stat, /proc/<pid>/status, every 200 ms) are sampled: CPU-seconds per Gbit moved,
+// for the whole machine (both ends live on it) and for the data plane processes, and the RSS peak. The medians of the rounds are the
 // figures, the rounds are kept in the JSON.
 //
 // Each scenario gets a fresh topology, torn down even on failure. Every figure of the other scenarios is printed
@@ -193,8 +193,9 @@ function printFigures(f: Figures, r: Ratios | null, p: MeasureParams): void {
   }
   const rss = Object.entries(f.dataplaneMaxRssMiB);
   if (rss.length > 0) {
-    console.log(`   rss   max VmRSS under TCP load: ${rss.map(([ns, m]) => `${ns} ${m.toFixed(1)} MiB`).join(", ")}` +
-      ` (target <= ${RSS_TARGET_MIB} MiB)`);
+    const mib = (m: Record<string, number>) => Object.entries(m).map(([ns, v]) => `${ns} ${v.toFixed(1)} MiB`).join(", ");
+    console.log(`   rss   max VmRSS under TCP load: ${mib(f.dataplaneMaxRssMiB)}; peak (VmHWM) since start: ` +
+      `${mib(f.dataplanePeakRssMiB)} (target <= ${RSS_TARGET_MIB} MiB)`);
   }
   console.log(`   udp   ${Math.round(f.udpPps).toLocaleString("en-US")} pps received (${p.udpLen} B, bitrate ` +
     `${p.udpBitrate}, sent ${Math.round(f.udpSentPps).toLocaleString("en-US")} pps, loss ` +
@@ -207,7 +208,7 @@ function printFigures(f: Figures, r: Ratios | null, p: MeasureParams): void {
 /** One line per direction, for copying into the README. */
 function printSummary(results: readonly ScenarioResult[], p: MeasureParams): void {
   const rows: string[][] = [["direction", "TCP Gbit/s", `TCP x${p.parallel} Gbit/s`, "CPU-s/Gbit", "data plane share",
-    `CPU-s/Gbit x${p.parallel}`, "max RSS MiB", "UDP kpps", "ping avg ms", "ping p99 ms"]];
+    `CPU-s/Gbit x${p.parallel}`, "max RSS MiB", "peak RSS MiB", "UDP kpps", "ping avg ms", "ping p99 ms"]];
   const withRatio = (v: number, ratio: number | undefined, digits: number): string =>
     `${v.toFixed(digits)}${ratio === undefined ? "" : ` (${ratio.toFixed(2)}x)`}`;
   for (const s of results) {
@@ -215,6 +216,7 @@ function printSummary(results: readonly ScenarioResult[], p: MeasureParams): voi
       const f = d.figures;
       const r = d.ratiosToKernel ?? undefined;
       const rss = Object.values(f.dataplaneMaxRssMiB);
+      const peak = Object.values(f.dataplanePeakRssMiB);
       rows.push([d.label,
         withRatio(f.tcp.gbps, r?.tcpGbps, 2),
         withRatio(f.tcpParallel.gbps, r?.tcpParallelGbps, 2),
@@ -222,6 +224,7 @@ function printSummary(results: readonly ScenarioResult[], p: MeasureParams): voi
         f.tcp.dataplaneShare === null ? "-" : `${(100 * f.tcp.dataplaneShare).toFixed(0)}%`,
         withRatio(f.tcpParallel.machineCpuSPerGbit, r?.tcpParallelCpuSPerGbit, 3),
         rss.length === 0 ? "-" : Math.max(...rss).toFixed(1),
+        peak.length === 0 ? "-" : Math.max(...peak).toFixed(1),
         withRatio(f.udpPps / 1000, r?.udpPps, 0),
         withRatio(f.pingAvgMs, r?.pingAvgMs, 3),
         withRatio(f.pingP99Ms, r?.pingP99Ms, 3)]);

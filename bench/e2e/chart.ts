@@ -218,7 +218,7 @@ export function renderSvg(report: E2eReport): string {
     { "font-size": 13, "font-weight": "bold" }));
   const cols = [MARGIN_L - 44, 300, 465, 630, 800];
   const head = ["direction", "CPU-s per Gbit, 1 stream", `CPU-s per Gbit, ${streams} streams`,
-    `data planes' share (1 / ${streams})`, "max RSS (target ≤ 64 MiB)"];
+    `data planes' share (1 / ${streams})`, "RSS max / peak (target ≤ 64 MiB)"];
   top += 32;
   head.forEach((c, i) => parts.push(text(cols[i], top, c, { "font-size": 10.5, fill: COLORS.muted })));
   for (const d of dirs) {
@@ -226,6 +226,7 @@ export function renderSvg(report: E2eReport): string {
     const f = d.figures;
     const r = d.ratiosToKernel;
     const rss = Object.values(f.dataplaneMaxRssMiB);
+    const peak = Object.values(f.dataplanePeakRssMiB ?? {}); // absent from runs before VmHWM was recorded
     const share = f.tcp.dataplaneShare === null ? "–"
       : `${(100 * f.tcp.dataplaneShare).toFixed(0)}% / ${(100 * (f.tcpParallel.dataplaneShare ?? 0)).toFixed(0)}%`;
     const cells = [
@@ -233,7 +234,7 @@ export function renderSvg(report: E2eReport): string {
       `${fmt(f.tcp.machineCpuSPerGbit)}${r ? ` (${ratio(r.tcpCpuSPerGbit)})` : ""}`,
       `${fmt(f.tcpParallel.machineCpuSPerGbit)}${r ? ` (${ratio(r.tcpParallelCpuSPerGbit)})` : ""}`,
       share,
-      rss.length === 0 ? "–" : `${Math.max(...rss).toFixed(1)} MiB`,
+      rss.length === 0 ? "–" : `${Math.max(...rss).toFixed(1)}${peak.length === 0 ? "" : ` / ${Math.max(...peak).toFixed(1)}`} MiB`,
     ];
     cells.forEach((c, i) => parts.push(text(cols[i], top, c, { "font-size": 11 })));
   }

@@ -1,6 +1,7 @@
 // What a measurement window costs: whole-machine busy CPU time from /proc/stat, and for each watched process
 // (our data planes) its CPU time from /proc/<pid>/stat and its largest VmRSS from /proc/<pid>/status, sampled
-// every 200 ms. The data plane's workers are threads of one process, so the process figures cover all of them.
+// every 200 ms, with its VmHWM: the kernel's own record of the peak, which sampling can miss. The data plane's
+// workers are threads of one process, so the process figures cover all of them.
 
 import { readFileSync, readdirSync } from "node:fs";
 
@@ -49,14 +50,15 @@ export function readProcessTicks(pid: number): number | null {
   return Number(rest[11]) + Number(rest[12]);
 }
 
-export function readVmRssKiB(pid: number): number | null {
+/** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, RssAnon ...); null when the process or field is gone. */
+export function readStatusKiB(pid: number, field: string): number | null {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/status`, "utf8");
   } catch {
     return null;
   }
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(text);
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
   return m ? Number(m[1]) : null;
 }
 
@@ -105,6 +107,8 @@ export interface ProcessLoad {
   /** utime+stime during the window, seconds. */
   readonly cpuS: number;
   readonly maxRssKiB: number;
+  /** VmHWM at the window's end: the process's peak RSS since it started, this window and all before it. */
+  readonly peakRssKiB: number;
   readonly samples: number;
 }
 
@@ -122,6 +126,7 @@ interface Tracked {
   readonly ticks0: number;
   lastTicks: number;
   maxRssKiB: number;
+  peakRssKiB: number;
   samples: number;
 }
 
@@ -136,7 +141,7 @@ export class LoadSampler {
     this.#tracked = watched.map((w) => {
       const ticks = readProcessTicks(w.pid);
       if (ticks === null) throw new Error(`process ${w.pid} (${w.name}) is gone before sampling started`);
-      return { w, ticks0: ticks, lastTicks: ticks, maxRssKiB: 0, samples: 0 };
+      return { w, ticks0: ticks, lastTicks: ticks, maxRssKiB: 0, peakRssKiB: 0, samples: 0 };
     });
     this.#sample();
     this.#timer = setInterval(() => this.#sample(), SAMPLE_INTERVAL_MS);
@@ -144,12 +149,14 @@ export class LoadSampler {
 
   #sample(): void {
     for (const t of this.#tracked) {
-      const rss = readVmRssKiB(t.w.pid);
+      const rss = readStatusKiB(t.w.pid, "VmRSS");
+      const hwm = readStatusKiB(t.w.pid, "VmHWM");
       const ticks = readProcessTicks(t.w.pid);
       if (rss !== null) {
         t.maxRssKiB = Math.max(t.maxRssKiB, rss);
         t.samples++;
       }
+      if (hwm !== null) t.peakRssKiB = Math.max(t.peakRssKiB, hwm);
       if (ticks !== null) t.lastTicks = ticks;
     }
   }
@@ -163,7 +170,7 @@ export class LoadSampler {
     const processes: Record<string, ProcessLoad> = {};
     for (const t of this.#tracked) {
       processes[t.w.name] = { pid: t.w.pid, cpuS: (t.lastTicks - t.ticks0) / CLK_TCK, maxRssKiB: t.maxRssKiB,
-        samples: t.samples };
+        peakRssKiB: t.peakRssKiB, samples: t.samples };
     }
     return { wallS, machineBusyS, machineBusyCores: machineBusyS / wallS, processes };
   }

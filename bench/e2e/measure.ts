@@ -23,6 +23,7 @@ export interface MeasureParams {
 export interface ProcessRound {
   readonly cpuS: number;
   readonly maxRssKiB: number;
+  readonly peakRssKiB: number;
 }
 
 export interface TcpRound {
@@ -67,6 +68,11 @@ export interface Figures {
   readonly tcpParallel: TcpFigures;
   /** Largest VmRSS of each data plane during all TCP runs of this direction, MiB; empty for kernel↔kernel. */
   readonly dataplaneMaxRssMiB: Record<string, number>;
+  /**
+   * VmHWM of each data plane after this direction's TCP runs, MiB: its true peak since it started, so it also
+   * covers the UDP and ping phases of earlier rounds and an earlier direction of the same scenario.
+   */
+  readonly dataplanePeakRssMiB: Record<string, number>;
   readonly udpPps: number;
   readonly udpSentPps: number;
   readonly udpLossPercent: number;
@@ -123,9 +129,13 @@ export async function measureDirection(topo: Topology, client: NetnsNode, server
   }
 
   const maxRss: Record<string, number> = {};
+  const peakRss: Record<string, number> = {};
   for (const r of rounds) {
     for (const t of [r.tcp, r.tcpParallel]) {
-      for (const [ns, d] of Object.entries(t.dataplanes)) maxRss[ns] = Math.max(maxRss[ns] ?? 0, d.maxRssKiB / 1024);
+      for (const [ns, d] of Object.entries(t.dataplanes)) {
+        maxRss[ns] = Math.max(maxRss[ns] ?? 0, d.maxRssKiB / 1024);
+        peakRss[ns] = Math.max(peakRss[ns] ?? 0, d.peakRssKiB / 1024);
+      }
     }
   }
   const med = (f: (r: Round) => number): number => median(rounds.map(f));
@@ -133,6 +143,7 @@ export async function measureDirection(topo: Topology, client: NetnsNode, server
     tcp: tcpFigures(rounds.map((r) => r.tcp)),
     tcpParallel: tcpFigures(rounds.map((r) => r.tcpParallel)),
     dataplaneMaxRssMiB: maxRss,
+    dataplanePeakRssMiB: peakRss,
     udpPps: med((r) => r.udp.pps),
     udpSentPps: med((r) => r.udp.sentPps),
     udpLossPercent: med((r) => r.udp.lossPercent),
@@ -148,7 +159,7 @@ function tcpRound(streams: number, r: TcpResult, load: LoadWindow): TcpRound {
   const dataplanes: Record<string, ProcessRound> = {};
   let dpCpuS = 0;
   for (const [name, p] of Object.entries(load.processes)) {
-    dataplanes[name] = { cpuS: p.cpuS, maxRssKiB: p.maxRssKiB };
+    dataplanes[name] = { cpuS: p.cpuS, maxRssKiB: p.maxRssKiB, peakRssKiB: p.peakRssKiB };
     dpCpuS += p.cpuS;
   }
   const hasDp = Object.keys(dataplanes).length > 0;
