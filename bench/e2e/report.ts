@@ -50,21 +50,20 @@ export interface E2eReport {
   readonly scenarios: ScenarioResult[];
 }
 
+/** A /proc file's text, or null where this kernel or sandbox does not have it (the figure is then "unknown"). */
+function readProc(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+}
+
 export function hostInfo(): HostInfo {
   const nproc = Bun.spawnSync(["nproc"], { stdout: "pipe", stderr: "ignore" });
   const cpus = Number(nproc.stdout.toString().trim()) || navigator.hardwareConcurrency;
-  let cpuModel = "unknown CPU";
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
-    if (m) cpuModel = m[1].trim().replace(/\s+/g, " ");
-  } catch {
-    // Left as unknown.
-  }
-  let tcpCongestionControl = "unknown";
-  try {
-    tcpCongestionControl = readFileSync("/proc/sys/net/ipv4/tcp_congestion_control", "utf8").trim();
-  } catch {
-    // Left as unknown.
-  }
+  const model = /^model name\s*:\s*(.+)$/m.exec(readProc("/proc/cpuinfo") ?? "");
+  const cpuModel = model ? model[1].trim().replace(/\s+/g, " ") : "unknown CPU";
+  const tcpCongestionControl = readProc("/proc/sys/net/ipv4/tcp_congestion_control")?.trim() || "unknown";
   return { kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), cpus, cpuModel, bun: Bun.version, tcpCongestionControl };
 }
