@@ -8,8 +8,8 @@
 // Each direction runs --rounds rounds of: TCP with 1 stream, TCP with --parallel streams, UDP small datagrams,
 // ping. During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time, max
 // VmRSS and VmHWM (/proc/<pid>/stat, /proc/<pid>/status, every 200 ms) are sampled: CPU-seconds per Gbit moved,
-// for the whole machine (both ends live on it) and for the data plane processes, and the RSS peak. The medians of the rounds are the
-// figures, the rounds are kept in the JSON.
+// for the whole machine (both ends live on it) and for the data plane processes, and the RSS peak. The medians
+// of the rounds are the figures, the rounds are kept in the JSON.
 //
 // Each scenario gets a fresh topology, torn down even on failure. Every figure of the other scenarios is printed
 // with its ratio to the kernel figure of the same run; everything goes to bench/results/e2e-<date>.json, and a

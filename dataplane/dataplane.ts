@@ -319,4 +319,3 @@ function waitForStop(worker: Worker): Promise<void> {
     });
   });
 }
-
