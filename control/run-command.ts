@@ -2,11 +2,9 @@
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { Agent } from "./agent/agent.ts";
-import { RUN_USAGE } from "./usage.ts";
 import { CliError } from "./cli-flags.ts";
 import { helpText, parseRunFlags, type RunOptions } from "./flags.ts";
 import { createLogger } from "./log.ts";
-
 
 const STOP_DEADLINE_MS = 2000;
 
