@@ -13,7 +13,7 @@ import { readStatusKiB, SAMPLE_INTERVAL_MS } from "./e2e/load.ts";
 
 const seconds = Number(process.argv[2] ?? 5);
 const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
-const statusKiB = (pid: number, field: string): number => readStatusKiB(pid, field) ?? NaN;
+const statusKiB = (pid: number, field: string): number => readStatusKiB(pid, [field])?.[0] ?? NaN;
 
 const topo = await createTopology({ nodes: 2, prefix: "fnl-rss-" });
 const etcd = await HubEtcd.start(topo);
@@ -24,7 +24,7 @@ try {
   await Bun.sleep(2000);
   const idle = pids.map((pid) => statusKiB(pid, "VmRSS"));
   const max = [...idle];
-  const sampler = setInterval(() => pids.forEach((pid, i) => (max[i] = Math.max(max[i]!, readStatusKiB(pid, "VmRSS") ?? 0))), SAMPLE_INTERVAL_MS);
+  const sampler = setInterval(() => pids.forEach((pid, i) => (max[i] = Math.max(max[i]!, statusKiB(pid, "VmRSS") || 0))), SAMPLE_INTERVAL_MS);
   const rates: string[] = [];
   try {
     for (const reverse of [false, true]) {

@@ -50,16 +50,21 @@ export function readProcessTicks(pid: number): number | null {
   return Number(rest[11]) + Number(rest[12]);
 }
 
-/** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, RssAnon ...); null when the process or field is gone. */
-export function readStatusKiB(pid: number, field: string): number | null {
+/**
+ * `kB` fields of /proc/<pid>/status (VmRSS, VmHWM, RssAnon ...), all from one read, in the order asked; null
+ * when the process is gone, NaN for a field this kernel does not report.
+ */
+export function readStatusKiB(pid: number, fields: readonly string[]): number[] | null {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/status`, "utf8");
   } catch {
     return null;
   }
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
-  return m ? Number(m[1]) : null;
+  return fields.map((field) => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
+    return m ? Number(m[1]) : NaN;
+  });
 }
 
 export function readComm(pid: number): string | null {
@@ -149,14 +154,13 @@ export class LoadSampler {
 
   #sample(): void {
     for (const t of this.#tracked) {
-      const rss = readStatusKiB(t.w.pid, "VmRSS");
-      const hwm = readStatusKiB(t.w.pid, "VmHWM");
+      const [rss, hwm] = readStatusKiB(t.w.pid, ["VmRSS", "VmHWM"]) ?? [NaN, NaN];
       const ticks = readProcessTicks(t.w.pid);
-      if (rss !== null) {
+      if (Number.isFinite(rss)) {
         t.maxRssKiB = Math.max(t.maxRssKiB, rss);
         t.samples++;
       }
-      if (hwm !== null) t.peakRssKiB = Math.max(t.peakRssKiB, hwm);
+      if (Number.isFinite(hwm)) t.peakRssKiB = Math.max(t.peakRssKiB, hwm);
       if (ticks !== null) t.lastTicks = ticks;
     }
   }
