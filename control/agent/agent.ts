@@ -33,6 +33,9 @@ import { discoverUnderlay } from "./underlay.ts";
 import { loadOrCreateVtepMac } from "./vtep-mac-store.ts";
 
 const CONFIG_RETRY_MS = 1000;
+// etcd down, a member refusing our TLS or credentials, the config not written yet: all may be fixed on the
+// other side while we wait, so they are logged (rate-limited) and retried, as flanneld retries the config.
+const RETRIED_WHILE_WAITING = new Set(["ETCD_CONFIG_NOT_FOUND", "ETCD_REQUEST", "ETCD_UNREACHABLE", "ETCD_AUTH"]);
 const MASQ_RESYNC_MS = 5000; // flannel's --iptables-resync default
 
 export class Agent {
@@ -100,7 +103,7 @@ export class Agent {
 
     const registry = await connectEtcdRegistry({
       endpoints: o.etcdEndpoints, prefix: o.etcdPrefix, keyFile: o.etcdKeyfile, certFile: o.etcdCertfile, caFile: o.etcdCafile,
-      username: o.etcdUsername, password: o.etcdPassword,
+      username: o.etcdUsername, password: o.etcdPassword, log,
     });
     this.#stops.push(() => registry.close());
     const config = await this.#waitForConfig(registry);
@@ -188,8 +191,8 @@ export class Agent {
         return parsed.config;
       } catch (error) {
         const code = (error as { code?: string }).code;
-        if (code !== "ETCD_CONFIG_NOT_FOUND" && code !== "ETCD_REQUEST") throw error;
-        if (code === "ETCD_REQUEST") this.#setEtcdState(false);
+        if (code === undefined || !RETRIED_WHILE_WAITING.has(code)) throw error;
+        if (code !== "ETCD_CONFIG_NOT_FOUND") this.#setEtcdState(false);
         this.#log.rateLimited("config", `${(error as Error).message}; retrying every second`, 10_000);
         await new Promise((resolve) => setTimeout(resolve, CONFIG_RETRY_MS));
         if (this.#stopping) throw new ControlError("STOPPED", "stopped while waiting for the network config");

@@ -106,6 +106,7 @@ export class PeerSync {
         this.#o.log.warn(`watch start revision was compacted (etcd compacted to ${compactRevision}); re-listing`);
         void this.#watch?.close().then(() => this.#relistAndWatch());
       },
+      onConnected: () => this.#o.onEtcdState(true),
       onDisconnected: (error) => {
         this.#o.onEtcdState(false);
         this.#o.log.rateLimited("watch-disconnected", `etcd watch disconnected, reconnecting: ${error.message}`);

@@ -1,12 +1,18 @@
-// A prefix watch over etcd's raw Watch stream. etcd3's WatchBuilder hides the compact_revision
-// of a cancelled watch behind a generic error, and flannel needs it: a compacted start revision
-// fails identically forever, so the caller must re-list instead of reconnecting.
+// A prefix watch over the gateway's streaming `/v3/watch`: one HTTP response whose body carries one JSON
+// message per line. flannel needs the compact_revision of a cancelled watch: a compacted start revision
+// fails the same way forever, so the caller must re-list instead of reconnecting.
 //
-//   connect → create_request(start = next) → created → events… (next = revision + 1)
-//   stream error/end → onDisconnected → wait (100 ms doubling to 5 s, as flannel) → connect
+//   connect → create_request(start = next) → created → events… (next = last event's revision + 1)
+//   stream error/end/cancel → onDisconnected → wait (100 ms doubling to 5 s, as flannel) → connect
 //   canceled with compact_revision → onCompacted → the watch is over
-import type { Etcd3, IDuplexStream, IWatchRequest, IWatchResponse } from "etcd3";
+//
+// `next` moves only with events (and with progress notices, which etcd sends only to watchers that are
+// caught up): while catching up, etcd's header revision runs ahead of the events sent so far, and resuming
+// from it after a break would skip the rest.
+
 import { ControlError } from "../control-error.ts";
+import type { EtcdGateway } from "./etcd-gateway.ts";
+import { fromBase64, int64, JsonLines, prefixRangeEnd, toBase64, type WatchMessage } from "./etcd-json.ts";
 
 export interface LeaseEvent {
   readonly type: "put" | "delete";
@@ -23,6 +29,8 @@ export interface WatchHandlers {
   onCompacted(compactRevision: number): void;
   /** The stream broke; the watch reconnects by itself from the last revision seen + 1. */
   onDisconnected?(error: Error): void;
+  /** A member accepted the watch (at start and after every reconnect). */
+  onConnected?(): void;
 }
 
 export type WatchErrorCode = "ETCD_WATCH_CANCELED" | "ETCD_WATCH_ENDED";
@@ -34,102 +42,114 @@ export interface LeaseWatch {
 const INITIAL_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
-
-// etcd's prefix range end: the prefix with its last byte below 0xff incremented.
-export function prefixRangeEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
-
-export function startPrefixWatch(client: Etcd3, prefix: string, fromRevision: number, handlers: WatchHandlers): LeaseWatch {
-  const key = Buffer.from(prefix);
-  const rangeEnd = prefixRangeEnd(key);
+export function startPrefixWatch(gateway: EtcdGateway, prefix: string, fromRevision: number, handlers: WatchHandlers): LeaseWatch {
   let next = fromRevision;
   let closed = false;
-  let stream: WatchStream | null = null;
+  let stream: AbortController | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let backoffMs = INITIAL_BACKOFF_MS;
+  let done: Promise<void> = Promise.resolve();
 
-  const stop = () => {
-    closed = true;
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    const s = stream;
-    stream = null;
-    s?.cancel();
-  };
-
-  const broken = (from: WatchStream | null, error: Error) => {
+  const broken = (from: AbortController, error: Error) => {
     if (closed || from !== stream) return;
     stream = null;
-    from?.cancel();
+    from.abort();
     handlers.onDisconnected?.(error);
     timer = setTimeout(connect, backoffMs);
     backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
   };
 
-  const onResponse = (from: WatchStream, res: IWatchResponse) => {
-    if (closed || from !== stream) return;
-    const compactRevision = Number(res.compact_revision);
+  // Returns false once this stream must not be read any further.
+  const onMessage = (from: AbortController, message: WatchMessage): boolean => {
+    if (message.error !== undefined || message.result === undefined) {
+      const reason = message.error?.message ?? "a message without a result";
+      broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_CANCELED", `etcd watch on ${prefix} failed: ${reason}`));
+      return false;
+    }
+    const res = message.result;
+    const compactRevision = int64(res.compact_revision);
     if (compactRevision > 0) {
-      stop();
+      closed = true;
+      from.abort();
       handlers.onCompacted(compactRevision);
-      return;
+      return false;
     }
     if (res.canceled) {
       broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_CANCELED", `etcd watch on ${prefix} canceled: ${res.cancel_reason || "no reason given"}`));
-      return;
+      return false;
     }
     if (res.created) {
       backoffMs = INITIAL_BACKOFF_MS;
-      return;
+      handlers.onConnected?.();
+      return true;
     }
-    const headerRevision = Number(res.header.revision);
-    const events = res.events.map(
+    const events = (res.events ?? []).map(
       (ev): LeaseEvent => ({
-        type: ev.type === "Delete" ? "delete" : "put",
-        key: ev.kv.key.toString(),
-        value: ev.type === "Delete" ? "" : ev.kv.value.toString(),
-        revision: Number(ev.kv.mod_revision),
+        type: ev.type === "DELETE" ? "delete" : "put",
+        key: fromBase64(ev.kv?.key),
+        value: ev.type === "DELETE" ? "" : fromBase64(ev.kv?.value),
+        revision: int64(ev.kv?.mod_revision),
       }),
     );
-    const lastRevision = events.reduce((max, ev) => Math.max(max, ev.revision), headerRevision);
-    if (lastRevision > 0) next = Math.max(next, lastRevision + 1);
-    if (events.length > 0) handlers.onBatch(events, headerRevision);
+    const headerRevision = int64(res.header?.revision);
+    if (events.length === 0) {
+      if (headerRevision > 0) next = Math.max(next, headerRevision + 1); // a progress notice: caught up
+      return true;
+    }
+    next = Math.max(next, events[events.length - 1]!.revision + 1);
+    handlers.onBatch(events, headerRevision);
+    return true;
+  };
+
+  const read = async (from: AbortController, body: ReadableStream<Uint8Array>) => {
+    const lines = new JsonLines();
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { value, done: ended } = await reader.read();
+        if (ended) break;
+        for (const line of lines.push(value)) {
+          let message: WatchMessage;
+          try {
+            message = JSON.parse(line) as WatchMessage;
+          } catch {
+            broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_ENDED", `etcd watch on ${prefix}: unreadable message ${JSON.stringify(line.slice(0, 80))}`));
+            return;
+          }
+          if (!onMessage(from, message)) return;
+        }
+      }
+      broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_ENDED", `etcd watch stream on ${prefix} ended`));
+    } catch (error) {
+      broken(from, error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      reader.releaseLock();
+    }
   };
 
   function connect(): void {
     timer = null;
     if (closed) return;
-    client.watchClient.watch().then(
-      (s) => {
-        if (closed) {
-          s.cancel();
-          return;
-        }
-        stream = s;
-        s.on("data", (res) => onResponse(s, res));
-        s.on("error", (err) => broken(s, err));
-        s.on("end", () => broken(s, new ControlError<WatchErrorCode>("ETCD_WATCH_ENDED", `etcd watch stream on ${prefix} ended`)));
-        s.write({ create_request: { key, range_end: rangeEnd, start_revision: next, progress_notify: true } });
-      },
-      (err: unknown) => {
-        const error = err instanceof Error ? err : new Error(String(err));
-        stream = null;
-        broken(null, error);
-      },
+    const current = new AbortController();
+    stream = current;
+    const request = {
+      create_request: { key: toBase64(prefix), range_end: prefixRangeEnd(prefix), start_revision: String(next), progress_notify: true },
+    };
+    done = gateway.openStream("watch", request, current.signal).then(
+      (body) => read(current, body),
+      (error: unknown) => broken(current, error instanceof Error ? error : new Error(String(error))),
     );
   }
 
   connect();
   return {
-    close: async () => stop(),
+    close: async () => {
+      closed = true;
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      stream?.abort();
+      stream = null;
+      await done.catch(() => undefined);
+    },
   };
 }

@@ -1,13 +1,12 @@
-// Raw etcd v3 for flannel's key layout (pkg/subnet/etcd/registry.go), behind an interface so the
-// lease logic above it can be driven by anything that keeps these contracts.
+// etcd v3 in flannel's key layout (docs/etcd-client.md), behind an interface so the lease logic above it can
+// be driven by anything that keeps these contracts. Spoken through etcd's JSON gateway (etcd-gateway.ts).
 import { readFile } from "node:fs/promises";
-import { rootCertificates } from "node:tls";
-import { Etcd3, type IOptions } from "etcd3";
 import { ControlError } from "../control-error.ts";
-import { parseIp4 } from "../ip4.ts";
-import { isIp6Text } from "../ip6.ts";
+import type { Logger } from "../log.ts";
+import { EtcdGateway, type GatewayTls } from "./etcd-gateway.ts";
+import { fromBase64, type GatewayKv, type GrantAnswer, int64, prefixRangeEnd, type RangeAnswer, toBase64, type TxnAnswer } from "./etcd-json.ts";
 import { configKey, subnetsPrefix } from "./etcd-keys.ts";
-import { type LeaseWatch, startPrefixWatch, type WatchHandlers, prefixRangeEnd } from "./etcd-watch.ts";
+import { type LeaseWatch, startPrefixWatch, type WatchHandlers } from "./etcd-watch.ts";
 
 export type { LeaseEvent, LeaseWatch, WatchHandlers } from "./etcd-watch.ts";
 
@@ -31,7 +30,7 @@ export interface LeaseGrant {
   readonly ttlSeconds: number;
 }
 
-export type RegistryErrorCode = "ETCD_CONFIG_NOT_FOUND" | "ETCD_REQUEST" | "ETCD_TLS_FILES" | "ETCD_TLS_IP_ENDPOINT";
+export type RegistryErrorCode = "ETCD_CONFIG_NOT_FOUND" | "ETCD_REQUEST" | "ETCD_TLS_FILES" | "ETCD_ENDPOINT";
 
 export interface LeaseRegistry {
   /** The net-conf JSON at `<prefix>/config`; throws ETCD_CONFIG_NOT_FOUND when it is missing. */
@@ -51,74 +50,69 @@ export interface LeaseRegistry {
 // flannel's own text, so operators can search for it.
 const CONFIG_NOT_FOUND = "flannel config not found in etcd store. Did you create your config using etcdv3 API?";
 
-function requestError(op: string, key: string, err: unknown): ControlError<RegistryErrorCode> {
-  const detail = err instanceof Error ? err.message : String(err);
-  return new ControlError("ETCD_REQUEST", `etcd ${op} ${key}: ${detail}`, { cause: err });
-}
-
+// Errors keep the gateway's code (ETCD_UNREACHABLE, ETCD_AUTH) and gain the operation and key.
 async function attempt<T>(op: string, key: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    throw requestError(op, key, err);
+    const code = err instanceof ControlError ? err.code : "ETCD_REQUEST";
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new ControlError(code, `etcd ${op} ${key}: ${detail}`, { cause: err });
   }
 }
 
-// Internal constructor: takes a ready client, so tests can point it at any etcd.
-export function createEtcdRegistry(client: Etcd3, prefix: string): LeaseRegistry {
+const kvRecord = (kv: GatewayKv): LeaseRecord => ({
+  key: fromBase64(kv.key),
+  value: fromBase64(kv.value),
+  etcdLeaseId: kv.lease ?? "0",
+  modRevision: int64(kv.mod_revision),
+});
+
+/** The registry over a gateway client (tests may hand it one with an in-memory fetch). */
+export function createEtcdRegistry(gateway: EtcdGateway, prefix: string): LeaseRegistry {
   const subnets = subnetsPrefix(prefix);
 
   const revoke = async (id: string) => {
     // Best effort, as in flannel: an unrevoked grant only lingers until its TTL ends.
-    await client.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined);
+    await gateway.call("lease/revoke", { ID: id }).catch(() => undefined);
   };
 
   const grant = (key: string, ttlSeconds: number) =>
     attempt("grant for", key, async () => {
-      const res = await client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
+      const res = await gateway.call<GrantAnswer>("lease/grant", { TTL: String(ttlSeconds), ID: "0" });
       if (res.error) throw new Error(res.error);
-      return { etcdLeaseId: res.ID, ttlSeconds: Number(res.TTL) };
+      if (res.ID === undefined) throw new Error("the grant carries no lease ID");
+      return { etcdLeaseId: res.ID, ttlSeconds: int64(res.TTL) };
     });
 
   return {
     async getConfig() {
       const key = configKey(prefix);
-      const res = await attempt("get", key, () => client.kv.range({ key: Buffer.from(key) }));
-      const kv = res.kvs[0];
+      const res = await attempt("get", key, () => gateway.call<RangeAnswer>("kv/range", { key: toBase64(key) }));
+      const kv = res.kvs?.[0];
       if (kv === undefined) throw new ControlError("ETCD_CONFIG_NOT_FOUND", CONFIG_NOT_FOUND);
-      return kv.value.toString();
+      return fromBase64(kv.value);
     },
 
     async listLeases() {
-      const key = Buffer.from(subnets);
-      const res = await attempt("list", subnets, () => client.kv.range({ key, range_end: prefixRangeEnd(key) }));
-      return {
-        leases: res.kvs.map((kv) => ({
-          key: kv.key.toString(),
-          value: kv.value.toString(),
-          etcdLeaseId: kv.lease,
-          modRevision: Number(kv.mod_revision),
-        })),
-        revision: Number(res.header.revision),
-      };
+      const res = await attempt("list", subnets, () => gateway.call<RangeAnswer>("kv/range", { key: toBase64(subnets), range_end: prefixRangeEnd(subnets) }));
+      return { leases: (res.kvs ?? []).map(kvRecord), revision: int64(res.header?.revision) };
     },
 
     async createLease(key, value, ttlSeconds) {
       const granted = await grant(key, ttlSeconds);
-      const k = Buffer.from(key);
-      let succeeded: boolean;
+      const k = toBase64(key);
+      let res: TxnAnswer;
       try {
-        const res = await client.kv.txn({
-          compare: [{ key: k, target: "Version", result: "Equal", version: 0 }],
-          success: [{ request_put: { key: k, value: Buffer.from(value), lease: granted.etcdLeaseId } }],
-          failure: [],
+        res = await gateway.call<TxnAnswer>("kv/txn", {
+          compare: [{ key: k, target: "VERSION", result: "EQUAL", version: "0" }],
+          success: [{ request_put: { key: k, value: toBase64(value), lease: granted.etcdLeaseId } }],
         });
-        succeeded = res.succeeded;
       } catch (err) {
         await revoke(granted.etcdLeaseId);
-        throw requestError("create", key, err);
+        return attempt("create", key, () => Promise.reject(err));
       }
-      if (succeeded) return granted;
+      if (res.succeeded === true) return granted;
       await revoke(granted.etcdLeaseId);
       return false;
     },
@@ -126,24 +120,24 @@ export function createEtcdRegistry(client: Etcd3, prefix: string): LeaseRegistry
     async updateLease(key, value, ttlSeconds) {
       const granted = await grant(key, ttlSeconds);
       try {
-        await client.kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: granted.etcdLeaseId });
+        await gateway.call("kv/put", { key: toBase64(key), value: toBase64(value), lease: granted.etcdLeaseId });
       } catch (err) {
         await revoke(granted.etcdLeaseId);
-        throw requestError("put", key, err);
+        return attempt("put", key, () => Promise.reject(err));
       }
       return granted;
     },
 
     async deleteLease(key) {
-      await attempt("delete", key, () => client.kv.deleteRange({ key: Buffer.from(key) }));
+      await attempt("delete", key, () => gateway.call("kv/deleterange", { key: toBase64(key) }));
     },
 
     watchLeases(fromRevision, handlers) {
-      return startPrefixWatch(client, subnets, fromRevision, handlers);
+      return startPrefixWatch(gateway, subnets, fromRevision, handlers);
     },
 
     close() {
-      client.close();
+      gateway.close();
     },
   };
 }
@@ -156,66 +150,56 @@ export interface EtcdConnectOptions {
   readonly caFile?: string;
   readonly username?: string;
   readonly password?: string;
+  readonly log: Logger;
 }
 
-export interface TlsMaterial {
-  readonly key: Buffer;
-  readonly cert: Buffer;
-  readonly ca: Buffer | null;
-}
-
-// flannel's newTlsConfig: client TLS only when both key and cert files are given; the CA is
-// optional (system roots otherwise). A CA alone is ignored. Basic auth only with a username.
-export function etcdClientOptions(options: EtcdConnectOptions, tls: TlsMaterial | null): IOptions {
-  const client: IOptions = { hosts: [...options.endpoints] };
-  if (tls !== null) {
-    client.credentials = {
-      rootCertificate: tls.ca ?? Buffer.from(rootCertificates.join("\n")),
-      privateKey: tls.key,
-      certChain: tls.cert,
-    };
+/**
+ * What the flags say about the connection, checked before anything is sent: endpoints are http(s) URLs;
+ * certificate and key come together; TLS files with a plain-HTTP endpoint are refused rather than silently
+ * not used. Returns the endpoints without trailing slashes.
+ */
+export function checkEndpoints(options: Omit<EtcdConnectOptions, "log" | "prefix">): string[] {
+  const bad = (message: string) => new ControlError<RegistryErrorCode>("ETCD_ENDPOINT", message);
+  if (Boolean(options.keyFile) !== Boolean(options.certFile)) {
+    throw bad(`--etcd-certfile and --etcd-keyfile go together (got only ${options.keyFile ? "--etcd-keyfile" : "--etcd-certfile"})`);
   }
-  if (options.username) client.auth = { username: options.username, password: options.password ?? "" };
-  return client;
-}
-
-export function wantsClientTls(options: EtcdConnectOptions): boolean {
-  return Boolean(options.keyFile) && Boolean(options.certFile);
-}
-
-function endpointHost(endpoint: string): string {
-  const hostPort = endpoint.replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "");
-  const bracketed = /^\[([^\]]*)\]/.exec(hostPort);
-  return bracketed ? bracketed[1]! : hostPort.replace(/:\d*$/, "");
-}
-
-// grpc-js passes the endpoint host as the TLS server name, and Bun's tls.connect rejects an IP
-// address there (Node only warns), so a TLS connection to an IP-literal endpoint never comes up.
-// Say so at startup instead of retrying "UNAVAILABLE" forever.
-export function tlsIpEndpoints(options: EtcdConnectOptions): string[] {
-  const usesTls = (e: string) => wantsClientTls(options) || /^https:\/\//i.test(e);
-  return options.endpoints.filter((e) => {
-    const host = endpointHost(e);
-    return usesTls(e) && (parseIp4(host) !== null || isIp6Text(host));
+  const wantsTls = Boolean(options.certFile) || Boolean(options.caFile);
+  return options.endpoints.map((endpoint) => {
+    if (!endpoint.includes("://")) throw bad(`etcd endpoint ${endpoint} has no scheme (expected http://host:port or https://host:port)`);
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw bad(`etcd endpoint ${JSON.stringify(endpoint)} is not a URL (expected http://host:port or https://host:port)`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw bad(`etcd endpoint ${endpoint}: scheme must be http or https`);
+    if (url.pathname !== "/" || url.search !== "" || url.username !== "") throw bad(`etcd endpoint ${endpoint}: only scheme, host and port are allowed`);
+    if (url.protocol === "http:" && wantsTls) {
+      throw bad(`etcd endpoint ${endpoint} is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://`);
+    }
+    return `${url.protocol}//${url.host}`;
   });
 }
 
+async function readTlsFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    throw new ControlError<RegistryErrorCode>("ETCD_TLS_FILES", `cannot read etcd TLS file ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
 export async function connectEtcdRegistry(options: EtcdConnectOptions): Promise<LeaseRegistry> {
-  const ipEndpoint = tlsIpEndpoints(options)[0];
-  if (ipEndpoint !== undefined) {
-    throw new ControlError(
-      "ETCD_TLS_IP_ENDPOINT",
-      `etcd endpoint ${ipEndpoint}: TLS to an IP address does not work under Bun (grpc-js sends it as the TLS server name, which Bun refuses); use a host name that the server certificate names`,
-    );
+  const endpoints = checkEndpoints(options);
+  let tls: GatewayTls | null = null;
+  if (options.certFile || options.caFile) {
+    const [key, cert, ca] = await Promise.all([
+      options.keyFile ? readTlsFile(options.keyFile) : undefined,
+      options.certFile ? readTlsFile(options.certFile) : undefined,
+      options.caFile ? readTlsFile(options.caFile) : undefined,
+    ]);
+    tls = { ...(ca !== undefined && { ca }), ...(cert !== undefined && { cert }), ...(key !== undefined && { key }) };
   }
-  let tls: TlsMaterial | null = null;
-  if (wantsClientTls(options)) {
-    const read = (path: string) =>
-      readFile(path).catch((err: unknown) => {
-        throw new ControlError("ETCD_TLS_FILES", `cannot read etcd TLS file ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      });
-    const [key, cert, ca] = await Promise.all([read(options.keyFile!), read(options.certFile!), options.caFile ? read(options.caFile) : null]);
-    tls = { key, cert, ca };
-  }
-  return createEtcdRegistry(new Etcd3(etcdClientOptions(options, tls)), options.prefix);
+  const credentials = options.username ? { username: options.username, password: options.password ?? "" } : null;
+  return createEtcdRegistry(new EtcdGateway({ endpoints, tls, credentials, log: options.log }), options.prefix);
 }

@@ -1,34 +1,33 @@
 // LeaseRegistry against a real etcd (/usr/bin/etcd on loopback), using flannel's key layout.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Etcd3 } from "etcd3";
 import { ControlError } from "../../control/control-error.ts";
 import { connectEtcdRegistry, type LeaseEvent, type LeaseRegistry } from "../../control/leases/registry.ts";
+import { RawEtcd } from "../support/etcd-raw.ts";
 import { type EtcdServer, startEtcdServer } from "../support/etcd-server.ts";
+import { createLogger } from "../../control/log.ts";
 
 let server: EtcdServer;
-let raw: Etcd3;
+let raw: RawEtcd;
+const log = createLogger(() => {});
 let prefixCount = 0;
 
 beforeAll(async () => {
   server = await startEtcdServer();
-  raw = new Etcd3({ hosts: server.endpoint });
+  raw = new RawEtcd(server.endpoint);
 });
 
 afterAll(async () => {
-  raw?.close();
   await server?.stop();
 });
 
 // Every test gets its own prefix on the shared server, so tests cannot see each other's keys.
 async function freshRegistry(): Promise<{ registry: LeaseRegistry; prefix: string }> {
   const prefix = `/test-${++prefixCount}/network`;
-  const registry = await connectEtcdRegistry({ endpoints: [server.endpoint], prefix });
+  const registry = await connectEtcdRegistry({ endpoints: [server.endpoint], prefix, log });
   return { registry, prefix };
 }
 
-async function ttlOf(etcdLeaseId: string): Promise<number> {
-  return Number((await raw.leaseClient.leaseTimeToLive({ ID: etcdLeaseId })).TTL);
-}
+const ttlOf = (etcdLeaseId: string) => raw.ttlOf(etcdLeaseId);
 
 async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -55,8 +54,8 @@ describe("getConfig", () => {
   });
 
   test("returns the value at <prefix>/config, joining a trailing-slash prefix like path.Join", async () => {
-    await raw.put("/slashy/network/config").value('{"Network":"10.244.0.0/16"}');
-    const registry = await connectEtcdRegistry({ endpoints: [server.endpoint], prefix: "/slashy/network/" });
+    await raw.put("/slashy/network/config", '{"Network":"10.244.0.0/16"}');
+    const registry = await connectEtcdRegistry({ endpoints: [server.endpoint], prefix: "/slashy/network/", log });
     try {
       expect(await registry.getConfig()).toBe('{"Network":"10.244.0.0/16"}');
     } finally {
@@ -73,8 +72,7 @@ describe("leases", () => {
       expect(grant).not.toBe(false);
       if (grant === false) return;
       expect(grant.ttlSeconds).toBe(86400);
-      const stored = await raw.get(`${prefix}/subnets/10.244.3.0-24`).exec();
-      expect(stored.kvs.map((kv) => [kv.value.toString(), kv.lease])).toEqual([["v1", grant.etcdLeaseId]]);
+      expect(await raw.get(`${prefix}/subnets/10.244.3.0-24`)).toEqual({ value: "v1", lease: grant.etcdLeaseId });
       expect(await ttlOf(grant.etcdLeaseId)).toBeGreaterThan(86390);
     } finally {
       registry.close();
@@ -85,11 +83,11 @@ describe("leases", () => {
     const { registry, prefix } = await freshRegistry();
     try {
       const key = `${prefix}/subnets/10.244.4.0-24`;
-      await raw.put(key).value("theirs");
-      const before = (await raw.leaseClient.leaseLeases()).leases.length;
+      await raw.put(key, "theirs");
+      const before = (await raw.leaseCount());
       expect(await registry.createLease(key, "ours", 60)).toBe(false);
-      expect((await raw.leaseClient.leaseLeases()).leases.length).toBe(before);
-      expect(await raw.get(key).string()).toBe("theirs");
+      expect((await raw.leaseCount())).toBe(before);
+      expect(await raw.value(key)).toBe("theirs");
     } finally {
       registry.close();
     }
@@ -102,7 +100,7 @@ describe("leases", () => {
       const results = await Promise.all([a.registry.createLease(key, "a", 60), b.registry.createLease(key, "b", 60)]);
       expect(results.filter((r) => r !== false).length).toBe(1);
       const winner = results[0] !== false ? "a" : "b";
-      expect(await raw.get(key).string()).toBe(winner);
+      expect(await raw.value(key)).toBe(winner);
     } finally {
       a.registry.close();
       b.registry.close();
@@ -117,8 +115,7 @@ describe("leases", () => {
       if (first === false) throw new Error("create failed");
       const second = await registry.updateLease(key, "v2", 90);
       expect(second.etcdLeaseId).not.toBe(first.etcdLeaseId);
-      const stored = await raw.get(key).exec();
-      expect(stored.kvs.map((kv) => [kv.value.toString(), kv.lease])).toEqual([["v2", second.etcdLeaseId]]);
+      expect(await raw.get(key)).toEqual({ value: "v2", lease: second.etcdLeaseId });
       expect(await ttlOf(first.etcdLeaseId)).toBeGreaterThan(0);
       expect(await ttlOf(second.etcdLeaseId)).toBeLessThanOrEqual(90);
     } finally {
@@ -130,10 +127,10 @@ describe("leases", () => {
     const { registry, prefix } = await freshRegistry();
     try {
       const created = await registry.createLease(`${prefix}/subnets/10.244.2.0-24`, "b", 60);
-      await raw.put(`${prefix}/subnets/10.244.1.0-24`).value("reserved");
-      await raw.put(`${prefix}/config`).value("{}");
+      await raw.put(`${prefix}/subnets/10.244.1.0-24`, "reserved");
+      await raw.put(`${prefix}/config`, "{}");
       // flannel lists with the bare prefix, so this neighbour is listed too.
-      await raw.put(`${prefix}/subnetsX`).value("odd");
+      await raw.put(`${prefix}/subnetsX`, "odd");
       const listing = await registry.listLeases();
       expect(listing.leases.map((l) => [l.key.slice(prefix.length), l.value])).toEqual([
         ["/subnets/10.244.1.0-24", "reserved"],
@@ -165,7 +162,7 @@ describe("watchLeases", () => {
   test("delivers puts and deletes after the listing revision, in order, with their revisions", async () => {
     const { registry, prefix } = await freshRegistry();
     const events: LeaseEvent[] = [];
-    await raw.put(`${prefix}/subnets/10.244.1.0-24`).value("before");
+    await raw.put(`${prefix}/subnets/10.244.1.0-24`, "before");
     const listing = await registry.listLeases();
     const watch = registry.watchLeases(listing.revision + 1, {
       onBatch: (batch) => events.push(...batch),
@@ -175,7 +172,7 @@ describe("watchLeases", () => {
       const key = `${prefix}/subnets/10.244.2.0-24`;
       await registry.createLease(key, "a", 60);
       await registry.updateLease(key, "b", 60);
-      await raw.put(`/elsewhere/subnets/10.0.0.0-24`).value("not ours");
+      await raw.put(`/elsewhere/subnets/10.0.0.0-24`, "not ours");
       await registry.deleteLease(key);
       await until(() => events.length >= 3, "three events");
       expect(events.map((e) => [e.type, e.key.slice(prefix.length), e.value])).toEqual([
@@ -196,10 +193,10 @@ describe("watchLeases", () => {
     const { registry, prefix } = await freshRegistry();
     const key = `${prefix}/subnets/10.244.8.0-24`;
     const start = (await registry.listLeases()).revision;
-    await raw.put(key).value("1");
-    await raw.put(key).value("2");
+    await raw.put(key, "1");
+    await raw.put(key, "2");
     const head = (await registry.listLeases()).revision;
-    await raw.kv.compact({ revision: head, physical: true });
+    await raw.compact(head);
     let compacted = 0;
     const batches: LeaseEvent[][] = [];
     const watch = registry.watchLeases(start, { onBatch: (b) => batches.push([...b]), onCompacted: (rev) => (compacted = rev) });
@@ -224,14 +221,14 @@ describe("watchLeases", () => {
       onDisconnected: () => disconnects++,
     });
     try {
-      await raw.put(key).value("before");
+      await raw.put(key, "before");
       await until(() => values.length === 1, "the first event");
       const oldPid = server.pid();
       await server.restart();
       expect(server.pid()).not.toBe(oldPid);
       await until(() => disconnects > 0, "the disconnect signal");
       // Written while the watch may still be reconnecting: it must arrive once, from the resume revision.
-      await raw.put(key).value("after");
+      await raw.put(key, "after");
       await until(() => values.length >= 2, "the event after the restart");
       await Bun.sleep(200);
       expect(values).toEqual(["before", "after"]);
@@ -246,10 +243,10 @@ describe("watchLeases", () => {
     const seen: LeaseEvent[] = [];
     const watch = registry.watchLeases((await registry.listLeases()).revision + 1, { onBatch: (b) => seen.push(...b), onCompacted: () => {} });
     try {
-      await raw.put(`${prefix}/subnets/10.244.10.0-24`).value("one");
+      await raw.put(`${prefix}/subnets/10.244.10.0-24`, "one");
       await until(() => seen.length === 1, "the first event");
       await watch.close();
-      await raw.put(`${prefix}/subnets/10.244.10.0-24`).value("two");
+      await raw.put(`${prefix}/subnets/10.244.10.0-24`, "two");
       await Bun.sleep(300);
       expect(seen.map((e) => e.value)).toEqual(["one"]);
     } finally {

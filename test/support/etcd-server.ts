@@ -23,6 +23,8 @@ export interface EtcdServerTls {
 export interface EtcdServerOptions {
   /** Serve clients over TLS with client-certificate authentication. */
   readonly tls?: EtcdServerTls;
+  /** More etcd flags, e.g. `--auth-token-ttl=1`. */
+  readonly extraArgs?: readonly string[];
 }
 
 export interface EtcdServer {
@@ -98,6 +100,7 @@ class Instance {
     readonly dataDir: string,
     private readonly logPath: string,
     private readonly tls: EtcdServerTls | undefined,
+    private readonly extraArgs: readonly string[],
   ) {}
 
   pid(): number {
@@ -122,6 +125,7 @@ class Instance {
         ...(this.tls
           ? [`--cert-file=${this.tls.certFile}`, `--key-file=${this.tls.keyFile}`, `--trusted-ca-file=${this.tls.caFile}`, "--client-cert-auth"]
           : []),
+        ...this.extraArgs,
       ],
       // A clean environment: stray ETCD_* variables would reconfigure the server.
       { env: { PATH: "/usr/bin:/bin" }, stdin: "ignore", stdout: "ignore", stderr: Bun.file(this.logPath) },
@@ -156,6 +160,7 @@ export async function startEtcdServer(options: EtcdServerOptions = {}): Promise<
       join(root, `data-${attempt}`),
       join(root, `etcd-${attempt}.log`),
       options.tls,
+      options.extraArgs ?? [],
     );
     try {
       await instance.launch();

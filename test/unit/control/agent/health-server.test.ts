@@ -14,6 +14,7 @@ function starting(): AgentSnapshot {
     waitingFor: ["lease", "tap", "subnet.env"],
     counters: null,
     peers: 0,
+    forwardingEntries: 0,
     leaseExpiresAt: null,
     etcdConnected: false,
     reconcileRuns: 0,
@@ -59,10 +60,18 @@ describe("startHealthServer", () => {
     expect(await get(server, "/readyz")).toMatchObject({ status: 503, body: "waiting for: lease, tap, subnet.env\n" });
     state = { ...state, waitingFor: ["subnet.env"] };
     expect(await get(server, "/readyz")).toMatchObject({ status: 503, body: "waiting for: subnet.env\n" });
-    state = { ...state, ready: true, waitingFor: [] };
+    state = { ...state, ready: true, waitingFor: [], etcdConnected: true };
     expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready\n" });
     state = { ...state, ready: false, waitingFor: ["lease"] };
     expect(await get(server, "/readyz")).toMatchObject({ status: 503, body: "waiting for: lease\n" });
+  });
+
+  test("stays 200 through an etcd outage once ready, and says that etcd is unreachable", async () => {
+    let state: AgentSnapshot = { ...starting(), ready: true, waitingFor: [], etcdConnected: true };
+    const server = await start(() => state);
+    expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready\n" });
+    state = { ...state, etcdConnected: false };
+    expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready; etcd unreachable, forwarding with the known peers\n" });
   });
 
   test("serves /metrics as Prometheus text 0.0.4 that follows the snapshot", async () => {

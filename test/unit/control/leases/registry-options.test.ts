@@ -1,72 +1,56 @@
 import { describe, expect, test } from "bun:test";
 import { ControlError } from "../../../../control/control-error.ts";
-import { connectEtcdRegistry, etcdClientOptions, type EtcdConnectOptions, tlsIpEndpoints, wantsClientTls } from "../../../../control/leases/registry.ts";
+import { checkEndpoints, connectEtcdRegistry, type EtcdConnectOptions } from "../../../../control/leases/registry.ts";
+import { createLogger } from "../../../../control/log.ts";
 
-const BASE: EtcdConnectOptions = { endpoints: ["https://10.0.0.1:2379", "https://10.0.0.2:2379"], prefix: "/coreos.com/network" };
-const PEM = { key: Buffer.from("KEY"), cert: Buffer.from("CERT") };
+const BASE = { endpoints: ["https://10.0.0.1:2379", "https://10.0.0.2:2379"] };
 
-describe("when to use client TLS", () => {
-  test.each<[string, boolean, Partial<EtcdConnectOptions>]>([
-    ["both key and cert files", true, { keyFile: "k", certFile: "c" }],
-    ["key, cert and CA files", true, { keyFile: "k", certFile: "c", caFile: "ca" }],
-    ["only a cert file", false, { certFile: "c" }],
-    ["only a key file", false, { keyFile: "k" }],
-    ["only a CA file, which flannel ignores", false, { caFile: "ca" }],
-    ["empty strings, the flag defaults", false, { keyFile: "", certFile: "" }],
-  ])("%s: %p", (_why, expected, extra) => {
-    expect(wantsClientTls({ ...BASE, ...extra })).toBe(expected);
-  });
-});
+function refusal(run: () => unknown): ControlError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ControlError);
+    return error as ControlError;
+  }
+  throw new Error("expected checkEndpoints to refuse");
+}
 
-describe("etcdClientOptions", () => {
-  test("passes every endpoint and no credentials without TLS material or username", () => {
-    expect(etcdClientOptions(BASE, null)).toEqual({ hosts: ["https://10.0.0.1:2379", "https://10.0.0.2:2379"] });
-  });
-
-  test("uses the given CA for client TLS", () => {
-    const options = etcdClientOptions(BASE, { ...PEM, ca: Buffer.from("CA") });
-    expect(options.credentials).toEqual({ rootCertificate: Buffer.from("CA"), privateKey: PEM.key, certChain: PEM.cert });
+describe("checkEndpoints", () => {
+  test.each<[string, Partial<EtcdConnectOptions>, string[]]>([
+    ["IP endpoints over TLS with client certificate", { keyFile: "k", certFile: "c", caFile: "ca" }, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]],
+    ["server-only TLS: a CA without a client certificate", { caFile: "ca" }, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]],
+    ["plain https with the system's roots", {}, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]],
+    ["host names and IPv6 literals, trailing slashes dropped", { endpoints: ["https://etcd-1.example:2379/", "https://[fd00::5]:2379"] }, ["https://etcd-1.example:2379", "https://[fd00::5]:2379"]],
+    ["flanneld's default plain-HTTP endpoints", { endpoints: ["http://127.0.0.1:4001", "http://127.0.0.1:2379"] }, ["http://127.0.0.1:4001", "http://127.0.0.1:2379"]],
+  ])("accepts %s", (_why, extra, expected) => {
+    expect(checkEndpoints({ ...BASE, ...extra })).toEqual(expected);
   });
 
-  test("falls back to the system roots when no CA file is given", () => {
-    const options = etcdClientOptions(BASE, { ...PEM, ca: null });
-    expect(options.credentials?.rootCertificate.toString()).toContain("-----BEGIN CERTIFICATE-----");
-  });
-
-  test("adds basic auth only when a username is set", () => {
-    expect(etcdClientOptions({ ...BASE, username: "flannel", password: "pw" }, null).auth).toEqual({ username: "flannel", password: "pw" });
-    expect(etcdClientOptions({ ...BASE, username: "", password: "pw" }, null).auth).toBeUndefined();
-  });
-});
-
-describe("tlsIpEndpoints", () => {
-  test.each<[string, string[], Partial<EtcdConnectOptions>, string[]]>([
-    ["https to an IPv4 address", ["https://10.0.0.1:2379"], {}, ["https://10.0.0.1:2379"]],
-    ["https to a bracketed IPv6 address", ["https://[fd00::1]:2379"], {}, ["https://[fd00::1]:2379"]],
-    ["https to a host name", ["https://etcd-0.example:2379"], {}, []],
-    ["plain http to an IP", ["http://10.0.0.1:2379"], {}, []],
-    ["client TLS to an IP written as http", ["http://10.0.0.1:2379"], { keyFile: "k", certFile: "c" }, ["http://10.0.0.1:2379"]],
-    ["a bare IP with client TLS", ["10.0.0.1:2379"], { keyFile: "k", certFile: "c" }, ["10.0.0.1:2379"]],
-  ])("flags %s", (_why, endpoints, extra, expected) => {
-    expect(tlsIpEndpoints({ ...BASE, endpoints, ...extra })).toEqual(expected);
+  test.each<[string, Partial<EtcdConnectOptions>, string]>([
+    ["a certificate without its key", { certFile: "c" }, "--etcd-certfile and --etcd-keyfile go together (got only --etcd-certfile)"],
+    ["a key without its certificate", { keyFile: "k" }, "--etcd-certfile and --etcd-keyfile go together (got only --etcd-keyfile)"],
+    [
+      "TLS files with a plain-HTTP endpoint (never a silent downgrade)",
+      { endpoints: ["https://10.0.0.1:2379", "http://10.0.0.2:2379"], keyFile: "k", certFile: "c" },
+      "etcd endpoint http://10.0.0.2:2379 is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://",
+    ],
+    ["a CA file with a plain-HTTP endpoint", { endpoints: ["http://10.0.0.2:2379"], caFile: "ca" }, "etcd endpoint http://10.0.0.2:2379 is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://"],
+    ["a bare host:port", { endpoints: ["10.0.0.1:2379"] }, "etcd endpoint 10.0.0.1:2379 has no scheme (expected http://host:port or https://host:port)"],
+    ["another scheme", { endpoints: ["unix:///run/etcd.sock"] }, "etcd endpoint unix:///run/etcd.sock: scheme must be http or https"],
+    ["text that is no URL", { endpoints: ["https://not a url"] }, 'etcd endpoint "https://not a url" is not a URL (expected http://host:port or https://host:port)'],
+    ["a path", { endpoints: ["https://10.0.0.1:2379/v3"] }, "etcd endpoint https://10.0.0.1:2379/v3: only scheme, host and port are allowed"],
+    ["credentials in the URL", { endpoints: ["https://user:pw@10.0.0.1:2379"] }, "etcd endpoint https://user:pw@10.0.0.1:2379: only scheme, host and port are allowed"],
+  ])("refuses %s with one line", (_why, extra, message) => {
+    const error = refusal(() => checkEndpoints({ ...BASE, ...extra }));
+    expect(error.code).toBe("ETCD_ENDPOINT");
+    expect(error.message).toBe(message);
   });
 });
 
 describe("connectEtcdRegistry", () => {
-  test("refuses TLS to an IP-literal endpoint with a message that says what to do", async () => {
-    const error = await connectEtcdRegistry(BASE).then(
-      () => null,
-      (err: unknown) => err,
-    );
-    expect(error).toBeInstanceOf(ControlError);
-    expect((error as ControlError).message).toBe(
-      "etcd endpoint https://10.0.0.1:2379: TLS to an IP address does not work under Bun (grpc-js sends it as the TLS server name, which Bun refuses); use a host name that the server certificate names",
-    );
-  });
-
   test("fails with ETCD_TLS_FILES naming the file it cannot read", async () => {
-    const endpoints = ["https://etcd.example:2379"];
-    const error = await connectEtcdRegistry({ ...BASE, endpoints, keyFile: "/nonexistent/k.pem", certFile: "/nonexistent/c.pem" }).then(
+    const options = { ...BASE, prefix: "/coreos.com/network", log: createLogger(() => {}), keyFile: "/nonexistent/k.pem", certFile: "/nonexistent/c.pem" };
+    const error = await connectEtcdRegistry(options).then(
       () => null,
       (err: unknown) => err,
     );
