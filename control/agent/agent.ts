@@ -4,7 +4,8 @@
 //   1. the health server (so /healthz answers and /readyz says what it waits for);
 //   2. the external interface and public IP (--iface, --iface-regex, --public-ip);
 //   3. the network config from <prefix>/config (retried every second while missing or etcd is down);
-//   4. our VtepMAC (kept in --state-dir) and our subnet lease;
+//   4. our VtepMAC (kept in --state-dir; a new one when another node's lease already carries it, see
+//      vtep-mac-conflict.ts) and our subnet lease;
 //   5. the data plane: TAP flannel.1 with MTU = underlay MTU - 50, address <subnet>.0/32, accept_ra 0;
 //   6. ip-masq rules (--ip-masq), then subnet.env; from here on /readyz is 200;
 //   7. peers: list + watch, and a full reconcile every --reconcile-interval seconds.
@@ -19,7 +20,7 @@ import { type NetConfig, parseNetConfig } from "../config/net-config.ts";
 import { ControlError } from "../control-error.ts";
 import type { RunOptions } from "../flags.ts";
 import { type Cidr4, cidrContainsIp, formatCidr4, formatIp4 } from "../ip4.ts";
-import { configKey } from "../leases/etcd-keys.ts";
+import { configKey, leaseKey } from "../leases/etcd-keys.ts";
 import { connectEtcdRegistry, type LeaseRegistry } from "../leases/registry.ts";
 import type { Logger } from "../log.ts";
 import { readSubnetEnv, writeSubnetEnv } from "../subnet-env.ts";
@@ -30,7 +31,8 @@ import { LeaseManager } from "./lease-manager.ts";
 import type { AgentSnapshot } from "./metrics-text.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { discoverUnderlay } from "./underlay.ts";
-import { loadOrCreateVtepMac } from "./vtep-mac-store.ts";
+import { claimUnpublishedMac, type MacConflictDeps, yieldMacIfPublishedFirst } from "./vtep-mac-conflict.ts";
+import { loadOrCreateVtepMac, saveVtepMac } from "./vtep-mac-store.ts";
 
 const CONFIG_RETRY_MS = 1000;
 // etcd down, a member refusing our TLS or credentials, the config not written yet: all may be fixed on the
@@ -111,8 +113,10 @@ export class Agent {
     const backend = config.backend;
     log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}`);
 
-    const { mac, created } = await loadOrCreateVtepMac(o.stateDir, o.tapName, (m) => log.warn(m));
-    log.info(`${created ? "created" : "reusing"} VtepMAC ${formatMac(mac)} (${o.stateDir})`);
+    const stored = await loadOrCreateVtepMac(o.stateDir, o.tapName, (m) => log.warn(m));
+    log.info(`${stored.created ? "created" : "reusing"} VtepMAC ${formatMac(stored.mac)} (${o.stateDir})`);
+    const macDeps: MacConflictDeps = { registry, publicIp: underlay.publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
+    let mac = await claimUnpublishedMac(stored.mac, macDeps);
     const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
     const leases = new LeaseManager({
       registry, prefix: o.etcdPrefix, config, publicIp: underlay.publicIp, vtepMac: formatMac(mac), vni: backend.vni,
@@ -121,6 +125,13 @@ export class Agent {
     this.#leases = leases;
     this.#stops.push(() => leases.stop());
     const lease = await leases.acquire();
+    // A clone that published at the same moment as us: the later writer yields, before the data plane
+    // starts, so the data plane and the peers only ever see the final MAC.
+    const yielded = await yieldMacIfPublishedFirst(mac, leaseKey(o.etcdPrefix, lease.subnet), macDeps);
+    if (yielded !== null) {
+      await leases.changeVtepMac(formatMac(yielded));
+      mac = yielded;
+    }
     this.#waitingFor.delete("lease");
 
     const underlayMtu = backend.mtu > 0 ? backend.mtu : underlay.mtu;
@@ -148,6 +159,7 @@ export class Agent {
     const kernel = new KernelPeers(rtnl, tapIndex, dataplane, log);
     const peers = new PeerSync({
       registry, kernel, log,
+      network: config.network, subnetLen: config.subnetLen, ownPublicIp: underlay.publicIp, ownVtepMac: formatMac(mac),
       ownSubnet: () => leases.lease?.subnet ?? null,
       onOwnLease: (event) => this.#onOwnLease(event.type, rtnl, tapIndex, config),
       onEtcdState: (connected) => this.#setEtcdState(connected),

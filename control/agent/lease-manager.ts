@@ -6,7 +6,8 @@
 //   renew:   at expiry - margin, put the value under a fresh 24 h etcd lease; a failed renewal retries
 //            every minute; an unreachable etcd never makes us give the subnet up;
 //   revoked: when our key is deleted (seen by the peer watch), register again, preferring the same subnet
-//            (flanneld shuts down there).
+//            (flanneld shuts down there);
+//   new MAC: `changeVtepMac` re-puts the value at once (a cloned host yielding its MAC, vtep-mac-conflict.ts).
 
 import type { NetConfig } from "../config/net-config.ts";
 import { ControlError } from "../control-error.ts";
@@ -56,7 +57,8 @@ export function knownLeases(records: readonly LeaseRecord[]): KnownLease[] {
 
 export class LeaseManager {
   readonly #o: LeaseManagerOptions;
-  readonly #value: string;
+  #vtepMac: string;
+  #value: string;
   readonly #range: SubnetRange;
   #lease: OwnLease | null = null;
   #renewTimer: ReturnType<typeof setTimeout> | null = null;
@@ -64,7 +66,8 @@ export class LeaseManager {
 
   constructor(options: LeaseManagerOptions) {
     this.#o = options;
-    this.#value = encodeLeaseValue({ publicIp: options.publicIp, backend: { type: "vxlan", vni: options.vni, vtepMac: options.vtepMac } });
+    this.#vtepMac = options.vtepMac;
+    this.#value = this.#encode();
     this.#range = { subnetLen: options.config.subnetLen, subnetMin: options.config.subnetMin, subnetMax: options.config.subnetMax };
   }
 
@@ -74,6 +77,31 @@ export class LeaseManager {
 
   get value(): string {
     return this.#value;
+  }
+
+  get vtepMac(): string {
+    return this.#vtepMac;
+  }
+
+  /**
+   * Publishes `vtepMac` instead of the current MAC: the value changes now and, when we hold a lease, is put
+   * under our key at once (with a fresh etcd lease, as a renewal). Throws when that put fails; the renewal
+   * is then retried every minute with the new value.
+   */
+  async changeVtepMac(vtepMac: string): Promise<void> {
+    this.#vtepMac = vtepMac;
+    this.#value = this.#encode();
+    const lease = this.#lease;
+    if (!lease || this.#stopped) return;
+    this.#clearTimer();
+    try {
+      const grant = await this.#o.registry.updateLease(leaseKey(this.#o.prefix, lease.subnet), this.#value, LEASE_TTL_SECONDS);
+      this.#hold(lease.subnet, grant.ttlSeconds);
+      this.#o.log.info(`republished lease ${formatCidr4(lease.subnet)} with VtepMAC ${vtepMac}`);
+    } catch (error) {
+      this.#schedule(RENEW_RETRY_MS);
+      throw error;
+    }
   }
 
   /** Takes a subnet (throws OUT_OF_SUBNETS or an etcd error); `prefer` wins over subnet.env when free. */
@@ -134,6 +162,10 @@ export class LeaseManager {
   stop(): void {
     this.#stopped = true;
     this.#clearTimer();
+  }
+
+  #encode(): string {
+    return encodeLeaseValue({ publicIp: this.#o.publicIp, backend: { type: "vxlan", vni: this.#o.vni, vtepMac: this.#vtepMac } });
   }
 
   #hold(subnet: Cidr4, ttlSeconds: number): OwnLease {

@@ -1,25 +1,41 @@
 // Peers from etcd into the kernel and the data plane.
 //
 //   start:     list <prefix>/subnets, apply the whole set, watch from the listing's revision + 1;
-//   events:    a put of a vxlan lease adds or updates a peer (an unchanged re-put is a no-op), a delete
-//              removes it; other backend types are ignored with a warning, malformed keys and values are
-//              skipped with a rate-limited warning; our own key goes to `onOwnLease`;
+//   events:    a put of a valid lease (peer-lease-check.ts) adds or updates a peer (an unchanged re-put is
+//              a no-op), a delete removes it; our own key goes to `onOwnLease`;
+//   rejects:   a key or value that cannot be a peer is logged (rate-limited per reason and subnet) and
+//              counted per reason; it never reaches the kernel. A known peer whose value becomes unreadable
+//              (oversize, malformed) is kept, as flanneld keeps it; one whose value decodes but fails a check
+//              (another backend, our PublicIP or MAC, a bad address) is removed. A VtepMAC that another known
+//              peer already has is refused too: the forwarding table has one entry per MAC;
 //   compacted: re-list, diff against what we have, watch again from the new revision;
 //   reconcile: re-list (when etcd answers) and make the kernel match the known set exactly.
 // Nothing is removed because etcd is unreachable: the known set only changes on what etcd says.
 
 import { type Cidr4, cidrEquals, formatCidr4 } from "../ip4.ts";
-import { decodeLeaseValue } from "../leases/lease-json.ts";
 import type { LeaseEvent, LeaseRegistry, LeaseWatch } from "../leases/registry.ts";
 import { parseSubnetKey } from "../leases/subnet-key.ts";
 import type { Logger } from "../log.ts";
 import { describePeer, type KernelPeers, type PeerEntry, samePeer } from "./kernel-peers.ts";
+import { checkPeerLease, keepsKnownPeer, type PeerRejectReason } from "./peer-lease-check.ts";
 
 export type OwnLeaseEvent = { type: "put"; value: string } | { type: "delete" };
 
+/** What PeerSync needs of the kernel side; `KernelPeers` is the real one. */
+export type PeerKernel = Pick<KernelPeers, "add" | "remove" | "reconcile">;
+
+/** Why a lease event did not become a peer: the lease checks plus the two PeerSync makes itself. */
+export type LeaseRejectReason = PeerRejectReason | "bad_key" | "duplicate_vtep_mac";
+
 export interface PeerSyncOptions {
   registry: LeaseRegistry;
-  kernel: KernelPeers;
+  kernel: PeerKernel;
+  /** The flannel Network and SubnetLen of the config: a peer's subnet must be one of its subnets. */
+  network: Cidr4;
+  subnetLen: number;
+  ownPublicIp: number;
+  /** Lowercase `aa:bb:cc:dd:ee:ff`. */
+  ownVtepMac: string;
   ownSubnet: () => Cidr4 | null;
   onOwnLease: (event: OwnLeaseEvent) => void;
   onEtcdState: (connected: boolean) => void;
@@ -34,6 +50,7 @@ export interface ReconcileResult {
 export class PeerSync {
   readonly #o: PeerSyncOptions;
   readonly #peers = new Map<string, PeerEntry>(); // by subnet key text
+  readonly #rejected = new Map<LeaseRejectReason, number>();
   #watch: LeaseWatch | null = null;
   #stopped = false;
 
@@ -47,6 +64,11 @@ export class PeerSync {
 
   peers(): PeerEntry[] {
     return [...this.#peers.values()];
+  }
+
+  /** How many lease puts were refused, per reason (each listing counts its refused leases again). */
+  get rejected(): ReadonlyMap<LeaseRejectReason, number> {
+    return this.#rejected;
   }
 
   /** Lists and starts watching; if etcd does not answer now, keeps trying in the background. */
@@ -130,10 +152,9 @@ export class PeerSync {
 
   /** Returns the subnet key text for a valid peer put (so a relist knows what it saw), else null. */
   #apply(event: LeaseEvent): string | null {
-    const { log } = this.#o;
     const parsed = parseSubnetKey(event.key);
     if (parsed === null) {
-      log.rateLimited("bad-key", `ignoring key ${JSON.stringify(event.key)}: not a subnet lease key`);
+      this.#reject("bad_key", "", `ignoring key ${JSON.stringify(event.key.slice(0, 200))}: not a subnet lease key`);
       return null;
     }
     const key = formatCidr4(parsed.subnet);
@@ -142,38 +163,47 @@ export class PeerSync {
       this.#o.onOwnLease(event.type === "delete" ? { type: "delete" } : { type: "put", value: event.value });
       return null;
     }
+    const known = this.#peers.get(key);
     if (event.type === "delete") {
-      const known = this.#peers.get(key);
       if (known) this.#removePeer(key, known);
       return null;
     }
-    const decoded = decodeLeaseValue(event.value);
-    if (!decoded.ok) {
-      log.rateLimited(`bad-value:${key}`, `ignoring lease ${key}: ${decoded.reason}`);
-      return this.#peers.has(key) ? key : null; // keep what we had: one bad write is no reason to cut a peer off
-    }
-    const lease = decoded.lease;
-    if (lease.vxlan === null) {
-      log.rateLimited(`other-backend:${key}`, `ignoring lease ${key}: backend type "${lease.backendType}" is not vxlan`);
+    const { network, subnetLen, ownPublicIp, ownVtepMac } = this.#o;
+    const checked = checkPeerLease(parsed.subnet, event.value, { network, subnetLen, ownSubnet: own, ownPublicIp, ownVtepMac });
+    if (!checked.ok) {
+      this.#reject(checked.reason, key, `ignoring lease ${key}: ${checked.detail}`);
+      if (known && keepsKnownPeer(checked.reason)) return key; // one unreadable write is no reason to cut a peer off
+      if (known) this.#removePeer(key, known);
       return null;
     }
-    if (lease.publicIp === 0) {
-      log.rateLimited(`no-ip:${key}`, `ignoring lease ${key}: no PublicIP`);
+    const peer = checked.peer;
+    const twin = this.#peerWithMac(peer.vtepMac, key);
+    if (twin !== null) {
+      this.#reject("duplicate_vtep_mac", key, `ignoring lease ${key}: VtepMAC ${peer.vtepMac} is already the peer ${describePeer(twin)}'s`);
+      if (known) this.#removePeer(key, known);
       return null;
     }
-    const peer: PeerEntry = { subnet: parsed.subnet, vtepMac: lease.vxlan.vtepMac.toLowerCase(), publicIp: lease.publicIp };
-    const previous = this.#peers.get(key);
-    if (previous && samePeer(previous, peer)) return key; // a renewal: nothing to do
+    if (known && samePeer(known, peer)) return key; // a renewal: nothing to do
     try {
-      this.#o.kernel.add(peer, previous);
+      this.#o.kernel.add(peer, known);
       this.#peers.set(key, peer);
-      log.info(`${previous ? "updated" : "added"} peer ${describePeer(peer)}`);
+      this.#o.log.info(`${known ? "updated" : "added"} peer ${describePeer(peer)}`);
     } catch (error) {
       // Keep it known anyway: the next reconcile retries the kernel entries.
       this.#peers.set(key, peer);
-      log.rateLimited(`add:${key}`, `programming peer ${describePeer(peer)} failed (will retry): ${(error as Error).message}`);
+      this.#o.log.rateLimited(`add:${key}`, `programming peer ${describePeer(peer)} failed (will retry): ${(error as Error).message}`);
     }
     return key;
+  }
+
+  #reject(reason: LeaseRejectReason, subnet: string, message: string): void {
+    this.#rejected.set(reason, (this.#rejected.get(reason) ?? 0) + 1);
+    this.#o.log.rateLimited(`${reason}:${subnet}`, message);
+  }
+
+  #peerWithMac(vtepMac: string, exceptKey: string): PeerEntry | null {
+    for (const [key, peer] of this.#peers) if (key !== exceptKey && peer.vtepMac === vtepMac) return peer;
+    return null;
   }
 
   #removePeer(key: string, peer: PeerEntry): void {

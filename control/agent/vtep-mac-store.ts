@@ -28,9 +28,15 @@ export async function loadOrCreateVtepMac(stateDir: string, tapName: string, war
     if (code !== "ENOENT") warn(`cannot use ${path} (${error instanceof Error ? error.message : String(error)}); making a new MAC`);
   }
   const mac = randomVtepMac();
+  await saveVtepMac(stateDir, tapName, mac);
+  return { mac, created: true };
+}
+
+/** Keeps `mac` for this TAP, replacing what was kept (write to a temporary file, then rename). */
+export async function saveVtepMac(stateDir: string, tapName: string, mac: Uint8Array): Promise<void> {
+  const path = macFilePath(stateDir, tapName);
   await mkdir(stateDir, { recursive: true, mode: 0o755 });
   const temp = `${path}.tmp-${process.pid}`;
   await writeFile(temp, formatMac(mac) + "\n", { mode: 0o644 });
   await rename(temp, path);
-  return { mac, created: true };
 }
