@@ -80,9 +80,13 @@ function hostOf(endpoint: string): string {
 async function answerError(response: Response): Promise<EtcdAnswerError> {
   const text = await response.text().catch(() => "");
   try {
-    const body = JSON.parse(text) as { code?: unknown; message?: unknown; error?: unknown };
-    const message = String(body.message ?? body.error ?? `HTTP ${response.status}`);
-    return new EtcdAnswerError(Number(body.code ?? 0), message);
+    // Unary calls answer {"code","message","error"}; a streaming call that fails before its first message
+    // answers {"error": {"grpc_code","message",…}}.
+    type Status = { code?: unknown; grpc_code?: unknown; message?: unknown };
+    const body = JSON.parse(text) as Status & { error?: unknown };
+    const status: Status = typeof body.error === "object" && body.error !== null ? (body.error as Status) : body;
+    const message = String(status.message ?? body.error ?? `HTTP ${response.status}`);
+    return new EtcdAnswerError(Number(status.code ?? status.grpc_code ?? 0), message);
   } catch {
     return new EtcdAnswerError(0, `HTTP ${response.status}: ${text.slice(0, 200)}`);
   }

@@ -77,6 +77,16 @@ describe("EtcdGateway", () => {
     expect(sent).toHaveLength(1);
   });
 
+  test("a stream refused before its first message ({\"error\": {...}}) is read as etcd's status, and another member is tried", async () => {
+    const { fetch, sent } = fakeFetch((url) =>
+      url.startsWith("http://a") ? json(503, { error: { grpc_code: 14, http_code: 503, message: "etcdserver: no leader", http_status: "Service Unavailable" } }) : json(200, {}),
+    );
+    const { g, lines } = gateway(["http://a:2379", "http://b:2379"], fetch);
+    await g.openStream("watch", {}, new AbortController().signal);
+    expect(sent.map((s) => new URL(s.url).host)).toEqual(["a:2379", "b:2379"]);
+    expect(lines.some((l) => l.includes("etcd http://a:2379: etcdserver: no leader"))).toBe(true);
+  });
+
   test("when no member answers, the error names each one's failure", async () => {
     const { fetch } = fakeFetch(() => refused());
     const { g } = gateway(["http://a:2379", "http://b:2379"], fetch);
