@@ -2,6 +2,7 @@
 // flannelette: a flannel node agent with a userspace VXLAN data plane.
 // Exit status: 0 on success, 1 on a runtime failure, 2 on a bad command line.
 
+import { writeSync } from "node:fs";
 import { CliError } from "./cli-flags.ts";
 
 import { DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE } from "./usage.ts";
@@ -52,6 +53,16 @@ async function main(argv: string[]): Promise<number> {
       throw new CliError(`unknown command "${command}" (see flannelette --help)`);
   }
 }
+
+// Last resort for an error nobody caught (a throwing timer or an unawaited promise): one line saying what,
+// exit 1, instead of a stack trace or a silent death. writeSync: process.exit must not outrun the line.
+const dieWithOneLine = (error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  writeSync(2, `flannelette: uncaught error: ${message.replace(/\s*\n\s*/g, " ")}\n`);
+  process.exit(1);
+};
+process.on("uncaughtException", dieWithOneLine);
+process.on("unhandledRejection", dieWithOneLine);
 
 try {
   process.exitCode = await main(process.argv.slice(2));

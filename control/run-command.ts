@@ -1,10 +1,11 @@
 // `flannelette run`: the node agent (see agent/agent.ts). Flags are flanneld's (flags.ts).
 
+import { writeSync } from "node:fs";
 import { loadLibc } from "../native-bindings/index.ts";
 import { Agent } from "./agent/agent.ts";
 import { CliError } from "./cli-flags.ts";
 import { helpText, parseRunFlags, type RunOptions } from "./flags.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 
 const STOP_DEADLINE_MS = 2000;
 
@@ -21,6 +22,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   }
   const log = createLogger();
   const agent = new Agent(options, await loadLibc(), log);
+  const removeSignalNotes = handleHarmlessSignals(agent, log);
   let signalled: string | null = null;
   let failure: string | null = null;
   const stopped = new Promise<void>((resolve) => {
@@ -29,6 +31,11 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
       if (signalled) return;
       signalled = "fatal";
       failure = message;
+      // A stop that hangs must not swallow the reason: one line, then exit 1 all the same.
+      setTimeout(() => {
+        writeSync(2, `flannelette: ${message}; not stopped within ${STOP_DEADLINE_MS} ms, exiting (the lease is kept)\n`);
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
       void agent.stop().then(resolve);
     });
     const onSignal = (signal: string) => {
@@ -42,9 +49,35 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));
   });
-  await agent.start();
-  await stopped;
+  try {
+    await agent.start();
+    await stopped;
+  } finally {
+    removeSignalNotes();
+  }
   if (failure !== null) throw new Error(`${failure}; stopped (the lease is kept)`);
   log.info("stopped");
   return 0;
+}
+
+/**
+ * SIGHUP, SIGUSR1 and SIGUSR2 would otherwise end the agent silently (the runtime's default). SIGUSR1 prints
+ * the data plane's counters as `flannelette dataplane` does (`stats <json>` on stdout); SIGHUP is answered
+ * with the reason nothing reloads (flanneld reads its flags and the network config only at start-up);
+ * SIGUSR2 is ignored, and says so. Returns the function that removes the handlers.
+ */
+export function handleHarmlessSignals(agent: Pick<Agent, "snapshot">, log: Logger): () => void {
+  const handlers: Record<string, () => void> = {
+    SIGUSR1: () => {
+      const counters = agent.snapshot().counters;
+      if (counters === null) log.info("SIGUSR1 received: no stats yet, the data plane is not started");
+      else process.stdout.write(`stats ${JSON.stringify(counters)}\n`);
+    },
+    SIGUSR2: () => log.info("SIGUSR2 received and ignored"),
+    SIGHUP: () => log.info("SIGHUP received: flannelette, like flanneld, does not reload its flags or the network config; restart it to apply changes"),
+  };
+  for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
+  return () => {
+    for (const [signal, handler] of Object.entries(handlers)) process.off(signal, handler);
+  };
 }

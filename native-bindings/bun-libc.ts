@@ -27,6 +27,7 @@ const symbols = {
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   eventfd: { args: ["u32", "i32"], returns: "i32" },
   getpid: { args: [], returns: "i32" },
+  flock: { args: ["i32", "i32"], returns: "i32" },
   execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
 } as const;
 
@@ -59,6 +60,7 @@ export function createBunLibc(): Libc {
     poll: s.poll,
     eventfd: s.eventfd,
     getpid: s.getpid,
+    flock: s.flock,
     execve: s.execve,
   } as Libc;
 }

@@ -41,6 +41,8 @@ export interface Libc {
   poll(fds: Pointer, nfds: number, timeoutMs: number): number;
   eventfd(initval: number, flags: number): number;
   getpid(): number;
+  /** flock(2) on an open file: LOCK_EX, LOCK_SH, LOCK_UN, optionally | LOCK_NB. */
+  flock(fd: number, operation: number): number;
   /** `argv` and `envp` point at NULL-terminated arrays of string pointers. Returns only on failure. */
   execve(path: Pointer, argv: Pointer, envp: Pointer): number;
 }

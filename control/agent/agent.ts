@@ -1,9 +1,11 @@
 // `flannelette run`: the node agent, flanneld's etcd mode with the vxlan backend, on our data plane.
 //
 // Start-up, in flannel's order:
+//   0. the instance lock <state-dir>/<tap>.lock (a second agent stops here, before touching anything);
 //   1. the health server (so /healthz answers and /readyz says what it waits for);
 //   2. the external interface and public IP (--iface, --iface-regex, --public-ip);
-//   3. the network config from <prefix>/config (retried every second while missing or etcd is down);
+//   3. the network config from <prefix>/config (retried every second while missing or etcd is down), then
+//      the local checks (VXLAN port, TAP, subnet file's directory) so that nothing is leased if they fail;
 //   4. our VtepMAC (kept in --state-dir; a new one when another node's lease already carries it, see
 //      vtep-mac-conflict.ts) and our subnet lease;
 //   5. the data plane: TAP flannel.1 with MTU = underlay MTU - 50, address <subnet>.0/32, accept_ra 0;
@@ -26,10 +28,15 @@ import type { Logger } from "../log.ts";
 import { readSubnetEnv, writeSubnetEnv } from "../subnet-env.ts";
 import { startHealthServer } from "./health-server.ts";
 import { createIpMasq } from "./ip-masq.ts";
+import { ConfigChangeNotice } from "./config-change.ts";
+import { acquireInstanceLock } from "./instance-lock.ts";
+import { checkLocalResources } from "./local-checks.ts";
+import { defaultWorkerPairs } from "../../dataplane/dataplane.ts";
 import { KernelPeers } from "./kernel-peers.ts";
-import { LeaseManager } from "./lease-manager.ts";
+import { TapGuard } from "./tap-guard.ts";
+import { LeaseManager, type OwnLease } from "./lease-manager.ts";
 import type { AgentSnapshot } from "./metrics-text.ts";
-import { PeerSync } from "./peer-sync.ts";
+import { type OwnLeaseEvent, PeerSync } from "./peer-sync.ts";
 import { discoverUnderlay } from "./underlay.ts";
 import { claimUnpublishedMac, type MacConflictDeps, yieldMacIfPublishedFirst } from "./vtep-mac-conflict.ts";
 import { loadOrCreateVtepMac, saveVtepMac } from "./vtep-mac-store.ts";
@@ -54,7 +61,13 @@ export class Agent {
   #reconcileChanges = 0;
   #stopping = false;
   #reRegistering = false;
+  /** The TAP's own state (up, MTU, MAC, address), checked for /readyz and restored by the reconcile. */
+  #tap: TapGuard | null = null;
   #onFatal: ((message: string) => void) | null = null;
+  #registry: LeaseRegistry | null = null;
+  /** The config text read at start-up (#waitForConfig): later reads are compared with it, never applied. */
+  #configInUse = "";
+  #configNotice: ConfigChangeNotice | null = null;
 
   constructor(options: RunOptions, libc: Libc, log: Logger) {
     this.#o = options;
@@ -63,15 +76,20 @@ export class Agent {
   }
 
   snapshot(): AgentSnapshot {
+    const faults = this.#stopping ? [] : (this.#tap?.faults() ?? []);
     return {
-      ready: this.#waitingFor.size === 0,
+      ready: this.#waitingFor.size === 0 && faults.length === 0,
       waitingFor: [...this.#waitingFor],
       counters: this.#dataplane?.counters() ?? null,
       peers: this.#peers?.peerCount ?? 0,
+      forwardingEntries: this.#dataplane?.peerCount ?? 0,
       leaseExpiresAt: this.#leases?.lease ? Math.floor(this.#leases.lease.expiresAt / 1000) : null,
       etcdConnected: this.#etcdConnected,
       reconcileRuns: this.#reconcileRuns,
       reconcileChanges: this.#reconcileChanges,
+      faults,
+      leaseRejections: Object.fromEntries(this.#peers?.rejected ?? []),
+      ownLeaseRestores: this.#leases?.restoredCount ?? 0,
     };
   }
 
@@ -93,6 +111,10 @@ export class Agent {
   async #start(): Promise<void> {
     const o = this.#o;
     const log = this.#log;
+    // First of all, so that a second agent started by mistake touches neither etcd nor the kernel; released
+    // last (stops run in reverse), after the data plane has closed the TAP and the port.
+    const lock = await acquireInstanceLock(this.#libc, o.stateDir, o.tapName);
+    this.#stops.push(() => lock.release());
     if (o.healthzPort > 0) {
       const server = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, snapshot: () => this.snapshot(), log });
       this.#stops.push(() => server.stop());
@@ -112,26 +134,16 @@ export class Agent {
     if (config.backend.type !== "vxlan") throw new ControlError("BACKEND_UNSUPPORTED", `backend type "${config.backend.type}" is not supported yet by flannelette (only vxlan)`);
     const backend = config.backend;
     log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}`);
+    this.#registry = registry;
+    this.#configNotice = new ConfigChangeNotice(configKey(o.etcdPrefix), this.#configInUse);
+    await checkLocalResources(this.#libc, {
+      port: backend.port, tapName: o.tapName, queues: o.workers === 0 ? defaultWorkerPairs() : o.workers, subnetFile: o.subnetFile,
+    });
 
     const stored = await loadOrCreateVtepMac(o.stateDir, o.tapName, (m) => log.warn(m));
     log.info(`${stored.created ? "created" : "reusing"} VtepMAC ${formatMac(stored.mac)} (${o.stateDir})`);
-    const macDeps: MacConflictDeps = { registry, publicIp: underlay.publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
-    let mac = await claimUnpublishedMac(stored.mac, macDeps);
-    const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
-    const leases = new LeaseManager({
-      registry, prefix: o.etcdPrefix, config, publicIp: underlay.publicIp, vtepMac: formatMac(mac), vni: backend.vni,
-      previous: previous.subnet, renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000, log,
-    });
-    this.#leases = leases;
+    const { leases, lease, mac } = await this.#takeLease(registry, config, underlay.publicIp, backend.vni, stored.mac);
     this.#stops.push(() => leases.stop());
-    const lease = await leases.acquire();
-    // A clone that published at the same moment as us: the later writer yields, before the data plane
-    // starts, so the data plane and the peers only ever see the final MAC.
-    const yielded = await yieldMacIfPublishedFirst(mac, leaseKey(o.etcdPrefix, lease.subnet), macDeps);
-    if (yielded !== null) {
-      await leases.changeVtepMac(formatMac(yielded));
-      mac = yielded;
-    }
     this.#waitingFor.delete("lease");
 
     const underlayMtu = backend.mtu > 0 ? backend.mtu : underlay.mtu;
@@ -157,11 +169,14 @@ export class Agent {
     log.info(`wrote ${o.subnetFile}; ready`);
 
     const kernel = new KernelPeers(rtnl, tapIndex, dataplane, log);
+    this.#tap = new TapGuard(rtnl, {
+      name: dataplane.tapName, ifindex: tapIndex, mtu: dataplane.tapMtu, mac: dataplane.vtepMac, address: () => leases.lease?.subnet.ip ?? null,
+    }, log);
     const peers = new PeerSync({
       registry, kernel, log,
       network: config.network, subnetLen: config.subnetLen, ownPublicIp: underlay.publicIp, ownVtepMac: formatMac(mac),
       ownSubnet: () => leases.lease?.subnet ?? null,
-      onOwnLease: (event) => this.#onOwnLease(event.type, rtnl, tapIndex, config),
+      onOwnLease: (event) => this.#onOwnLease(event, rtnl, tapIndex, config),
       onEtcdState: (connected) => this.#setEtcdState(connected),
     });
     this.#peers = peers;
@@ -171,14 +186,62 @@ export class Agent {
     this.#stops.push(() => clearInterval(reconcile));
   }
 
+  /**
+   * Step 4: our VtepMAC and our lease. A method of its own so that the listings it takes die with it: an
+   * async function's locals and awaited values live as long as any closure made in it, and #start's live
+   * as long as the agent (a heap snapshot found two 5,000-lease listings, ~10 MiB, held that way). So no
+   * closure made here may outlive it.
+   */
+  async #takeLease(registry: LeaseRegistry, config: NetConfig, publicIp: number, vni: number, storedMac: Uint8Array): Promise<{ leases: LeaseManager; lease: OwnLease; mac: Uint8Array }> {
+    const o = this.#o;
+    const log = this.#log;
+    const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
+    // One listing serves the MAC check and the lease's first attempt: at 5,000 leases a listing costs ~130 ms.
+    const before = await registry.listLeases();
+    let mac = await claimUnpublishedMac(storedMac, macDeps, before);
+    const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
+    const leases = new LeaseManager({
+      registry, prefix: o.etcdPrefix, config, publicIp, vtepMac: formatMac(mac), vni,
+      previous: previous.subnet, renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000, log,
+    });
+    this.#leases = leases;
+    const lease = await leases.acquire(null, before);
+    // A clone that published at the same moment as us: the later writer yields, before the data plane
+    // starts, so the data plane and the peers only ever see the final MAC.
+    const yielded = await yieldMacIfPublishedFirst(mac, leaseKey(o.etcdPrefix, lease.subnet), macDeps);
+    if (yielded !== null) {
+      await leases.changeVtepMac(formatMac(yielded));
+      mac = yielded;
+    }
+    return { leases, lease, mac };
+  }
+
   /** One full reconcile of etcd's leases against the kernel and the data plane. */
   async reconcile(): Promise<number> {
     if (!this.#peers || this.#stopping) return 0;
+    await this.#noticeConfigChange();
+    // The TAP first: its routes and neighbors cannot be programmed while it is down.
+    const tapRepairs = this.#tap?.repair() ?? 0;
     const result = await this.#peers.reconcile();
     this.#reconcileRuns++;
     this.#reconcileChanges += result.changes;
     if (result.changes > 0) this.#log.info(`reconcile: repaired ${result.changes} kernel entries`);
-    return result.changes;
+    this.#reconcileChanges += tapRepairs;
+    return result.changes + tapRepairs;
+  }
+
+  /** Says once per change that an edited or deleted network config is not applied (flanneld ignores it too). */
+  async #noticeConfigChange(): Promise<void> {
+    if (!this.#registry || !this.#configNotice) return;
+    let current: string | null;
+    try {
+      current = await this.#registry.getConfig();
+    } catch (error) {
+      if ((error as { code?: string }).code !== "ETCD_CONFIG_NOT_FOUND") return; // etcd down: peer sync reports it
+      current = null;
+    }
+    const line = this.#configNotice.observe(current);
+    if (line !== null) this.#log.warn(line);
   }
 
   async stop(): Promise<void> {
@@ -200,6 +263,7 @@ export class Agent {
         this.#setEtcdState(true);
         const parsed = parseNetConfig(text);
         if (!parsed.ok) throw new ControlError(parsed.error.code, `network config ${configKey(this.#o.etcdPrefix)}: ${parsed.error.message}`);
+        this.#configInUse = text;
         return parsed.config;
       } catch (error) {
         const code = (error as { code?: string }).code;
@@ -221,8 +285,15 @@ export class Agent {
     void writeFile(`/proc/sys/net/ipv6/conf/${this.#o.tapName}/accept_ra`, "0").catch(() => undefined);
   }
 
-  #onOwnLease(type: "put" | "delete", rtnl: Rtnetlink, tapIndex: number, config: NetConfig): void {
-    if (type === "put" || !this.#leases || this.#stopping || this.#reRegistering) return;
+  #onOwnLease(event: OwnLeaseEvent, rtnl: Rtnetlink, tapIndex: number, config: NetConfig): void {
+    if (!this.#leases || this.#stopping) return;
+    // A put during re-registration is the re-registration's own (or will be seen again by the next listing).
+    if (event.type === "put") {
+      if (!this.#reRegistering) this.#leases.onOwnKeyPut(event.value, event.modRevision);
+      return;
+    }
+    this.#leases.onOwnKeyDeleted();
+    if (this.#reRegistering) return;
     this.#reRegistering = true;
     const leases = this.#leases;
     const before = leases.lease?.subnet;

@@ -1,6 +1,7 @@
 // flanneld's --healthz-ip/--healthz-port server (flannel-compat.md §8) plus our /metrics.
 //   GET /healthz  200 while the process runs (flanneld answers the same way, whatever its state)
 //   GET /readyz   200 once snapshot().ready (saying so when etcd is unreachable), else 503 naming what is missing
+//                 or, after start-up, what stops forwarding (`not ready: tap flannel.1 is down`)
 //   GET /metrics  Prometheus text 0.0.4 (metrics-text.ts)
 // Anything else is 404. HEAD is answered like GET without a body. The snapshot is taken per request, so
 // the server holds no agent state of its own.
@@ -81,6 +82,7 @@ function respond(request: Request, snapshot: () => AgentSnapshot, log: Logger): 
   }
   // Ready means forwarding works; an etcd outage does not stop that (peers are kept), so it stays 200 and says so.
   if (state.ready) return text(200, state.etcdConnected ? "flannelette is ready\n" : "flannelette is ready; etcd unreachable, forwarding with the known peers\n");
+  if (state.waitingFor.length === 0 && state.faults.length > 0) return text(503, `not ready: ${state.faults.join("; ")}\n`);
   const missing = state.waitingFor.length > 0 ? state.waitingFor.join(", ") : "startup";
   return text(503, `waiting for: ${missing}\n`);
 }

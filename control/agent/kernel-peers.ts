@@ -36,13 +36,16 @@ export function describePeer(p: PeerEntry): string {
   return `${formatCidr4(p.subnet)} (VtepMAC ${p.vtepMac}, PublicIP ${formatIp4(p.publicIp)})`;
 }
 
+/** The rtnetlink calls the peer programmer makes (tests hand it a fake kernel). */
+export type PeerRtnetlink = Pick<Rtnetlink, "routeList" | "routeReplace" | "routeDelete" | "neighborList" | "neighborReplace" | "neighborDelete">;
+
 export class KernelPeers {
-  readonly #rtnl: Rtnetlink;
+  readonly #rtnl: PeerRtnetlink;
   readonly #tapIndex: number;
   readonly #forwarding: PeerForwarding;
   readonly #log: Logger;
 
-  constructor(rtnl: Rtnetlink, tapIndex: number, forwarding: PeerForwarding, log: Logger) {
+  constructor(rtnl: PeerRtnetlink, tapIndex: number, forwarding: PeerForwarding, log: Logger) {
     this.#rtnl = rtnl;
     this.#tapIndex = tapIndex;
     this.#forwarding = forwarding;
@@ -69,7 +72,8 @@ export class KernelPeers {
 
   /**
    * Makes the TAP's neighbors and routes match `desired` exactly (the forwarding table is re-set too).
-   * Returns how many kernel entries it had to add or remove.
+   * Returns how many kernel entries it added, fixed or removed; an entry the kernel refuses is no repair:
+   * it is logged (rate-limited, per peer) and tried again next time.
    */
   reconcile(desired: readonly PeerEntry[]): number {
     let changes = 0;
@@ -84,9 +88,9 @@ export class KernelPeers {
       const neighborOk = neighbor !== undefined && neighbor.mac === p.vtepMac;
       this.#forwarding.setPeer(parseMacBytes(p.vtepMac), p.publicIp);
       if (routeOk && neighborOk) continue;
-      changes += (routeOk ? 0 : 1) + (neighborOk ? 0 : 1);
       try {
         this.add(p);
+        changes += (routeOk ? 0 : 1) + (neighborOk ? 0 : 1);
       } catch (error) {
         this.#log.rateLimited(`reconcile:${p.subnet.ip}`, `cannot program peer ${describePeer(p)}: ${(error as Error).message}`);
       }
@@ -95,25 +99,26 @@ export class KernelPeers {
     // no lease names. The TAP's own connected/local routes have no gateway and stay.
     for (const r of routes) {
       if (r.gateway === undefined || wantRoute.has(`${r.dst}/${r.prefixLen}`)) continue;
-      changes++;
-      this.#bestEffort(`stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () =>
+      if (this.#bestEffort(`stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () =>
         this.#rtnl.routeDelete({ dst: r.dst, prefixLen: r.prefixLen, ifindex: this.#tapIndex }),
-      );
+      )) changes++;
     }
     for (const n of neighbors) {
       if (wantNeighbor.has(n.ip) || n.mac === undefined) continue;
-      changes++;
-      this.#bestEffort(`stray neighbor ${formatIp4(n.ip)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: n.ip }));
+      if (this.#bestEffort(`stray neighbor ${formatIp4(n.ip)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: n.ip }))) changes++;
     }
     return changes;
   }
 
-  #bestEffort(what: string, run: () => void): void {
+  /** True when `run` removed the entry (false too when it was gone already). */
+  #bestEffort(what: string, run: () => void): boolean {
     try {
       run();
+      return true;
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code !== "ENOENT" && code !== "ESRCH") this.#log.warn(`removing ${what}: ${(error as Error).message}`);
+      if (code !== "ENOENT" && code !== "ESRCH") this.#log.rateLimited(`remove:${what}`, `removing ${what}: ${(error as Error).message}`);
+      return false;
     }
   }
 }

@@ -7,7 +7,8 @@
 //            every minute; an unreachable etcd never makes us give the subnet up;
 //   revoked: when our key is deleted (seen by the peer watch), register again, preferring the same subnet
 //            (flanneld shuts down there);
-//   new MAC: `changeVtepMac` re-puts the value at once (a cloned host yielding its MAC, vtep-mac-conflict.ts).
+//   new MAC: `changeVtepMac` re-puts the value at once (a cloned host yielding its MAC, vtep-mac-conflict.ts);
+//   overwritten: when our key is seen holding another value, put ours back (own-lease-guard.ts).
 
 import type { NetConfig } from "../config/net-config.ts";
 import { ControlError } from "../control-error.ts";
@@ -15,9 +16,10 @@ import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
 import { leaseKey } from "../leases/etcd-keys.ts";
 import { decodeLeaseValue, encodeLeaseValue } from "../leases/lease-json.ts";
 import { type KnownLease, nextCandidate, planAcquire, type SubnetRange } from "../leases/allocate.ts";
-import type { LeaseRecord, LeaseRegistry } from "../leases/registry.ts";
+import type { LeaseListing, LeaseRecord, LeaseRegistry } from "../leases/registry.ts";
 import { parseSubnetKey } from "../leases/subnet-key.ts";
 import type { Logger } from "../log.ts";
+import { OwnLeaseGuard } from "./own-lease-guard.ts";
 
 export const LEASE_TTL_SECONDS = 24 * 60 * 60; // flannel's subnetTTL
 const RENEW_RETRY_MS = 60_000; // flannel retries a failed renewal every minute
@@ -63,12 +65,22 @@ export class LeaseManager {
   #lease: OwnLease | null = null;
   #renewTimer: ReturnType<typeof setTimeout> | null = null;
   #stopped = false;
+  readonly #guard: OwnLeaseGuard;
 
   constructor(options: LeaseManagerOptions) {
     this.#o = options;
     this.#vtepMac = options.vtepMac;
     this.#value = this.#encode();
     this.#range = { subnetLen: options.config.subnetLen, subnetMin: options.config.subnetMin, subnetMax: options.config.subnetMax };
+    this.#guard = new OwnLeaseGuard({
+      ourValue: () => this.#value, subnet: () => this.#lease?.subnet ?? null, putOurs: (subnet) => this.#putOurs(subnet),
+      log: options.log, now: options.now,
+    });
+  }
+
+  /** How many times our key was found overwritten and our value put back. */
+  get restoredCount(): number {
+    return this.#guard.restoredCount;
   }
 
   get lease(): OwnLease | null {
@@ -104,13 +116,17 @@ export class LeaseManager {
     }
   }
 
-  /** Takes a subnet (throws OUT_OF_SUBNETS or an etcd error); `prefer` wins over subnet.env when free. */
-  async acquire(prefer: Cidr4 | null = null): Promise<OwnLease> {
+  /**
+   * Takes a subnet (throws OUT_OF_SUBNETS or an etcd error); `prefer` wins over subnet.env when free. A
+   * `listing` just taken by the caller serves the first attempt (at 5,000 leases a listing costs ~130 ms and
+   * megabytes of garbage); the create transaction still decides any race.
+   */
+  async acquire(prefer: Cidr4 | null = null, listing: LeaseListing | null = null): Promise<OwnLease> {
     const { registry, prefix, log } = this.#o;
     const random = this.#o.random ?? Math.random;
     const tried: Cidr4[] = [];
     for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
-      const leases = knownLeases((await registry.listLeases()).leases);
+      const leases = knownLeases((attempt === 0 && listing !== null ? listing : await registry.listLeases()).leases);
       let subnet: Cidr4;
       let reuse = false;
       if (attempt === 0) {
@@ -148,6 +164,7 @@ export class LeaseManager {
   async reRegister(): Promise<OwnLease> {
     const old = this.#lease;
     this.#clearTimer();
+    this.#guard.onDelete();
     this.#o.log.warn(`our lease ${old ? formatCidr4(old.subnet) : ""} was deleted from etcd; registering again`);
     const lease = await this.acquire(old?.subnet ?? null);
     if (old && !cidrEquals(old.subnet, lease.subnet)) this.#o.log.warn(`re-registered with a different subnet ${formatCidr4(lease.subnet)}: ${formatCidr4(old.subnet)} was taken`);
@@ -159,9 +176,20 @@ export class LeaseManager {
     return value === this.#value;
   }
 
+  /** A put of our key seen by the watch or a listing: another value than ours is overwritten with ours. */
+  onOwnKeyPut(value: string, modRevision: number): void {
+    if (!this.#stopped) this.#guard.onPut(value, modRevision);
+  }
+
+  /** Our key was deleted: nothing may put it back but the re-registration that follows. */
+  onOwnKeyDeleted(): void {
+    this.#guard.onDelete();
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#clearTimer();
+    this.#guard.stop();
   }
 
   #encode(): string {
@@ -181,12 +209,17 @@ export class LeaseManager {
     this.#renewTimer = setTimeout(() => void this.#renew(), delayMs);
   }
 
+  /** Our value under our key with a fresh etcd lease, as a renewal; the next renewal is counted from it. */
+  async #putOurs(subnet: Cidr4): Promise<void> {
+    const grant = await this.#o.registry.updateLease(leaseKey(this.#o.prefix, subnet), this.#value, LEASE_TTL_SECONDS);
+    if (!this.#stopped && this.#lease && cidrEquals(this.#lease.subnet, subnet)) this.#hold(subnet, grant.ttlSeconds);
+  }
+
   async #renew(): Promise<void> {
     const lease = this.#lease;
     if (!lease || this.#stopped) return;
     try {
-      const grant = await this.#o.registry.updateLease(leaseKey(this.#o.prefix, lease.subnet), this.#value, LEASE_TTL_SECONDS);
-      this.#hold(lease.subnet, grant.ttlSeconds);
+      await this.#putOurs(lease.subnet);
       this.#o.log.info(`renewed lease ${formatCidr4(lease.subnet)}`);
     } catch (error) {
       this.#o.log.warn(`renewing lease ${formatCidr4(lease.subnet)} failed, retrying in 1 minute: ${(error as Error).message}`);

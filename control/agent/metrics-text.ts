@@ -5,6 +5,7 @@
 // before a lease exists.
 
 import { DROP_REASONS, type DataplaneCounters } from "../../dataplane/counters.ts";
+import { LEASE_REJECT_REASONS, type LeaseRejectReason } from "./peer-sync.ts";
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -12,14 +13,22 @@ export interface AgentSnapshot {
   ready: boolean;
   /** What readiness still waits for, in the order it will arrive (`lease`, `tap`, `subnet.env`). */
   waitingFor: string[];
+  /** What stops forwarding now although start-up is done (`tap flannel.1 is down`), one sentence each. */
+  faults: string[];
   /** null until the data plane has started. */
   counters: DataplaneCounters | null;
   peers: number;
+  /** Entries (VtepMACs) in the data plane's forwarding table; 0 before it starts. */
+  forwardingEntries: number;
   /** Unix seconds; null while there is no lease. */
   leaseExpiresAt: number | null;
   etcdConnected: boolean;
   reconcileRuns: number;
   reconcileChanges: number;
+  /** Lease puts refused as peers, by reason (absent reasons are 0). */
+  leaseRejections: Readonly<Partial<Record<LeaseRejectReason, number>>>;
+  /** Times our own lease key was found overwritten and our value put back. */
+  ownLeaseRestores: number;
 }
 
 type MetricType = "counter" | "gauge";
@@ -72,6 +81,13 @@ export function renderMetrics(snapshot: AgentSnapshot): string {
       samples: [{ value: snapshot.peers }],
     },
     {
+      // Read from the table itself, not the agent's peer set, so a lost add or remove shows as a gap to `peers`.
+      name: "forwarding_entries",
+      type: "gauge",
+      help: "VtepMAC entries in the data plane's forwarding table (one per programmed peer).",
+      samples: [{ value: snapshot.forwardingEntries }],
+    },
+    {
       name: "lease_expiry_timestamp_seconds",
       type: "gauge",
       help: "When this node's subnet lease expires unless renewed, in Unix seconds.",
@@ -98,9 +114,21 @@ export function renderMetrics(snapshot: AgentSnapshot): string {
       samples: [{ value: snapshot.reconcileChanges }],
     },
     {
+      name: "lease_rejections_total",
+      type: "counter",
+      help: "Lease puts (watched or listed) that were not made a peer, by reason.",
+      samples: LEASE_REJECT_REASONS.map((reason) => ({ labels: { reason }, value: snapshot.leaseRejections[reason] ?? 0 })),
+    },
+    {
+      name: "own_lease_restored_total",
+      type: "counter",
+      help: "Times our own lease key was found holding another value and ours was put back.",
+      samples: [{ value: snapshot.ownLeaseRestores }],
+    },
+    {
       name: "ready",
       type: "gauge",
-      help: "1 once the lease is held, the TAP is up and subnet.env is written, else 0.",
+      help: "1 once the lease is held, the TAP is up and subnet.env is written, and while the TAP can forward, else 0.",
       samples: [{ value: snapshot.ready ? 1 : 0 }],
     },
   ];

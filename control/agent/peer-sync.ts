@@ -7,25 +7,39 @@
 //              counted per reason; it never reaches the kernel. A known peer whose value becomes unreadable
 //              (oversize, malformed) is kept, as flanneld keeps it; one whose value decodes but fails a check
 //              (another backend, our PublicIP or MAC, a bad address) is removed. A VtepMAC that another known
-//              peer already has is refused too: the forwarding table has one entry per MAC;
+//              peer already has is refused too: the forwarding table has one entry per MAC. Two peers with
+//              one PublicIP are both kept (the table is by MAC) but logged: flannel identifies a node by it;
 //   compacted: re-list, diff against what we have, watch again from the new revision;
 //   reconcile: re-list (when etcd answers) and make the kernel match the known set exactly.
 // Nothing is removed because etcd is unreachable: the known set only changes on what etcd says.
 
-import { type Cidr4, cidrEquals, formatCidr4 } from "../ip4.ts";
+import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
 import type { LeaseEvent, LeaseRegistry, LeaseWatch } from "../leases/registry.ts";
 import { parseSubnetKey } from "../leases/subnet-key.ts";
 import type { Logger } from "../log.ts";
 import { describePeer, type KernelPeers, type PeerEntry, samePeer } from "./kernel-peers.ts";
 import { checkPeerLease, keepsKnownPeer, type PeerRejectReason } from "./peer-lease-check.ts";
 
-export type OwnLeaseEvent = { type: "put"; value: string } | { type: "delete" };
+/** A put carries its modRevision, so that a listing and the watch can be put in order (own-lease-guard.ts). */
+export type OwnLeaseEvent = { type: "put"; value: string; modRevision: number } | { type: "delete" };
 
 /** What PeerSync needs of the kernel side; `KernelPeers` is the real one. */
 export type PeerKernel = Pick<KernelPeers, "add" | "remove" | "reconcile">;
 
 /** Why a lease event did not become a peer: the lease checks plus the two PeerSync makes itself. */
 export type LeaseRejectReason = PeerRejectReason | "bad_key" | "duplicate_vtep_mac";
+
+/** Every reject reason, for metrics that list each one at 0 before it happens. */
+export const LEASE_REJECT_REASONS = [
+  "bad_key", "oversize", "malformed", "other_backend", "subnet_outside_network", "subnet_length", "subnet_host_bits",
+  "own_subnet", "bad_public_ip", "own_public_ip", "bad_vtep_mac", "own_vtep_mac", "duplicate_vtep_mac",
+] as const satisfies readonly LeaseRejectReason[];
+// Fails to compile when a reason is added to the type but not to the list.
+const everyReasonListed: Exclude<LeaseRejectReason, (typeof LEASE_REJECT_REASONS)[number]> extends never ? true : never = true;
+void everyReasonListed;
+
+// Two leases with one PublicIP stay a standing mistake until an operator acts: say so now and then, not per event.
+const SHARED_PUBLIC_IP_LOG_MS = 10 * 60_000;
 
 export interface PeerSyncOptions {
   registry: LeaseRegistry;
@@ -50,6 +64,10 @@ export interface ReconcileResult {
 export class PeerSync {
   readonly #o: PeerSyncOptions;
   readonly #peers = new Map<string, PeerEntry>(); // by subnet key text
+  readonly #keyByMac = new Map<string, string>(); // VtepMAC -> subnet key text: one peer per MAC, found in O(1)
+  // PublicIP -> subnet key text(s), to notice a shared one. A plain string in the usual case of one peer per
+  // PublicIP: a Set per peer cost ~1 MiB of heap at 5,000 peers.
+  readonly #keysByPublicIp = new Map<number, string | string[]>();
   readonly #rejected = new Map<LeaseRejectReason, number>();
   #watch: LeaseWatch | null = null;
   #stopped = false;
@@ -106,7 +124,7 @@ export class PeerSync {
     this.#o.onEtcdState(true);
     const seen = new Set<string>();
     for (const record of listing.leases) {
-      const key = this.#apply({ type: "put", key: record.key, value: record.value, revision: listing.revision });
+      const key = this.#apply({ type: "put", key: record.key, value: record.value, revision: record.modRevision });
       if (key) seen.add(key);
     }
     for (const [key, peer] of this.#peers) if (!seen.has(key)) this.#removePeer(key, peer);
@@ -160,7 +178,7 @@ export class PeerSync {
     const key = formatCidr4(parsed.subnet);
     const own = this.#o.ownSubnet();
     if (own !== null && cidrEquals(own, parsed.subnet)) {
-      this.#o.onOwnLease(event.type === "delete" ? { type: "delete" } : { type: "put", value: event.value });
+      this.#o.onOwnLease(event.type === "delete" ? { type: "delete" } : { type: "put", value: event.value, modRevision: event.revision });
       return null;
     }
     const known = this.#peers.get(key);
@@ -184,13 +202,14 @@ export class PeerSync {
       return null;
     }
     if (known && samePeer(known, peer)) return key; // a renewal: nothing to do
+    this.#noteSharedPublicIp(key, peer, event.key);
     try {
       this.#o.kernel.add(peer, known);
-      this.#peers.set(key, peer);
+      this.#remember(key, peer);
       this.#o.log.info(`${known ? "updated" : "added"} peer ${describePeer(peer)}`);
     } catch (error) {
       // Keep it known anyway: the next reconcile retries the kernel entries.
-      this.#peers.set(key, peer);
+      this.#remember(key, peer);
       this.#o.log.rateLimited(`add:${key}`, `programming peer ${describePeer(peer)} failed (will retry): ${(error as Error).message}`);
     }
     return key;
@@ -202,12 +221,46 @@ export class PeerSync {
   }
 
   #peerWithMac(vtepMac: string, exceptKey: string): PeerEntry | null {
-    for (const [key, peer] of this.#peers) if (key !== exceptKey && peer.vtepMac === vtepMac) return peer;
-    return null;
+    const key = this.#keyByMac.get(vtepMac);
+    return key === undefined || key === exceptKey ? null : (this.#peers.get(key) ?? null);
+  }
+
+  #remember(key: string, peer: PeerEntry): void {
+    const before = this.#peers.get(key);
+    if (before && before.vtepMac !== peer.vtepMac && this.#keyByMac.get(before.vtepMac) === key) this.#keyByMac.delete(before.vtepMac);
+    if (before) this.#forgetPublicIp(key, before);
+    this.#peers.set(key, peer);
+    this.#keyByMac.set(peer.vtepMac, key);
+    const keys = this.#keysByPublicIp.get(peer.publicIp);
+    if (keys === undefined || keys === key) this.#keysByPublicIp.set(peer.publicIp, key);
+    else if (typeof keys === "string") this.#keysByPublicIp.set(peer.publicIp, [keys, key]);
+    else if (!keys.includes(key)) keys.push(key);
+  }
+
+  #forgetPublicIp(key: string, peer: PeerEntry): void {
+    const keys = this.#keysByPublicIp.get(peer.publicIp);
+    if (keys === key) this.#keysByPublicIp.delete(peer.publicIp);
+    else if (Array.isArray(keys)) {
+      const rest = keys.filter((k) => k !== key);
+      this.#keysByPublicIp.set(peer.publicIp, rest.length === 1 ? rest[0]! : rest);
+    }
+  }
+
+  /** A new or changed peer whose PublicIP another known peer has: both stay, one warning names both keys. */
+  #noteSharedPublicIp(key: string, peer: PeerEntry, etcdKey: string): void {
+    const keys = this.#keysByPublicIp.get(peer.publicIp) ?? [];
+    const other = (typeof keys === "string" ? [keys] : keys).find((k) => k !== key);
+    if (other === undefined) return;
+    const keyOf = (subnet: string) => etcdKey.slice(0, etcdKey.lastIndexOf("/") + 1) + subnet.replace("/", "-");
+    this.#o.log.rateLimited(`shared-public-ip:${peer.publicIp}`,
+      `leases ${keyOf(other)} and ${etcdKey} both claim PublicIP ${formatIp4(peer.publicIp)} (flannel identifies a node by its ` +
+      `PublicIP: a node registered twice, or an address given to two nodes?); both are programmed`, SHARED_PUBLIC_IP_LOG_MS);
   }
 
   #removePeer(key: string, peer: PeerEntry): void {
     this.#peers.delete(key);
+    if (this.#keyByMac.get(peer.vtepMac) === key) this.#keyByMac.delete(peer.vtepMac);
+    this.#forgetPublicIp(key, peer);
     this.#o.kernel.remove(peer);
     this.#o.log.info(`removed peer ${describePeer(peer)}`);
   }

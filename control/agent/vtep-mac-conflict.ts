@@ -10,7 +10,7 @@
 import { formatMac, randomVtepMac } from "../../dataplane/mac.ts";
 import { formatIp4 } from "../ip4.ts";
 import { decodeLeaseValue } from "../leases/lease-json.ts";
-import type { LeaseRecord, LeaseRegistry } from "../leases/registry.ts";
+import type { LeaseListing, LeaseRecord, LeaseRegistry } from "../leases/registry.ts";
 import type { Logger } from "../log.ts";
 import { MAX_LEASE_VALUE_BYTES } from "./peer-lease-check.ts";
 
@@ -73,9 +73,12 @@ export interface MacConflictDeps {
   readonly makeMac?: () => Uint8Array;
 }
 
-/** Before publishing: returns `mac`, or a new kept MAC when another node's lease already carries it. */
-export async function claimUnpublishedMac(mac: Uint8Array, deps: MacConflictDeps): Promise<Uint8Array> {
-  const { leases } = await deps.registry.listLeases();
+/**
+ * Before publishing: returns `mac`, or a new kept MAC when another node's lease already carries it. `listing`:
+ * one the caller just took (else one is taken here).
+ */
+export async function claimUnpublishedMac(mac: Uint8Array, deps: MacConflictDeps, listing?: LeaseListing): Promise<Uint8Array> {
+  const { leases } = listing ?? (await deps.registry.listLeases());
   const holder = findMacHolder(leases, formatMac(mac), deps.publicIp);
   if (holder === null) return mac;
   const fresh = freshVtepMac(publishedMacs(leases), mac, deps.makeMac);
@@ -91,8 +94,8 @@ export async function claimUnpublishedMac(mac: Uint8Array, deps: MacConflictDeps
  * After publishing under `ownKey`: returns a new kept MAC when another node's lease carries `mac` and was
  * written before ours (the caller must re-put its lease value), else null.
  */
-export async function yieldMacIfPublishedFirst(mac: Uint8Array, ownKey: string, deps: MacConflictDeps): Promise<Uint8Array | null> {
-  const { leases } = await deps.registry.listLeases();
+export async function yieldMacIfPublishedFirst(mac: Uint8Array, ownKey: string, deps: MacConflictDeps, listing?: LeaseListing): Promise<Uint8Array | null> {
+  const { leases } = listing ?? (await deps.registry.listLeases());
   const own = leases.find((r) => r.key === ownKey);
   if (own === undefined) return null; // our key is gone again; the peer watch re-registers it
   const holder = findMacHolder(leases, formatMac(mac), deps.publicIp, own.modRevision);

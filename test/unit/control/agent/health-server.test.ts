@@ -19,6 +19,9 @@ function starting(): AgentSnapshot {
     etcdConnected: false,
     reconcileRuns: 0,
     reconcileChanges: 0,
+    faults: [],
+    leaseRejections: {},
+    ownLeaseRestores: 0,
   };
 }
 
@@ -64,6 +67,16 @@ describe("startHealthServer", () => {
     expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready\n" });
     state = { ...state, ready: false, waitingFor: ["lease"] };
     expect(await get(server, "/readyz")).toMatchObject({ status: 503, body: "waiting for: lease\n" });
+  });
+
+  test("answers 503 naming what stops forwarding after start-up, and 200 again once it is repaired", async () => {
+    let state: AgentSnapshot = { ...starting(), ready: false, waitingFor: [], etcdConnected: true, faults: ["tap flannel.1 is down"] };
+    const server = await start(() => state);
+    expect(await get(server, "/readyz")).toMatchObject({ status: 503, body: "not ready: tap flannel.1 is down\n" });
+    state = { ...state, faults: ["tap flannel.1 is down", "tap flannel.1 has MAC 0a:00:00:00:00:01, not our VtepMAC 0a:58:0a:f4:01:01"] };
+    expect((await get(server, "/readyz")).body).toBe("not ready: tap flannel.1 is down; tap flannel.1 has MAC 0a:00:00:00:00:01, not our VtepMAC 0a:58:0a:f4:01:01\n");
+    state = { ...state, ready: true, faults: [] };
+    expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready\n" });
   });
 
   test("stays 200 through an etcd outage once ready, and says that etcd is unreachable", async () => {

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   type AgentSnapshot, escapeHelp, escapeLabelValue, formatValue, renderMetrics,
 } from "../../../../control/agent/metrics-text.ts";
+import { LEASE_REJECT_REASONS } from "../../../../control/agent/peer-sync.ts";
 import { DROP_REASONS, type DataplaneCounters, type DropReason } from "../../../../dataplane/counters.ts";
 
 function counters(drops: Partial<Record<DropReason, number>> = {}): DataplaneCounters {
@@ -14,10 +15,14 @@ const SNAPSHOT: AgentSnapshot = {
   waitingFor: [],
   counters: counters({ runt: 2, bad_vni: 1, tap_write_error: 9007199254740991 }),
   peers: 3,
+  forwardingEntries: 3,
   leaseExpiresAt: 1798761600,
   etcdConnected: true,
   reconcileRuns: 12,
   reconcileChanges: 4,
+  faults: [],
+  leaseRejections: { own_public_ip: 3, malformed: 1 },
+  ownLeaseRestores: 2,
 };
 
 const EXPECTED = `# HELP flannelette_frames_total Inner Ethernet frames carried by the data plane (tx: TAP to peers, rx: peers to TAP).
@@ -46,6 +51,9 @@ flannelette_drops_total{reason="tap_write_error"} 9007199254740991
 # HELP flannelette_peers Remote leases currently programmed (route, neighbor and forwarding entry).
 # TYPE flannelette_peers gauge
 flannelette_peers 3
+# HELP flannelette_forwarding_entries VtepMAC entries in the data plane's forwarding table (one per programmed peer).
+# TYPE flannelette_forwarding_entries gauge
+flannelette_forwarding_entries 3
 # HELP flannelette_lease_expiry_timestamp_seconds When this node's subnet lease expires unless renewed, in Unix seconds.
 # TYPE flannelette_lease_expiry_timestamp_seconds gauge
 flannelette_lease_expiry_timestamp_seconds 1798761600
@@ -58,7 +66,25 @@ flannelette_reconcile_runs_total 12
 # HELP flannelette_reconcile_changes_total Kernel or data-plane entries that reconciliation had to add, fix or remove.
 # TYPE flannelette_reconcile_changes_total counter
 flannelette_reconcile_changes_total 4
-# HELP flannelette_ready 1 once the lease is held, the TAP is up and subnet.env is written, else 0.
+# HELP flannelette_lease_rejections_total Lease puts (watched or listed) that were not made a peer, by reason.
+# TYPE flannelette_lease_rejections_total counter
+flannelette_lease_rejections_total{reason="bad_key"} 0
+flannelette_lease_rejections_total{reason="oversize"} 0
+flannelette_lease_rejections_total{reason="malformed"} 1
+flannelette_lease_rejections_total{reason="other_backend"} 0
+flannelette_lease_rejections_total{reason="subnet_outside_network"} 0
+flannelette_lease_rejections_total{reason="subnet_length"} 0
+flannelette_lease_rejections_total{reason="subnet_host_bits"} 0
+flannelette_lease_rejections_total{reason="own_subnet"} 0
+flannelette_lease_rejections_total{reason="bad_public_ip"} 0
+flannelette_lease_rejections_total{reason="own_public_ip"} 3
+flannelette_lease_rejections_total{reason="bad_vtep_mac"} 0
+flannelette_lease_rejections_total{reason="own_vtep_mac"} 0
+flannelette_lease_rejections_total{reason="duplicate_vtep_mac"} 0
+# HELP flannelette_own_lease_restored_total Times our own lease key was found holding another value and ours was put back.
+# TYPE flannelette_own_lease_restored_total counter
+flannelette_own_lease_restored_total 2
+# HELP flannelette_ready 1 once the lease is held, the TAP is up and subnet.env is written, and while the TAP can forward, else 0.
 # TYPE flannelette_ready gauge
 flannelette_ready 1
 `;
@@ -91,6 +117,13 @@ describe("renderMetrics", () => {
     for (const reason of DROP_REASONS) expect(got.get(`flannelette_drops_total{reason="${reason}"}`)).toBe("0");
   });
 
+  test("reports every lease reject reason, at 0 before any lease was refused", () => {
+    const got = samples(renderMetrics({ ...SNAPSHOT, leaseRejections: {} }));
+    for (const reason of LEASE_REJECT_REASONS) expect(got.get(`flannelette_lease_rejections_total{reason="${reason}"}`)).toBe("0");
+    const text = renderMetrics(SNAPSHOT);
+    expect([...text.matchAll(/^flannelette_lease_rejections_total\{reason="([^"]+)"\} /gm)].map((m) => m[1])).toEqual([...LEASE_REJECT_REASONS]);
+  });
+
   test.each<[string, number | null]>([
     ["there is no lease", null],
     ["the expiry is not a finite number", Number.NaN],
@@ -104,6 +137,9 @@ describe("renderMetrics", () => {
     ["not ready and etcd down as 0", { ready: false, etcdConnected: false }, { flannelette_ready: "0", flannelette_etcd_connected: "0" }],
     ["ready and etcd up as 1", { ready: true, etcdConnected: true }, { flannelette_ready: "1", flannelette_etcd_connected: "1" }],
     ["no peers as 0", { peers: 0 }, { flannelette_peers: "0" }],
+    ["an empty forwarding table as 0", { forwardingEntries: 0 }, { flannelette_forwarding_entries: "0" }],
+    ["the forwarding table's own size, even when it differs from the peer count", { peers: 5000, forwardingEntries: 4999 },
+      { flannelette_peers: "5000", flannelette_forwarding_entries: "4999" }],
   ])("reports %s", (_why, change, expected) => {
     const got = samples(renderMetrics({ ...SNAPSHOT, ...change }));
     for (const [name, value] of Object.entries(expected)) expect(got.get(name)).toBe(value);
@@ -120,7 +156,7 @@ describe("renderMetrics", () => {
       expect(lines.slice(0, i)).toContain(`# TYPE ${name} ${/_total$/.test(name) ? "counter" : "gauge"}`);
       expect(lines.slice(0, i).some((l) => l.startsWith(`# HELP ${name} `))).toBe(true);
     }
-    expect(seen.size).toBe(9);
+    expect(seen.size).toBe(12);
   });
 });
 

@@ -84,7 +84,7 @@ describe("PeerSync with hostile leases", () => {
     const { sync, kernel, captured, own } = await started(registry);
     expect(kernel.summary()).toEqual(["10.244.2.0/24 0a:58:0a:f4:02:02 192.0.2.12"]);
     expect(Object.fromEntries(sync.rejected)).toEqual(Object.fromEntries(HOSTILE.map(([, , reason]) => [reason, 1])));
-    expect(own).toEqual([{ type: "put", value: vxlan(OWN_IP, OWN_MAC) }]);
+    expect(own).toEqual([{ type: "put", value: vxlan(OWN_IP, OWN_MAC), modRevision: registry.record(SUBNETS + "10.244.1.0-24")!.modRevision }]);
     expect(captured.matching(/^W.* ignoring (lease|key) /)).toHaveLength(HOSTILE.length);
     await sync.stop();
   });
@@ -202,6 +202,38 @@ describe("PeerSync keeps its other contracts", () => {
     const result = await sync.reconcile();
     expect(result.fromEtcd).toBe(false);
     expect(kernel.summary()).toEqual(["10.244.2.0/24 0a:58:0a:f4:02:02 192.0.2.12"]);
+    await sync.stop();
+  });
+});
+
+describe("PeerSync with two leases claiming one PublicIP", () => {
+  test("programs both and says so once, naming both keys; a reconcile's re-listing does not repeat it", async () => {
+    const registry = new FakeRegistry();
+    registry.put(SUBNETS + GOOD_KEY, GOOD);
+    const { sync, kernel, captured } = await started(registry);
+    registry.put(SUBNETS + "10.244.5.0-24", vxlan("192.0.2.12", "0a:58:0a:f4:05:05"));
+    await settle();
+    await sync.reconcile();
+    await sync.reconcile();
+    expect(kernel.summary()).toEqual(["10.244.2.0/24 0a:58:0a:f4:02:02 192.0.2.12", "10.244.5.0/24 0a:58:0a:f4:05:05 192.0.2.12"]);
+    const lines = captured.matching("both claim PublicIP 192.0.2.12");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^W.* leases \/coreos\.com\/network\/subnets\/10\.244\.2\.0-24 and \/coreos\.com\/network\/subnets\/10\.244\.5\.0-24 both claim/);
+    expect([...sync.rejected.values()]).toEqual([]);
+    await sync.stop();
+  });
+
+  test("a PublicIP freed by a deleted or changed lease is no longer shared", async () => {
+    const registry = new FakeRegistry();
+    registry.put(SUBNETS + GOOD_KEY, GOOD);
+    registry.put(SUBNETS + "10.244.5.0-24", vxlan("192.0.2.15", "0a:58:0a:f4:05:05"));
+    const { sync, captured } = await started(registry);
+    registry.put(SUBNETS + "10.244.5.0-24", vxlan("192.0.2.16", "0a:58:0a:f4:05:05")); // moved to another address
+    registry.remove(SUBNETS + GOOD_KEY);
+    registry.put(SUBNETS + "10.244.6.0-24", vxlan("192.0.2.12", "0a:58:0a:f4:06:06")); // takes the deleted lease's address
+    registry.put(SUBNETS + "10.244.7.0-24", vxlan("192.0.2.15", "0a:58:0a:f4:07:07")); // and the moved one's
+    await settle();
+    expect(captured.matching("both claim")).toEqual([]);
     await sync.stop();
   });
 });
