@@ -1,4 +1,5 @@
-// `flannelette run` inside a node namespace, pointed at the hub's etcd, with its own state dir and subnet file.
+// `flannelette run` inside a node namespace, pointed at the hub's etcd (or at the etcd flags a test gives it),
+// with its own state dir and subnet file.
 
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +22,8 @@ export class AgentNode {
     readonly node: NetnsNode,
     readonly dir: string,
     readonly extraArgs: readonly string[],
+    /** The etcd flags: endpoints, TLS files, credentials. */
+    readonly etcdArgs: readonly string[] = ["--etcd-endpoints", ETCD_ENDPOINT],
   ) {}
 
   get subnetFile(): string {
@@ -33,7 +36,7 @@ export class AgentNode {
 
   argv(): string[] {
     return [
-      BUN, CLI, "run", "--etcd-endpoints", ETCD_ENDPOINT, "--iface", UNDERLAY_DEV,
+      BUN, CLI, "run", ...this.etcdArgs, "--iface", UNDERLAY_DEV,
       "--subnet-file", this.subnetFile, "--state-dir", this.stateDir, ...this.extraArgs,
     ];
   }
@@ -71,8 +74,14 @@ export class AgentNode {
   }
 }
 
-export async function createAgentNode(topo: Topology, node: NetnsNode, extraArgs: readonly string[] = []): Promise<AgentNode> {
-  return new AgentNode(topo, node, await mkdtemp(join(tmpdir(), `fnl-agent-n${node.index}-`)), extraArgs);
+export interface AgentNodeOptions {
+  /** Replaces `--etcd-endpoints <hub etcd>`, for agents that talk to another etcd (TLS, auth, a cluster). */
+  readonly etcdArgs?: readonly string[];
+}
+
+export async function createAgentNode(topo: Topology, node: NetnsNode, extraArgs: readonly string[] = [],
+  options: AgentNodeOptions = {}): Promise<AgentNode> {
+  return new AgentNode(topo, node, await mkdtemp(join(tmpdir(), `fnl-agent-n${node.index}-`)), extraArgs, options.etcdArgs);
 }
 
 /**
