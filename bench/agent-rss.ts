@@ -1,5 +1,5 @@
 // Memory of `flannelette run` (the whole agent: etcd client, control plane and data plane) under full load:
-// two agents sharing a private etcd in network namespaces, one TCP stream each way between their pods.
+// two agents sharing a private etcd in network namespaces, a TCP stream one way, the other, then both at once.
 // Samples VmRSS of both agents every 200 ms (bench/e2e/load.ts) and prints, per agent, the resident memory
 // when idle, the largest seen under load and the peak the kernel recorded (VmHWM), split into anonymous and
 // file-backed pages at the end.
@@ -27,9 +27,11 @@ try {
   const sampler = setInterval(() => pids.forEach((pid, i) => (max[i] = Math.max(max[i]!, statusKiB(pid, "VmRSS") || 0))), SAMPLE_INTERVAL_MS);
   const rates: string[] = [];
   try {
-    for (const reverse of [false, true]) {
-      const r = await iperf3Tcp(topo, { ns: topo.nodes[1]!.ns, ip: pods[1]! }, { ns: topo.nodes[0]!.ns, ip: pods[0]! }, { seconds, reverse });
-      rates.push(`${(r.gbps).toFixed(2)} Gbit/s ${reverse ? "n2→n1" : "n1→n2"}`);
+    // One direction, the other, then a stream each way at once (iperf3 --bidir).
+    for (const phase of ["n1→n2", "n2→n1", "both ways at once"] as const) {
+      const opts = { seconds, reverse: phase === "n2→n1", extraArgs: phase === "both ways at once" ? ["--bidir"] : [] };
+      const r = await iperf3Tcp(topo, { ns: topo.nodes[1]!.ns, ip: pods[1]! }, { ns: topo.nodes[0]!.ns, ip: pods[0]! }, opts);
+      rates.push(`${(r.gbps).toFixed(2)} Gbit/s ${phase}${phase === "both ways at once" ? " (n1→n2 part)" : ""}`);
     }
   } finally {
     clearInterval(sampler);
