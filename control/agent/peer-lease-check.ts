@@ -9,7 +9,6 @@
 //   - its PublicIP is a unicast address outside the overlay that is not ours;
 //   - its VtepMAC is a unicast, non-zero MAC that is not ours.
 
-import { parseMac } from "../../dataplane/mac.ts";
 import { type Cidr4, cidrContainsCidr, cidrContainsIp, cidrEquals, formatCidr4, formatIp4, maskOf } from "../ip4.ts";
 import { decodeLeaseValue } from "../leases/lease-json.ts";
 import type { PeerEntry } from "./kernel-peers.ts";
@@ -73,12 +72,13 @@ function reject(reason: PeerRejectReason, detail: string): PeerCheckResult {
   return { ok: false, reason, detail };
 }
 
+// The texts for the messages are made only on a refusal: a listing of 5,000 good leases makes no garbage here.
 function checkSubnet(subnet: Cidr4, ctx: PeerCheckContext): PeerCheckResult | null {
-  const text = formatCidr4(subnet);
-  if (!cidrContainsCidr(ctx.network, subnet)) return reject("subnet_outside_network", `subnet ${text} is not inside the network ${formatCidr4(ctx.network)}`);
-  if (subnet.prefixLen !== ctx.subnetLen) return reject("subnet_length", `subnet ${text} is not a /${ctx.subnetLen}`);
-  if (((subnet.ip & ~maskOf(subnet.prefixLen)) >>> 0) !== 0) return reject("subnet_host_bits", `subnet ${text} has host bits set`);
-  if (ctx.ownSubnet !== null && cidrEquals(ctx.ownSubnet, subnet)) return reject("own_subnet", `subnet ${text} is ours`);
+  const text = () => formatCidr4(subnet);
+  if (!cidrContainsCidr(ctx.network, subnet)) return reject("subnet_outside_network", `subnet ${text()} is not inside the network ${formatCidr4(ctx.network)}`);
+  if (subnet.prefixLen !== ctx.subnetLen) return reject("subnet_length", `subnet ${text()} is not a /${ctx.subnetLen}`);
+  if (((subnet.ip & ~maskOf(subnet.prefixLen)) >>> 0) !== 0) return reject("subnet_host_bits", `subnet ${text()} has host bits set`);
+  if (ctx.ownSubnet !== null && cidrEquals(ctx.ownSubnet, subnet)) return reject("own_subnet", `subnet ${text()} is ours`);
   return null;
 }
 
@@ -93,21 +93,21 @@ export function publicIpProblem(ip: number): string | null {
 }
 
 function checkPublicIp(ip: number, ctx: PeerCheckContext): PeerCheckResult | null {
-  const text = formatIp4(ip);
+  const text = () => formatIp4(ip);
   const problem = publicIpProblem(ip);
-  if (problem !== null) return reject("bad_public_ip", `PublicIP ${text} ${problem}`);
+  if (problem !== null) return reject("bad_public_ip", `PublicIP ${text()} ${problem}`);
   // An underlay address inside the overlay would send encapsulated frames back into flannel.1.
-  if (cidrContainsIp(ctx.network, ip)) return reject("bad_public_ip", `PublicIP ${text} is inside the network ${formatCidr4(ctx.network)}`);
-  if (ip === ctx.ownPublicIp) return reject("own_public_ip", `PublicIP ${text} is ours`);
+  if (cidrContainsIp(ctx.network, ip)) return reject("bad_public_ip", `PublicIP ${text()} is inside the network ${formatCidr4(ctx.network)}`);
+  if (ip === ctx.ownPublicIp) return reject("own_public_ip", `PublicIP ${text()} is ours`);
   return null;
 }
 
 /** Why `mac` (lowercase text) cannot be a peer's VtepMAC, or null if it can. */
 export function vtepMacProblem(mac: string): string | null {
-  const bytes = parseMac(mac);
-  if (bytes.every((b) => b === 0)) return "is all zeros";
-  if (bytes.every((b) => b === 0xff)) return "is the broadcast address";
-  if ((bytes[0]! & 0x01) !== 0) return "is a multicast address";
+  // Read from the text (`aa:bb:…`, as the lease decoder hands it over) rather than parsed into bytes per lease.
+  if (mac === "00:00:00:00:00:00") return "is all zeros";
+  if (mac === "ff:ff:ff:ff:ff:ff") return "is the broadcast address";
+  if ((parseInt(mac.slice(0, 2), 16) & 0x01) !== 0) return "is a multicast address";
   return null;
 }
 

@@ -50,7 +50,27 @@ function fail(code: LeaseDecodeCode, reason: string): Failure {
   return { ok: false, code, reason: oneLine(reason) };
 }
 
+// The value exactly as flanneld (and we) write a vxlan lease. At 5,000 leases the full decoder below costs
+// ~20 µs and dozens of short-lived objects per value, on every listing; this form is read with one match.
+const CANONICAL_VXLAN =
+  /^\{"PublicIP":"([0-9.]{7,15})","PublicIPv6":null,"BackendType":"vxlan","BackendData":\{"VNI":(0|[1-9][0-9]{0,4}),"VtepMAC":"((?:[0-9a-f]{2}:){5}[0-9a-f]{2})"\}\}$/;
+
+/** Decodes a lease value as flanneld's json.Unmarshal would. */
 export function decodeLeaseValue(text: string): LeaseDecodeResult {
+  const m = CANONICAL_VXLAN.exec(text);
+  if (m !== null) {
+    const publicIp = parseIp4(m[1]!);
+    const vni = Number(m[2]);
+    // Anything the match lets through that the full decoder would judge differently goes to it.
+    if (publicIp !== null && vni <= 0xffff) {
+      return { ok: true, lease: { publicIp, publicIpv6: null, backendType: "vxlan", vxlan: { vni, vtepMac: m[3]! } } };
+    }
+  }
+  return decodeLeaseValueInFull(text);
+}
+
+/** The full decoder: Go's JSON rules (case-insensitive keys, duplicates, escapes, types). */
+export function decodeLeaseValueInFull(text: string): LeaseDecodeResult {
   const parsed = parseGoJson(text);
   if (!parsed.ok) return fail("LEASE_SYNTAX", parsed.message);
   const top = parsed.value;

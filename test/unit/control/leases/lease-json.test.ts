@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseIp4 } from "../../../../control/ip4.ts";
-import { decodeLeaseValue, encodeLeaseValue, type LeaseDecodeCode } from "../../../../control/leases/lease-json.ts";
+import { decodeLeaseValue, decodeLeaseValueInFull, encodeLeaseValue, type LeaseDecodeCode } from "../../../../control/leases/lease-json.ts";
 import { loadCorpus, mutate, seededRandom } from "../fuzz.ts";
 
 const ip = (text: string) => parseIp4(text)!;
@@ -125,3 +125,35 @@ describe("decodeLeaseValue rejects, without throwing", () => {
     expect(accepted).toBeGreaterThan(500);
   });
 });
+
+describe("decodeLeaseValue's fast path for flanneld's own form", () => {
+  // The fast path must be invisible: on every input, the same result as the full decoder.
+  test("agrees with the full decoder on canonical values, their mutations and near misses (seeded)", async () => {
+    const random = seededRandom(0xfa57);
+    const byte = () => Math.floor(random() * 256);
+    const canonical = () =>
+      encodeLeaseValue({ publicIp: ((byte() << 24) | (byte() << 16) | (byte() << 8) | byte()) >>> 0, backend: { type: "vxlan", vni: Math.floor(random() * 70000), vtepMac: Array.from({ length: 6 }, () => byte().toString(16).padStart(2, "0")).join(":") } });
+    const nearMisses = [
+      '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":65536,"VtepMAC":"0a:00:00:00:00:01"}}',
+      '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":99999,"VtepMAC":"0a:00:00:00:00:01"}}',
+      '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":01,"VtepMAC":"0a:00:00:00:00:01"}}',
+      '{"PublicIP":"10.0.0.256","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}}',
+      '{"PublicIP":"010.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}}',
+      '{"PublicIP":"1.2.3.4.5","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}}',
+      '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0A:00:00:00:00:01"}}',
+      '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}} ',
+    ];
+    const inputs = [...nearMisses];
+    for (let i = 0; i < 3000; i++) {
+      const value = canonical();
+      inputs.push(value, mutate(value, random));
+    }
+    let fast = 0;
+    for (const input of inputs) {
+      expect({ input, result: decodeLeaseValue(input) }).toEqual({ input, result: decodeLeaseValueInFull(input) });
+      if (decodeLeaseValue(input).ok) fast++;
+    }
+    expect(fast).toBeGreaterThan(3000);
+  });
+});
+
