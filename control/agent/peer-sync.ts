@@ -92,7 +92,10 @@ export class PeerSync {
   /** Lists and starts watching; if etcd does not answer now, keeps trying in the background. */
   async start(): Promise<void> {
     try {
-      this.#startWatch((await this.#relist()) + 1);
+      const started = performance.now();
+      const revision = await this.#relist();
+      this.#o.log.info(`synced with etcd: ${this.#peers.size} peers programmed from the listing at revision ${revision} in ${Math.round(performance.now() - started)} ms`);
+      this.#startWatch(revision + 1);
     } catch (error) {
       this.#o.onEtcdState(false);
       this.#o.log.warn(`listing leases failed, retrying in the background: ${(error as Error).message}`);
