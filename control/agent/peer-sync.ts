@@ -38,6 +38,14 @@ export const LEASE_REJECT_REASONS = [
 const everyReasonListed: Exclude<LeaseRejectReason, (typeof LEASE_REJECT_REASONS)[number]> extends never ? true : never = true;
 void everyReasonListed;
 
+// A listing of thousands of leases makes megabytes of short-lived objects, among which the peers' long-lived
+// ones land; JavaScriptCore collects only once the heap has grown well past its live size, and a page that
+// then holds one live peer among freed garbage stays resident. A young collection every 256 leases lets the
+// next ones reuse those cells instead: at 5,000 leases the RSS growth over an empty cluster went from
+// 22-26 to 16-18 MiB, no slower (docs/performance.md).
+const COLLECT_EVERY = 256;
+const collectYoung: () => void = typeof Bun === "undefined" ? () => {} : () => Bun.gc(false);
+
 // Two leases with one PublicIP stay a standing mistake until an operator acts: say so now and then, not per event.
 const SHARED_PUBLIC_IP_LOG_MS = 10 * 60_000;
 
@@ -126,9 +134,11 @@ export class PeerSync {
     const listing = await this.#o.registry.listLeases();
     this.#o.onEtcdState(true);
     const seen = new Set<string>();
-    for (const record of listing.leases) {
+    for (let i = 0; i < listing.leases.length; i++) {
+      const record = listing.leases[i]!;
       const key = this.#apply({ type: "put", key: record.key, value: record.value, revision: record.modRevision });
       if (key) seen.add(key);
+      if (i % COLLECT_EVERY === COLLECT_EVERY - 1) collectYoung();
     }
     for (const [key, peer] of this.#peers) if (!seen.has(key)) this.#removePeer(key, peer);
     // Our own key missing from a listing: deleted while we were not watching (or the event was lost).
