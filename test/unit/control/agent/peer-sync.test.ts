@@ -237,3 +237,23 @@ describe("PeerSync with two leases claiming one PublicIP", () => {
     await sync.stop();
   });
 });
+
+describe("PeerSync's log of peer changes", () => {
+  test("a listing names its first 20 changes and sums up the rest; watched changes are each named", async () => {
+    const registry = new FakeRegistry();
+    for (let i = 0; i < 50; i++) registry.put(`${SUBNETS}10.244.${100 + i}.0-24`, vxlan(`192.0.2.${100 + i}`, `0a:58:0a:f4:${(100 + i).toString(16)}:01`));
+    const { sync, kernel, captured } = await started(registry);
+    try {
+      expect(kernel.installed.size).toBe(50);
+      const added = captured.lines.filter((l) => l.includes("] added peer "));
+      expect(added).toHaveLength(20);
+      expect(captured.lines.filter((l) => /\] \.\.\. and 30 more peers added, updated or removed by the listing at revision \d+$/.test(l))).toHaveLength(1);
+      registry.put(`${SUBNETS}10.244.200.0-24`, vxlan("192.0.2.200", "0a:58:0a:f4:c8:01"));
+      registry.put(`${SUBNETS}10.244.201.0-24`, vxlan("192.0.2.201", "0a:58:0a:f4:c9:01"));
+      await settle();
+      expect(captured.lines.filter((l) => l.includes("] added peer 10.244.20"))).toHaveLength(2);
+    } finally {
+      await sync.stop();
+    }
+  });
+});
