@@ -36,7 +36,7 @@ export function formatSubnetEnv(env: SubnetEnv): string {
 }
 
 // mkdir -p where every directory we create gets 0755 whatever the umask.
-async function makeParents(dir: string): Promise<void> {
+export async function makeSubnetFileDir(dir: string): Promise<void> {
   const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
     const exists = await stat(d).then(() => true, () => false);
@@ -53,7 +53,7 @@ async function makeParents(dir: string): Promise<void> {
 
 export async function writeSubnetEnv(path: string, env: SubnetEnv): Promise<void> {
   const dir = dirname(path);
-  await makeParents(dir);
+  await makeSubnetFileDir(dir);
   const temp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   const file = await open(temp, "wx", FILE_MODE);
   try {

@@ -189,8 +189,8 @@ export class Agent {
   /**
    * Step 4: our VtepMAC and our lease. A method of its own so that the listings it takes die with it: an
    * async function's locals and awaited values live as long as any closure made in it, and #start's live
-   * as long as the agent (a heap snapshot found two 5,000-lease listings, ~10 MiB, held that way). So no
-   * closure made here may outlive it.
+   * as long as the agent (a heap snapshot found two 5,000-lease listings held that way). So no closure
+   * made here may outlive it.
    */
   async #takeLease(registry: LeaseRegistry, config: NetConfig, publicIp: number, vni: number, storedMac: Uint8Array): Promise<{ leases: LeaseManager; lease: OwnLease; mac: Uint8Array }> {
     const o = this.#o;

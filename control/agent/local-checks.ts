@@ -4,12 +4,13 @@
 // subnet file. A port taken in the instant between this check and the data plane's own bind still fails
 // after the lease; what this catches is the common case, a second agent or a kernel VXLAN device on the host.
 
-import { chmod, mkdir, open, rm } from "node:fs/promises";
-import { basename, dirname, join, relative, sep } from "node:path";
+import { open, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { Libc } from "../../native-bindings/libc.ts";
 import { openUdpSocket } from "../../native-bindings/sockets.ts";
 import { openTap } from "../../native-bindings/tap.ts";
 import { ControlError } from "../control-error.ts";
+import { makeSubnetFileDir } from "../subnet-env.ts";
 
 export interface LocalResources {
   /** The VXLAN UDP port of the network config. */
@@ -49,22 +50,14 @@ export function checkTapOpens(libc: Libc, tapName: string, queues: number): void
 }
 
 /**
- * Creates the subnet file's directory if missing (0755 whatever the umask, as subnet-env.ts does) and writes
- * and removes a file in it: a read-only or unwritable directory fails here, naming the flag.
+ * Creates the subnet file's directory if missing (as writing subnet.env will) and writes and removes a file
+ * in it: a read-only or unwritable directory fails here, naming the flag.
  */
 export async function checkSubnetFileWritable(subnetFile: string): Promise<void> {
   const dir = dirname(subnetFile);
   const probe = join(dir, `.${basename(subnetFile)}.${process.pid}.check`);
   try {
-    const firstCreated = await mkdir(dir, { recursive: true, mode: 0o755 });
-    if (firstCreated !== undefined) {
-      // chmod each directory mkdir made, from the first down to `dir`.
-      let path = firstCreated;
-      for (const part of ["", ...relative(firstCreated, dir).split(sep).filter((p) => p !== "")]) {
-        path = part === "" ? path : join(path, part);
-        await chmod(path, 0o755);
-      }
-    }
+    await makeSubnetFileDir(dir);
     const file = await open(probe, "w", 0o600);
     await file.close();
     await rm(probe, { force: true });

@@ -15,7 +15,7 @@
 
 import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
 import type { LeaseEvent, LeaseRegistry, LeaseWatch } from "../leases/registry.ts";
-import { parseSubnetKey } from "../leases/subnet-key.ts";
+import { parseSubnetKey, subnetKey } from "../leases/subnet-key.ts";
 import type { Logger } from "../log.ts";
 import { describePeer, type KernelPeers, type PeerEntry, samePeer } from "./kernel-peers.ts";
 import { checkPeerLease, keepsKnownPeer, type PeerRejectReason } from "./peer-lease-check.ts";
@@ -81,6 +81,8 @@ export class PeerSync {
   #watch: LeaseWatch | null = null;
   /** Peer changes made by the listing being applied; null outside a listing. */
   #listingChanges: number | null = null;
+  /** Whether the listing being applied held our own key (#apply sees every key parsed). */
+  #listingHadOwn = false;
   #stopped = false;
 
   constructor(options: PeerSyncOptions) {
@@ -139,6 +141,7 @@ export class PeerSync {
     const seen = new Set<string>();
     let unlisted = 0;
     this.#listingChanges = 0;
+    this.#listingHadOwn = false;
     try {
       for (let i = 0; i < listing.leases.length; i++) {
         const record = listing.leases[i]!;
@@ -153,9 +156,7 @@ export class PeerSync {
     }
     if (unlisted > 0) this.#o.log.info(`... and ${unlisted} more peers added, updated or removed by the listing at revision ${listing.revision}`);
     // Our own key missing from a listing: deleted while we were not watching (or the event was lost).
-    const own = this.#o.ownSubnet();
-    if (own !== null && !listing.leases.some((r) => { const k = parseSubnetKey(r.key); return k !== null && cidrEquals(k.subnet, own); }))
-      this.#o.onOwnLease({ type: "delete" });
+    if (this.#o.ownSubnet() !== null && !this.#listingHadOwn) this.#o.onOwnLease({ type: "delete" });
     return listing.revision;
   }
 
@@ -202,6 +203,7 @@ export class PeerSync {
     const key = formatCidr4(parsed.subnet);
     const own = this.#o.ownSubnet();
     if (own !== null && cidrEquals(own, parsed.subnet)) {
+      if (event.type === "put") this.#listingHadOwn = true;
       this.#o.onOwnLease(event.type === "delete" ? { type: "delete" } : { type: "put", value: event.value, modRevision: event.revision });
       return null;
     }
@@ -275,9 +277,9 @@ export class PeerSync {
     const keys = this.#keysByPublicIp.get(peer.publicIp) ?? [];
     const other = (typeof keys === "string" ? [keys] : keys).find((k) => k !== key);
     if (other === undefined) return;
-    const keyOf = (subnet: string) => etcdKey.slice(0, etcdKey.lastIndexOf("/") + 1) + subnet.replace("/", "-");
+    const otherKey = etcdKey.slice(0, etcdKey.lastIndexOf("/") + 1) + subnetKey(this.#peers.get(other)!.subnet);
     this.#o.log.rateLimited(`shared-public-ip:${peer.publicIp}`,
-      `leases ${keyOf(other)} and ${etcdKey} both claim PublicIP ${formatIp4(peer.publicIp)} (flannel identifies a node by its ` +
+      `leases ${otherKey} and ${etcdKey} both claim PublicIP ${formatIp4(peer.publicIp)} (flannel identifies a node by its ` +
       `PublicIP: a node registered twice, or an address given to two nodes?); both are programmed`, SHARED_PUBLIC_IP_LOG_MS);
   }
 

@@ -51,13 +51,17 @@ export interface LeaseRegistry {
 const CONFIG_NOT_FOUND = "flannel config not found in etcd store. Did you create your config using etcdv3 API?";
 
 // Errors keep the gateway's code (ETCD_UNREACHABLE, ETCD_AUTH) and gain the operation and key.
+function requestError(op: string, key: string, err: unknown): ControlError {
+  const code = err instanceof ControlError ? err.code : "ETCD_REQUEST";
+  const detail = err instanceof Error ? err.message : String(err);
+  return new ControlError(code, `etcd ${op} ${key}: ${detail}`, { cause: err });
+}
+
 async function attempt<T>(op: string, key: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    const code = err instanceof ControlError ? err.code : "ETCD_REQUEST";
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new ControlError(code, `etcd ${op} ${key}: ${detail}`, { cause: err });
+    throw requestError(op, key, err);
   }
 }
 
@@ -110,7 +114,7 @@ export function createEtcdRegistry(gateway: EtcdGateway, prefix: string): LeaseR
         });
       } catch (err) {
         await revoke(granted.etcdLeaseId);
-        return attempt("create", key, () => Promise.reject(err));
+        throw requestError("create", key, err);
       }
       if (res.succeeded === true) return granted;
       await revoke(granted.etcdLeaseId);
@@ -123,7 +127,7 @@ export function createEtcdRegistry(gateway: EtcdGateway, prefix: string): LeaseR
         await gateway.call("kv/put", { key: toBase64(key), value: toBase64(value), lease: granted.etcdLeaseId });
       } catch (err) {
         await revoke(granted.etcdLeaseId);
-        return attempt("put", key, () => Promise.reject(err));
+        throw requestError("put", key, err);
       }
       return granted;
     },

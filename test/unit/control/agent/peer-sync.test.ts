@@ -257,3 +257,25 @@ describe("PeerSync's log of peer changes", () => {
     }
   });
 });
+
+describe("PeerSync and our own key in a listing", () => {
+  test("a listing without our key reports it deleted; one with it reports the put and no delete", async () => {
+    const without = new FakeRegistry();
+    without.put(`${SUBNETS}${GOOD_KEY}`, GOOD);
+    const a = await started(without);
+    try {
+      expect(a.own).toEqual([{ type: "delete" }]);
+    } finally {
+      await a.sync.stop();
+    }
+    const withOwn = new FakeRegistry();
+    withOwn.put(`${SUBNETS}${GOOD_KEY}`, GOOD);
+    const revision = withOwn.put(`${SUBNETS}10.244.1.0-24`, vxlan(OWN_IP, OWN_MAC));
+    const b = await started(withOwn);
+    try {
+      expect(b.own).toEqual([{ type: "put", value: vxlan(OWN_IP, OWN_MAC), modRevision: revision }]);
+    } finally {
+      await b.sync.stop();
+    }
+  });
+});
