@@ -1,5 +1,5 @@
 // Micro-benchmarks of the per-frame data-plane functions, single thread, no syscalls: what each costs in
-// ns per frame before the TAP and socket calls that dominate (bun-ffi.md §2, §8). Run: bun bench/micro.bench.ts
+// ns per frame before the TAP and socket calls that dominate (docs/bun-ffi-notes.md §2, §7). Run: bun bench/micro.bench.ts
 
 import { bench, do_not_optimize, group, run } from "mitata";
 import { internetChecksum } from "../dataplane/checksum.ts";

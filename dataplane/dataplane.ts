@@ -283,7 +283,7 @@ function startWorker(url: URL, init: WorkerInit, log: (message: string) => void,
       worker.terminate();
       reject(new Error(`data-plane worker ${url.pathname} did not start within ${WORKER_START_TIMEOUT_MS} ms`));
     }, WORKER_START_TIMEOUT_MS);
-    // Assign handlers right away: messages posted before that are lost (bun-ffi.md §6).
+    // Assign handlers right away: messages posted before that are lost (docs/bun-ffi-notes.md §5).
     worker.onmessage = (event: MessageEvent<WorkerMessage>) => {
       const m = event.data;
       if (m.type === "ready") {

@@ -1,4 +1,4 @@
-// VXLAN receive checks, with the kernel's strictness (vxlan_rcv and eth_type_trans; flannel-compat.md §10).
+// VXLAN receive checks, with the kernel's strictness (vxlan_rcv and eth_type_trans; docs/flannel-notes.md §5).
 // Input: a UDP payload (VXLAN header + inner Ethernet frame). Output: ACCEPT or the Drop reason.
 
 import { Drop } from "./counters.ts";

@@ -1,7 +1,7 @@
 // VXLAN encapsulation: outer IPv4 + UDP + VXLAN headers written in front of an inner Ethernet frame,
 // in place (the frame was read from the TAP into a slot with OUTER_HDR_LEN bytes of headroom).
 //
-// The outer packet matches what a kernel flannel.1 sends (flannel-compat.md §10): TTL 64, DF clear,
+// The outer packet matches what a kernel flannel.1 sends (docs/flannel-notes.md §5): TTL 64, DF clear,
 // ECN copied from the inner IP header, destination port 8472 by default, per-flow source port. The outer
 // UDP checksum is zero, as RFC 7348 §5 recommends for IPv4 and every VXLAN receiver must accept; the
 // kernel fills the IP checksum, total length and ID (raw socket with IP_HDRINCL).

@@ -1,6 +1,6 @@
 // TCP coalescing in user space (the receive half of GRO): the inner frames of one UDP GRO receive, already
 // decapsulated, are turned into the frames we write to the TAP, each behind its virtio_net_hdr, with runs of
-// consecutive segments of one TCP flow merged into one GSO super-frame (bun-ffi.md §5, §8). The kernel
+// consecutive segments of one TCP flow merged into one GSO super-frame (docs/bun-ffi-notes.md §4, §7). The kernel
 // then handles 20-40 segments per TAP write instead of one.
 //
 // Flow, in place in the receive buffer:
@@ -24,7 +24,7 @@
 //   - each frame fits the TAP MTU (so that the kernel's resegmentation, if it forwards the frame, fits
 //     too) and the merged IP packet stays within 65,535 bytes.
 // Inner TCP checksums are not verified, as on the single-frame path: every TCP frame goes to the TAP marked
-// NEEDS_CSUM (virtio-header.ts, pitfall A of bun-ffi.md §5). An IPv4 header with a bad checksum is never
+// NEEDS_CSUM (virtio-header.ts, pitfall A of docs/bun-ffi-notes.md §4). An IPv4 header with a bad checksum is never
 // merged, so that the kernel still sees it and drops it.
 
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";

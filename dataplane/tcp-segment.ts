@@ -1,5 +1,5 @@
 // TCP segmentation in user space (the transmit half of GSO): a TSO super-frame read from the TAP becomes a
-// train of back-to-back VXLAN datagram payloads for one or two UDP GSO sends (bun-ffi.md §4, §5, §8).
+// train of back-to-back VXLAN datagram payloads for one or two UDP GSO sends (docs/bun-ffi-notes.md §3, §4, §7).
 //
 // Flow: the TAP (IFF_VNET_HDR with TUN_F_TSO4/TSO6) hands over [virtio_net_hdr][Ethernet][IP][TCP][payload
 // up to 64 KiB]; segment i gets [VXLAN][the same headers][payload bytes i·gso_size ...], with the fields
@@ -8,7 +8,7 @@
 //     whether or not the header says VIRTIO_NET_HDR_GSO_ECN (that bit only announces that CWR is set);
 //   - IPv4 total length, id = id + i (mod 2^16, no SKB_GSO_TCP_FIXEDID over virtio) and header checksum;
 //     IPv6 payload length;
-//   - the full TCP checksum: the peer may be a kernel flannel.1 that verifies it (flannel-compat.md §10).
+//   - the full TCP checksum: the peer may be a kernel flannel.1 that verifies it (docs/flannel-notes.md §5).
 // The header part of each checksum is summed once from the template and adjusted per segment (the way
 // RFC 1624 updates a checksum); the payload is summed once, from the bytes just copied, 16 bits at a time.
 //
@@ -16,7 +16,7 @@
 // copy; this function refuses it. hdr_len is not trusted: kernels before 6.x report skb_headlen() there, a
 // hint as to how much is linear, not the header length; the headers are measured from the frame itself.
 //
-// UDP GSO limits (bun-ffi.md §4; the kernel's UDP_MAX_SEGMENTS and the 16-bit IP length): one send carries
+// UDP GSO limits (docs/bun-ffi-notes.md §3; the kernel's UDP_MAX_SEGMENTS and the 16-bit IP length): one send carries
 // at most 64 segments and 65,507 bytes of UDP payload. With 1,472-byte datagrams (a 1,450-byte TAP MTU)
 // that is 44 per send, so a 64 KiB super-frame (45-47 segments) takes two sends; see gsoSendSegments.
 

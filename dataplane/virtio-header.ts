@@ -1,7 +1,7 @@
 // The struct virtio_net_hdr in front of every frame on our TAP (IFF_VNET_HDR), both ways.
 //
 // Receive side (frames we write to the TAP): a kernel VXLAN peer in another namespace of the same host
-// hands over inner TCP/UDP checksums unfinished (CHECKSUM_PARTIAL survives veth; bun-ffi.md §5, pitfall A)
+// hands over inner TCP/UDP checksums unfinished (CHECKSUM_PARTIAL survives veth; docs/bun-ffi-notes.md §4, pitfall A)
 // and sometimes whole 64 KiB TCP super-frames (pitfall B). So every IPv4/IPv6 TCP or UDP frame is written
 // marked NEEDS_CSUM with a fresh pseudo-header sum in its checksum field: the kernel finishes (or trusts)
 // the checksum instead of dropping the frame. A TCP frame longer than the TAP MTU is written as a GSO frame

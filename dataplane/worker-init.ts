@@ -32,7 +32,7 @@ export const TAP_READ_CAPACITY = 65535 + 14;
  * 4.6 MiB more per worker pair.
  */
 export const DEFAULT_RING_SLOTS = 32;
-/** Datagrams per sendmmsg/recvmmsg: 32 performs like 64 on this kind of machine (bun-ffi.md §2). */
+/** Datagrams per sendmmsg/recvmmsg: 32 performs like 64 on this kind of machine (docs/bun-ffi-notes.md §2). */
 export const BATCH_SIZE = 32;
 /** Upper bound on a worker's sleep, so a lost wake-up could never hang shutdown. */
 export const IDLE_POLL_MS = 1000;

@@ -1,11 +1,11 @@
 // The bun:ffi backend of `Libc`. This is the only file in the project that imports bun:ffi.
 // One instance per thread: a Worker calls `createBunLibc()` itself (one dlopen per worker, kept for the
-// life of the process; see bun-ffi.md §7 on library GC).
+// life of the process; see docs/bun-ffi-notes.md §6 on library GC).
 
 import { dlopen, ptr, read as ffiRead } from "bun:ffi";
 import type { Libc } from "./libc.ts";
 
-// i32 returns (not i64/ptr) keep calls on the fast path; -1 survives the narrowing (bun-ffi.md §1).
+// i32 returns (not i64/ptr) keep calls on the fast path; -1 survives the narrowing (docs/bun-ffi-notes.md §1).
 const symbols = {
   __errno_location: { args: [], returns: "ptr" },
   open: { args: ["ptr", "i32", "i32"], returns: "i32" },

@@ -1,6 +1,6 @@
 // Scratch memory for setup-time syscalls (ifreq, sockaddr, option values).
 // One 4 KiB buffer per instance: large enough that its storage never moves, so its address is taken once
-// (bun-ffi.md §1: small TypedArrays can move after the first `.buffer` access).
+// (docs/bun-ffi-notes.md §1: small TypedArrays can move after the first `.buffer` access).
 
 import type { Libc, Pointer } from "./libc.ts";
 

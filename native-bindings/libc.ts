@@ -13,7 +13,7 @@ export interface Libc {
   readonly backend: string;
   /**
    * Address of a view's first byte. Take it once per buffer, after creating every view of that buffer:
-   * a small TypedArray's storage can move on first `.buffer` access (see bun-ffi.md §1).
+   * a small TypedArray's storage can move on first `.buffer` access (see docs/bun-ffi-notes.md §1).
    */
   addressOf(view: ArrayBufferView): Pointer;
   errno(): number;

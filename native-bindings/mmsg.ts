@@ -59,7 +59,7 @@ export class MmsgVector {
     return this.#u32[(c + st.CMSG_DATA_OFF) >> 2];
   }
 
-  // 64-bit values as two u32 halves: no BigInt (bun-ffi.md §2).
+  // 64-bit values as two u32 halves: no BigInt (docs/bun-ffi-notes.md §2).
   #putPointer(off: number, value: number): void {
     this.#u32[off >> 2] = value % 0x1_0000_0000;
     this.#u32[(off >> 2) + 1] = Math.floor(value / 0x1_0000_0000);

@@ -1,4 +1,4 @@
-// The transport under rtnetlink.ts: one AF_NETLINK socket and one buffer (address taken once, bun-ffi.md §1)
+// The transport under rtnetlink.ts: one AF_NETLINK socket and one buffer (address taken once, docs/bun-ffi-notes.md §1)
 // holding the send region the `writer` fills and the region replies land in.
 //
 // An exchange is synchronous: the kernel handles every request of a datagram inside sendto and queues the

@@ -1,6 +1,6 @@
 // rtnetlink requests (rtmsg, ndmsg, ifaddrmsg, ifinfomsg + their attributes) for IPv4 routes, neighbors,
 // addresses and links. Pure, like netlink-message.ts; rtnetlink-reply.ts decodes what comes back.
-// The requests mirror what flanneld's netlink library sends (flannel-compat.md §3).
+// The requests mirror what flanneld's netlink library sends (docs/flannel-notes.md §1).
 
 import {
   IFA_ADDRESS, IFA_BROADCAST, IFA_INDEX_OFF, IFA_LOCAL, IFA_PREFIXLEN_OFF, IFA_SCOPE_OFF, IFADDRMSG_SIZE,

@@ -1,5 +1,5 @@
 // The control plane's rtnetlink handle: programs IPv4 routes, neighbors, addresses and link state the way
-// flanneld does (flannel-compat.md §3), with no `ip` process per change.
+// flanneld does (docs/flannel-notes.md §1), with no `ip` process per change.
 //
 // Every change is sent with NLM_F_ACK and its ack awaited, so a kernel refusal surfaces as a SyscallError
 // named for the message (`EEXIST: RTM_NEWROUTE 10.244.2.0/24 via 10.244.2.0 dev flannel.1: File exists`).

@@ -1,4 +1,4 @@
-// flanneld's --healthz-ip/--healthz-port server (flannel-compat.md §8) plus our /metrics.
+// flanneld's --healthz-ip/--healthz-port server (docs/flannel-notes.md §4) plus our /metrics.
 //   GET /healthz  200 while the process runs (flanneld answers the same way, whatever its state)
 //   GET /readyz   200 once snapshot().ready (saying so when etcd is unreachable), else 503 naming what is missing
 //                 or, after start-up, what stops forwarding (`not ready: tap flannel.1 is down`)

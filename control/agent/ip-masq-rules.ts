@@ -1,4 +1,4 @@
-// flanneld's --ip-masq and forward rules (flannel-compat.md §7) as iptables-save text, and the
+// flanneld's --ip-masq and forward rules (docs/flannel-notes.md §3) as iptables-save text, and the
 // iptables-restore --noflush payloads that put them in place or take them away. Pure: ip-masq.ts runs
 // iptables-save and iptables-restore around these functions.
 //

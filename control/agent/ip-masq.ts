@@ -1,5 +1,5 @@
 // --ip-masq: keeps flanneld's FLANNEL-POSTRTG (nat) and FLANNEL-FWD (filter) rules in place with the
-// iptables binaries, as flanneld does (flannel-compat.md §7; rule text in ip-masq-rules.ts).
+// iptables binaries, as flanneld does (docs/flannel-notes.md §3; rule text in ip-masq-rules.ts).
 //
 // ensure() is meant to run every --iptables-resync period (5 s): it reads both tables with iptables-save
 // and, only if a table is off, rewrites that table's rule set in one `iptables-restore --noflush`. Calls

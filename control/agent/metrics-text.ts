@@ -1,5 +1,5 @@
 // The agent's state as Prometheus text exposition format 0.0.4, for `GET /metrics` on the health server.
-// flanneld has no metrics (flannel-compat.md §8); these are our own, all prefixed `flannelette_`.
+// flanneld has no metrics (docs/flannel-notes.md §4); these are our own, all prefixed `flannelette_`.
 // Every family is always emitted, counters at 0 before the data plane runs, so dashboards and alerts never
 // see a series appear out of nothing; the one exception is the lease expiry, which has no honest value
 // before a lease exists.

@@ -1,4 +1,4 @@
-// Chooses the external (underlay) interface as flanneld does (flannel-compat.md §6; flannel's main.go and
+// Chooses the external (underlay) interface as flanneld does (docs/flannel-notes.md §2; flannel's main.go and
 // pkg/ipmatch), IPv4 only:
 //   1. --iface values in order, each an interface name or one of an interface's IPv4 addresses;
 //   2. then --iface-regex values in order, each tried against every interface's IPv4 addresses first

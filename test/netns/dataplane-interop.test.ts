@@ -1,6 +1,6 @@
 // Our data plane against a real kernel flannel.1, configured exactly as flanneld configures it, in two
 // network namespaces. Veth offloads stay on: the kernel peer then hands over unfinished inner checksums
-// and 64 KiB datagrams, which the data plane must handle (bun-ffi.md §5, pitfalls A and B).
+// and 64 KiB datagrams, which the data plane must handle (docs/bun-ffi-notes.md §4, pitfalls A and B).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decodeVxlan, parsePcap, startCapture } from "../support/capture.ts";

@@ -1,4 +1,4 @@
-// A real kernel flannel.1, configured the way flanneld's vxlan backend does it (flannel-compat.md §3):
+// A real kernel flannel.1, configured the way flanneld's vxlan backend does it (docs/flannel-notes.md §1):
 //
 //   device:   ip link add flannel.<vni> address <mac> mtu <underlay-50> type vxlan id <vni> local <underlay ip>
 //               dev <underlay dev> dstport <port> nolearning        (no remote/group: no all-zeros FDB entry)

@@ -8,7 +8,7 @@
 //             lo up, ip_forward=1
 //
 // Every name carries a random run id (`fnl-3fa9c1-n1`), so parallel runs never collide, and teardown deletes
-// only namespaces this process created. Veth offloads are left on, as on a real host (bun-ffi.md §5).
+// only namespaces this process created. Veth offloads are left on, as on a real host (docs/bun-ffi-notes.md §4).
 
 import { runCommand, runCommandSync, SpawnedProcess, requireTool, type CommandResult, type RunOptions,
   type SpawnOptions } from "./process.ts";

@@ -1,5 +1,5 @@
-// The layering rules of style.md §2, checked on every import of every .ts file under native-bindings/,
-// dataplane/ and control/ (static, type-only, re-exports, dynamic import(), require(), import("x").T types
+// The layering rules of docs/architecture.md ("Layers"), checked on every import of every .ts file under
+// native-bindings/, dataplane/ and control/ (static, type-only, re-exports, dynamic import(), require(), import("x").T types
 // and worker URLs new URL("x", import.meta.url)), found with the TypeScript parser so that comments and
 // strings never count:
 //   - only native-bindings/bun-libc.ts imports bun:ffi;

@@ -1,6 +1,6 @@
 // dataplane/decap.ts: every drop reason of checkVxlanHeader and checkInnerFrame as a table, the saved
 // corpus of datagrams replayed each run, and a seeded fuzz loop checked against an independent model of
-// what the kernel's vxlan_rcv + eth_type_trans accept (flannel-compat.md §10).
+// what the kernel's vxlan_rcv + eth_type_trans accept (docs/flannel-notes.md §5).
 
 import { describe, expect, test } from "bun:test";
 import { Drop, DROP_REASONS } from "../../../dataplane/counters.ts";

@@ -1,5 +1,5 @@
 // dataplane/encap.ts: the 36 outer header bytes exactly as a kernel flannel.1 sends them
-// (flannel-compat.md §10), written in place in front of the inner frame and nowhere else.
+// (docs/flannel-notes.md §5), written in place in front of the inner frame and nowhere else.
 
 import { describe, expect, test } from "bun:test";
 import { ACCEPT, checkInnerFrame, checkVxlanHeader } from "../../../dataplane/decap.ts";

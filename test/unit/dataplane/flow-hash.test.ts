@@ -1,5 +1,5 @@
 // dataplane/flow-hash.ts: one inner flow keeps one outer source port, flows spread over the kernel's range,
-// and sourcePortFromHash is the kernel's udp_flow_src_port() mapping (flannel-compat.md §10).
+// and sourcePortFromHash is the kernel's udp_flow_src_port() mapping (docs/flannel-notes.md §5).
 
 import { describe, expect, test } from "bun:test";
 import { innerFlowHash, sourcePortFromHash } from "../../../dataplane/flow-hash.ts";
