@@ -4,6 +4,7 @@
 // which stays reachable from n1 throughout.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cleanupAll } from "../support/cleanup.ts";
 import { HubEtcd } from "../support/etcd-in-netns.ts";
 import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
 import { FlanneldStandIn } from "../support/flanneld-stand-in.ts";
@@ -68,15 +69,7 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
   }, 90_000);
 
   afterAll(async () => {
-    const failures: unknown[] = [];
-    for (const step of [() => topo?.destroy(), () => etcd?.stop(), () => agent?.cleanup()]) {
-      try {
-        await step();
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length > 0) throw failures[0];
+    await cleanupAll([() => topo?.destroy(), () => etcd?.stop(), () => agent?.cleanup()]);
   });
 
   test("our lease overwritten in etcd (another PublicIP and VtepMAC, no etcd lease) is put back, logged and counted", async () => {

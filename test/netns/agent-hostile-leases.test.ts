@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { macFilePath } from "../../control/agent/vtep-mac-store.ts";
+import { cleanupAll } from "../support/cleanup.ts";
 import { HubEtcd } from "../support/etcd-in-netns.ts";
 import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
@@ -70,7 +71,6 @@ describe.skipIf(!isRoot)("agents from cloned hosts, and hostile leases in etcd",
   });
 
   afterAll(async () => {
-    const failures: unknown[] = [];
     for (const pid of stopped) {
       try {
         process.kill(pid, "SIGCONT");
@@ -78,14 +78,7 @@ describe.skipIf(!isRoot)("agents from cloned hosts, and hostile leases in etcd",
         // gone already
       }
     }
-    for (const step of [() => topo?.destroy(), () => etcd?.stop(), () => Promise.all(agents.map((a) => a.cleanup()))]) {
-      try {
-        await step();
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length > 0) throw failures[0];
+    await cleanupAll([() => topo?.destroy(), () => etcd?.stop(), () => Promise.all(agents.map((a) => a.cleanup()))]);
   });
 
   test("two clones started one after the other: the second makes a new MAC, says why, and keeps it", async () => {

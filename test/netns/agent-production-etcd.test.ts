@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, rm, writeFile } from "node:fs/promises";
+import { cleanupAll } from "../support/cleanup.ts";
 import { EtcdCluster } from "../support/etcd-cluster.ts";
 import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
 import { BUN } from "../support/flannelette-node.ts";
@@ -18,19 +19,6 @@ const ETCD_NAME = "etcd.flannelette.test";
 const HEALTHZ_PORT = 8081;
 const HEALTHZ_ARGS = ["--healthz-ip", "127.0.0.1", "--healthz-port", `${HEALTHZ_PORT}`];
 const READY = /; ready$/;
-
-/** Runs every cleanup step even when one throws; rethrows the first failure afterwards. */
-async function cleanupAll(steps: readonly (() => Promise<unknown> | undefined)[]): Promise<void> {
-  let first: unknown = null;
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (err) {
-      first ??= err;
-    }
-  }
-  if (first !== null) throw first;
-}
 
 /**
  * The agent's stderr so far, one entry per log line. SpawnedProcess only hands out a " | "-joined tail, so
