@@ -6,6 +6,7 @@
 //   tap worker               - TAP reads -> encap -> tx ring; rx ring -> TAP writes;
 //   udp worker               - tx ring -> sendmmsg; recvmmsg -> checks -> rx ring.
 
+import { availableParallelism } from "node:os";
 import type { Libc } from "../native-bindings/libc.ts";
 import { createEventFd, Doorbell } from "../native-bindings/poll.ts";
 import { enableUdpGro, udpGsoSupported } from "../native-bindings/udp-gso.ts";
@@ -21,6 +22,7 @@ import { describeOffloads } from "./offload-summary.ts";
 import { gsoSendSegments } from "./tcp-segment.ts";
 import { FLANNEL_VXLAN_PORT, IPV4_HDR_LEN, UDP_HDR_LEN, VXLAN_MTU_OVERHEAD } from "./wire.ts";
 import { DEFAULT_RING_SLOTS, RUN_STATE_BYTES, RUN_STOP, SLOT_STRIDE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
+import { startWorkerThread, workerUrl, type WorkerName, type WorkerThread } from "./worker-thread.ts";
 
 export interface DataplaneOptions {
   tapName: string;
@@ -53,8 +55,11 @@ export interface DataplaneOptions {
 const DEFAULT_SOCKET_BUFFER = 8 * 1024 * 1024;
 const MAX_WORKER_PAIRS = 16;
 
-/** One pair of workers (a TAP queue and a socket) per two cores: each pair keeps about two cores busy. */
-export function defaultWorkerPairs(cores = navigator.hardwareConcurrency): number {
+/**
+ * One pair of workers (a TAP queue and a socket) per two cores: each pair keeps about two cores busy.
+ * availableParallelism, not navigator.hardwareConcurrency: Node.js 20 has no navigator (same count under Bun).
+ */
+export function defaultWorkerPairs(cores = availableParallelism()): number {
   return Math.max(1, Math.min(MAX_WORKER_PAIRS, Math.floor(cores / 2)));
 }
 const WORKER_START_TIMEOUT_MS = 10_000;
@@ -69,13 +74,13 @@ export class Dataplane {
   readonly #fdb: FdbWriter;
   readonly #counters: SharedArrayBuffer;
   readonly #run: Int32Array;
-  readonly #workers: Worker[];
+  readonly #workers: WorkerThread[];
   readonly #fds: number[];
   readonly #bellFds: number[];
   #stopped = false;
 
   private constructor(libc: Libc, tap: TapHandle, tapMtu: number, mac: Uint8Array, port: number, parts: {
-    fdb: FdbWriter; counters: SharedArrayBuffer; run: Int32Array; workers: Worker[]; fds: number[]; bellFds: number[];
+    fdb: FdbWriter; counters: SharedArrayBuffer; run: Int32Array; workers: WorkerThread[]; fds: number[]; bellFds: number[];
   }) {
     this.#libc = libc;
     this.tapName = tap.name;
@@ -175,7 +180,7 @@ export class Dataplane {
       const runState = new SharedArrayBuffer(RUN_STATE_BYTES);
       const mac = macParts(options.vtepMac);
       const bellFds: number[] = [];
-      const starting: Promise<Worker>[] = [];
+      const starting: Promise<WorkerThread>[] = [];
       let fatalReported = false;
       const fatal = (message: string) => {
         if (fatalReported) return;
@@ -215,8 +220,8 @@ export class Dataplane {
           offloads,
           udpGro: udpGro[q],
         };
-        starting.push(startWorker(new URL("./tap-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q }, log, fatal));
-        starting.push(startWorker(new URL("./udp-worker.ts", import.meta.url), { ...init, counterIndex: 2 * q + 1 }, log, fatal));
+        starting.push(startWorker("tap-worker", { ...init, counterIndex: 2 * q }, log, fatal));
+        starting.push(startWorker("udp-worker", { ...init, counterIndex: 2 * q + 1 }, log, fatal));
       }
       const settled = await Promise.allSettled(starting);
       const failure = settled.find((r) => r.status === "rejected");
@@ -227,7 +232,7 @@ export class Dataplane {
         await Promise.all(settled.flatMap((r) => (r.status === "fulfilled" ? [waitForStop(r.value)] : [])));
         throw failure.reason;
       }
-      const workers = settled.map((r) => (r as PromiseFulfilledResult<Worker>).value);
+      const workers = settled.map((r) => (r as PromiseFulfilledResult<WorkerThread>).value);
       log(
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
           `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${describeOffloads(offloads, uso, gsoMaxSegments, udpGro)}`,
@@ -261,6 +266,11 @@ export class Dataplane {
     return this.#fdb.size;
   }
 
+  /** Pairs of workers running (a tap worker and a udp worker each, one per TAP queue). */
+  get workerPairs(): number {
+    return this.#workers.length / 2;
+  }
+
   counters(): DataplaneCounters {
     return readCounters(this.#counters);
   }
@@ -276,16 +286,20 @@ export class Dataplane {
   }
 }
 
-function startWorker(url: URL, init: WorkerInit, log: (message: string) => void, fatal: (message: string) => void): Promise<Worker> {
+function startWorker(name: WorkerName, init: WorkerInit, log: (message: string) => void, fatal: (message: string) => void): Promise<WorkerThread> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(url, { workerData: init } as WorkerOptions);
+    const url = workerUrl(name);
+    const worker = startWorkerThread(url, init, (message) => {
+      clearTimeout(timer);
+      reject(new Error(`data-plane worker crashed: ${message}`));
+    });
     const timer = setTimeout(() => {
       worker.terminate();
       reject(new Error(`data-plane worker ${url.pathname} did not start within ${WORKER_START_TIMEOUT_MS} ms`));
     }, WORKER_START_TIMEOUT_MS);
-    // Assign handlers right away: messages posted before that are lost (docs/bun-ffi-notes.md §5).
-    worker.onmessage = (event: MessageEvent<WorkerMessage>) => {
-      const m = event.data;
+    // Listen right away: messages posted before that are lost (docs/bun-ffi-notes.md §5).
+    worker.onMessage((message) => {
+      const m = message as WorkerMessage;
       if (m.type === "ready") {
         clearTimeout(timer);
         resolve(worker);
@@ -298,15 +312,11 @@ function startWorker(url: URL, init: WorkerInit, log: (message: string) => void,
       } else if (m.type === "fatal") {
         fatal(m.message);
       }
-    };
-    worker.onerror = (event) => {
-      clearTimeout(timer);
-      reject(new Error(`data-plane worker crashed: ${event.message}`));
-    };
+    });
   });
 }
 
-function waitForStop(worker: Worker): Promise<void> {
+function waitForStop(worker: WorkerThread): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
@@ -314,8 +324,9 @@ function waitForStop(worker: Worker): Promise<void> {
       resolve();
     };
     const timer = setTimeout(done, WORKER_STOP_TIMEOUT_MS);
-    worker.addEventListener("message", (event: MessageEvent<WorkerMessage>) => {
-      if (event.data.type === "stopped" || event.data.type === "error") done();
+    worker.onMessage((message) => {
+      const type = (message as WorkerMessage).type;
+      if (type === "stopped" || type === "error") done();
     });
   });
 }

@@ -28,9 +28,10 @@ import { createSimdWordSum } from "./checksum-simd.ts";
 import { useFastWordSum } from "./tcp-segment.ts";
 import { OUTER_HDR_LEN } from "./wire.ts";
 import { BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
+import { postToParent } from "./worker-thread.ts";
 
 const init = workerData as WorkerInit;
-const post = (m: WorkerMessage) => postMessage(m);
+const post = (m: WorkerMessage) => postToParent(m);
 
 try {
   const { libc, tx, rx, txBase, rxBase, fdb, counters, run } = await openWorkerContext(init);

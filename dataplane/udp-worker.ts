@@ -32,12 +32,13 @@ import {
   BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT,
   type WorkerInit, type WorkerMessage,
 } from "./worker-init.ts";
+import { postToParent } from "./worker-thread.ts";
 
 const MAX_SOURCE_SOCKETS = 256; // one per active TCP flow's source port; the oldest is closed beyond this
 const SOURCE_SOCKET_BUFFER = 4 * 1024 * 1024;
 
 const init = workerData as WorkerInit;
-const post = (m: WorkerMessage) => postMessage(m);
+const post = (m: WorkerMessage) => postToParent(m);
 
 try {
   const { libc, tx, rx, txBase, rxBase, fdb, counters, run } = await openWorkerContext(init);

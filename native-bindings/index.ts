@@ -9,5 +9,7 @@ export async function loadLibc(): Promise<Libc> {
     const { createBunLibc } = await import("./bun-libc.ts");
     return createBunLibc();
   }
-  throw new Error("no FFI backend for this runtime: flannelette needs Bun (the koffi backend for Node.js is not built yet)");
+  // Node.js: koffi (a Node-API addon); createKoffiLibc says so when the package is not installed.
+  const { createKoffiLibc } = await import("./koffi-libc.ts");
+  return createKoffiLibc();
 }

@@ -4,9 +4,10 @@
 //                 or, after start-up, what stops forwarding (`not ready: tap flannel.1 is down`)
 //   GET /metrics  Prometheus text 0.0.4 (metrics-text.ts)
 // Anything else is 404. HEAD is answered like GET without a body. The snapshot is taken per request, so
-// the server holds no agent state of its own.
+// the server holds no agent state of its own. Bun.serve under Bun; node:http under Node.js (the same answers).
 
 import type { Server } from "bun";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { ControlError } from "../control-error.ts";
 import type { Logger } from "../log.ts";
 import { type AgentSnapshot, METRICS_CONTENT_TYPE, renderMetrics } from "./metrics-text.ts";
@@ -39,6 +40,7 @@ const LISTEN_ERRORS: Readonly<Record<string, string>> = {
 };
 
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
+  if (typeof globalThis.Bun === "undefined") return startNodeHealthServer(options);
   const { ip, port, snapshot, log } = options;
   let server: Server<undefined>;
   try {
@@ -48,7 +50,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
       development: false,
       // Without this Bun (with development off) sets SO_REUSEPORT, and a second agent would share the port.
       reusePort: false,
-      fetch: (request) => respond(request, snapshot, log),
+      fetch: (request) => respond(request.method, new URL(request.url).pathname, snapshot, log),
       error: (error) => {
         log.rateLimited("healthz-error", `health server: ${error.message}`);
         return new Response("internal error\n", { status: 500, headers: { "Content-Type": TEXT } });
@@ -65,9 +67,50 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   };
 }
 
-function respond(request: Request, snapshot: () => AgentSnapshot, log: Logger): Response {
-  if (request.method !== "GET" && request.method !== "HEAD") return notFound();
-  const path = new URL(request.url).pathname;
+// node:http does not set SO_REUSEPORT unless asked, and sends no body for HEAD by itself. Imported here:
+// Bun never loads it.
+async function startNodeHealthServer(options: HealthServerOptions): Promise<HealthServer> {
+  const { ip, port, snapshot, log } = options;
+  const { createServer } = await import("node:http");
+  const answer = async (request: IncomingMessage, reply: ServerResponse) => {
+    let response: Response;
+    try {
+      response = respond(request.method ?? "", new URL(request.url ?? "/", "http://localhost").pathname, snapshot, log);
+    } catch (error) {
+      log.rateLimited("healthz-error", `health server: ${(error as Error).message}`);
+      response = text(500, "internal error\n");
+    }
+    const body = Buffer.from(await response.arrayBuffer());
+    reply.writeHead(response.status, { "Content-Type": response.headers.get("Content-Type") ?? TEXT, "Content-Length": body.length });
+    reply.end(body);
+  };
+  const server = createServer((request, reply) => void answer(request, reply));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: ip, port, exclusive: true }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    throw listenError(ip, port, error);
+  }
+  const address = server.address();
+  const bound = typeof address === "object" && address !== null ? address.port : port;
+  log.info(`health server listening on ${hostPort(ip, bound)} (/healthz, /readyz, /metrics)`);
+  return {
+    port: bound,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function respond(method: string, path: string, snapshot: () => AgentSnapshot, log: Logger): Response {
+  if (method !== "GET" && method !== "HEAD") return notFound();
   if (path === "/healthz") return text(200, "flannelette is running\n");
   if (path !== "/readyz" && path !== "/metrics") return notFound();
   let state: AgentSnapshot;

@@ -3,8 +3,12 @@
 //
 // ensure() is meant to run every --iptables-resync period (5 s): it reads both tables with iptables-save
 // and, only if a table is off, rewrites that table's rule set in one `iptables-restore --noflush`. Calls
-// are queued, so a slow resync never interleaves with another or with remove().
+// are queued, so a slow resync never interleaves with another or with remove(). node:child_process and a
+// PATH search of our own, not Bun.spawn and Bun.which: the same code under Bun and Node.js.
 
+import { spawn } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import { join } from "node:path";
 import { ControlError } from "../control-error.ts";
 import { type Cidr4, formatCidr4 } from "../ip4.ts";
 import type { Logger } from "../log.ts";
@@ -50,7 +54,7 @@ export async function findIptables(searchPath: string = DEFAULT_SEARCH_PATH): Pr
 }
 
 function findTools(searchPath: string): Tools | null {
-  const which = (name: string) => Bun.which(name, { PATH: searchPath });
+  const which = (name: string) => findExecutable(name, searchPath);
   const iptables = which("iptables");
   const save = which("iptables-save");
   const restore = which("iptables-restore");
@@ -120,30 +124,56 @@ export function createIpMasq(options: IpMasqOptions): IpMasq {
   };
 }
 
-async function run(argv: readonly string[], stdin?: string): Promise<{ stdout: string }> {
-  const spawn = () =>
-    Bun.spawn([...argv], {
-      stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
-      stdout: "pipe",
-      stderr: "pipe",
-      timeout: COMMAND_TIMEOUT_MS,
-      killSignal: "SIGKILL",
+/** The first executable regular file called `name` in the `:`-separated directories, as `which` finds it. */
+function findExecutable(name: string, searchPath: string): string | null {
+  for (const dir of searchPath.split(":")) {
+    if (dir === "") continue;
+    const path = join(dir, name);
+    try {
+      accessSync(path, constants.X_OK);
+      if (statSync(path).isFile()) return path;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function run(argv: readonly string[], stdin?: string): Promise<{ stdout: string }> {
+  const failed = (why: string, cause?: unknown) => new ControlError<IpMasqErrorCode>("IPTABLES_FAILED", `${argv.join(" ")}${why}`, { cause });
+  return new Promise((resolve, reject) => {
+    let proc: ReturnType<typeof spawn>;
+    try {
+      proc = spawn(argv[0]!, argv.slice(1), {
+        stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        timeout: COMMAND_TIMEOUT_MS,
+        killSignal: "SIGKILL",
+      });
+    } catch (error) {
+      return reject(failed(`: ${String(error)}`, error));
+    }
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    proc.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk));
+    proc.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
+    // A spawn failure (ENOENT, EACCES) comes as 'error', possibly followed by 'close': settle once.
+    let settled = false;
+    proc.on("error", (error) => {
+      if (settled) return;
+      settled = true;
+      reject(failed(`: ${String(error)}`, error));
     });
-  let proc: ReturnType<typeof spawn>;
-  try {
-    proc = spawn();
-  } catch (error) {
-    throw new ControlError<IpMasqErrorCode>("IPTABLES_FAILED", `${argv.join(" ")}: ${String(error)}`, { cause: error });
-  }
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  if (code !== 0 || proc.signalCode !== null) {
-    const why = proc.signalCode !== null ? `killed by ${proc.signalCode}` : `exit ${code}`;
-    const detail = stderr.trim().split("\n").filter(Boolean).slice(-3).join(" | ");
-    throw new ControlError<IpMasqErrorCode>("IPTABLES_FAILED", `${argv.join(" ")} failed (${why})${detail ? `: ${detail}` : ""}`);
-  }
-  return { stdout };
+    proc.on("close", (code, signal) => {
+      if (settled) return;
+      settled = true;
+      if (code === 0 && signal === null) return resolve({ stdout: Buffer.concat(stdout).toString("utf8") });
+      const why = signal !== null ? `killed by ${signal}` : `exit ${code}`;
+      const detail = Buffer.concat(stderr).toString("utf8").trim().split("\n").filter(Boolean).slice(-3).join(" | ");
+      reject(failed(` failed (${why})${detail ? `: ${detail}` : ""}`));
+    });
+    if (stdin !== undefined) {
+      proc.stdin!.on("error", () => {}); // EPIPE when the command exits without reading: its exit status tells
+      proc.stdin!.end(stdin);
+    }
+  });
 }

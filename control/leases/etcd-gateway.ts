@@ -10,6 +10,7 @@
 
 import { ControlError } from "../control-error.ts";
 import type { Logger } from "../log.ts";
+import { createNodeFetch } from "./node-fetch.ts";
 
 export type GatewayErrorCode = "ETCD_REQUEST" | "ETCD_UNREACHABLE" | "ETCD_AUTH";
 
@@ -111,7 +112,8 @@ export class EtcdGateway {
   constructor(options: GatewayOptions) {
     if (options.endpoints.length === 0) throw new ControlError("ETCD_REQUEST", "no etcd endpoints given");
     this.#o = options;
-    this.#fetch = options.fetch ?? ((url, init) => fetch(url, init));
+    // Bun's fetch takes the `tls` option below; under Node.js the same option goes to node:https (node-fetch.ts).
+    this.#fetch = options.fetch ?? (typeof globalThis.Bun !== "undefined" ? (url, init) => fetch(url, init) : createNodeFetch());
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 

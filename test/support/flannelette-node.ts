@@ -25,6 +25,8 @@ export interface DataplaneNodeOptions {
   vni?: number;
   tapName?: string;
   extraArgs?: readonly string[];
+  /** Replaces `bun control/cli.ts`, e.g. `node <bundle>` (deploy/build-node.ts). */
+  program?: readonly string[];
 }
 
 export class DataplaneNode {
@@ -49,7 +51,7 @@ export class DataplaneNode {
 
 export function dataplaneArgv(node: NetnsNode, options: DataplaneNodeOptions): string[] {
   return [
-    BUN, CLI, "dataplane",
+    ...(options.program ?? [BUN, CLI]), "dataplane",
     "--tap", options.tapName ?? "flannel.1",
     "--local-ip", node.underlayIp,
     "--vtep-mac", options.mac,

@@ -2,7 +2,7 @@
 // native-bindings/, dataplane/ and control/ (static, type-only, re-exports, dynamic import(), require(), import("x").T types
 // and worker URLs new URL("x", import.meta.url)), found with the TypeScript parser so that comments and
 // strings never count:
-//   - only native-bindings/bun-libc.ts imports bun:ffi;
+//   - only native-bindings/bun-libc.ts imports bun:ffi, and only native-bindings/koffi-libc.ts imports koffi;
 //   - native-bindings/ imports nothing from dataplane/ or control/;
 //   - dataplane/ imports nothing from control/ and nothing named etcd;
 //   - control/ uses only the data plane's public surface: dataplane.ts, mac.ts, counters.ts, wire.ts.
@@ -15,6 +15,7 @@ import ts from "typescript";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const LAYERS = ["native-bindings", "dataplane", "control"] as const;
 const FFI_FILE = "native-bindings/bun-libc.ts";
+const KOFFI_FILE = "native-bindings/koffi-libc.ts";
 const DATAPLANE_SURFACE = new Set(["dataplane/dataplane.ts", "dataplane/mac.ts", "dataplane/counters.ts", "dataplane/wire.ts"]);
 
 interface ImportRef {
@@ -56,6 +57,7 @@ function layeringViolations(file: string, source: string): string[] {
     const targetLayer = specifier.startsWith(".") ? target.split("/")[0] : "";
     const where = `${file}:${line} imports "${specifier}"`;
     if (specifier === "bun:ffi" && file !== FFI_FILE) out.push(`${where}: only ${FFI_FILE} may import bun:ffi`);
+    if ((specifier === "koffi" || specifier.startsWith("koffi/")) && file !== KOFFI_FILE) out.push(`${where}: only ${KOFFI_FILE} may import koffi`);
     if (layer === "native-bindings" && (targetLayer === "dataplane" || targetLayer === "control"))
       out.push(`${where}: native-bindings/ must not import from ${targetLayer}/`);
     if (layer === "dataplane" && targetLayer === "control") out.push(`${where}: dataplane/ must not import from control/`);
@@ -80,6 +82,8 @@ describe("the checker", () => {
     { name: "another native-bindings/ file importing bun:ffi types", file: "native-bindings/libc.ts", source: `import type { Pointer } from "bun:ffi";`, bad: true },
     { name: "bun-libc.ts importing bun:ffi", file: FFI_FILE, source: `import { dlopen, ptr } from "bun:ffi";`, bad: false },
     { name: "control/ importing bun:ffi dynamically", file: "control/cli.ts", source: `const ffi = await import("bun:ffi");`, bad: true },
+    { name: "koffi-libc.ts importing koffi", file: KOFFI_FILE, source: `const koffi = (await import("koffi")).default;`, bad: false },
+    { name: "another file importing koffi", file: "native-bindings/poll.ts", source: `import koffi from "koffi";`, bad: true },
     { name: "native-bindings/ importing a dataplane/ type", file: "native-bindings/tap.ts", source: `import type { RingLayout } from "../dataplane/spsc-ring.ts";`, bad: true },
     { name: "native-bindings/ re-exporting from control/", file: "native-bindings/linux/if_tun.ts", source: `export { log } from "../../control/log.ts";`, bad: true },
     { name: "native-bindings/ importing control/ dynamically", file: "native-bindings/poll.ts", source: `const m = await import("../control/cli.ts");`, bad: true },
@@ -112,9 +116,10 @@ describe("the checker", () => {
 describe("the source tree", () => {
   const files = LAYERS.flatMap(sourceFiles);
 
-  test("has files in every layer, and the scan sees bun-libc.ts's bun:ffi import", () => {
+  test("has files in every layer, and the scan sees bun-libc.ts's bun:ffi import and koffi-libc.ts's koffi import", () => {
     for (const layer of LAYERS) expect([layer, files.some((f) => f.startsWith(`${layer}/`))]).toEqual([layer, true]);
     expect(findImports(FFI_FILE, readFileSync(posix.join(ROOT, FFI_FILE), "utf8")).map((r) => r.specifier)).toContain("bun:ffi");
+    expect(findImports(KOFFI_FILE, readFileSync(posix.join(ROOT, KOFFI_FILE), "utf8")).map((r) => r.specifier)).toContain("koffi");
   });
 
   test("follows every layering rule", () => {
