@@ -30,6 +30,8 @@ export interface RunOptions {
   readonly offloads: boolean;
   /** 0: chosen from the core count. */
   readonly workers: number;
+  /** The Unix socket `flannelette status` reads; "" disables it. */
+  readonly statusSocket: string;
   readonly help: boolean;
 }
 
@@ -50,6 +52,14 @@ const DECIMAL = /^[0-9]+$/;
 const IFNAMSIZ = 16; // include/uapi/linux/if.h, including the NUL
 
 const nonEmpty = (v: string) => (v === "" ? "must not be empty" : null);
+
+export const DEFAULT_STATUS_SOCKET = "/run/flannelette/flannelette.sock";
+/** sun_path holds 108 bytes, the terminating NUL included. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+export function checkSocketPath(v: string): string | null {
+  return new TextEncoder().encode(v).length > MAX_SOCKET_PATH_BYTES ? `longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit of a Unix socket path` : null;
+}
 
 const FLAGS: readonly FlagSpec[] = [
   {
@@ -147,6 +157,13 @@ const FLAGS: readonly FlagSpec[] = [
     defaultValue: "300",
     usage: "seconds between full reconciles of etcd's leases against the kernel and the data plane",
     check: (v) => (DECIMAL.test(v) && Number(v) >= 1 && Number(v) <= 86400 ? null : "out of acceptable range 1..86400"),
+  },
+  {
+    name: "status-socket",
+    kind: "string",
+    defaultValue: DEFAULT_STATUS_SOCKET,
+    usage: "Unix socket (mode 0600) that `flannelette status` reads; empty to disable",
+    check: checkSocketPath,
   },
 ];
 
@@ -247,6 +264,7 @@ export function parseRunFlags(argv: readonly string[], env: Readonly<Record<stri
     reconcileIntervalSeconds: Number(str("reconcile-interval")),
     offloads: values.has("offloads") ? values.get("offloads") === true : true,
     workers: Number(str("workers")),
+    statusSocket: str("status-socket"),
     help,
   };
 }

@@ -2,7 +2,8 @@
 //
 // Start-up, in flannel's order:
 //   0. the instance lock <state-dir>/<tap>.lock (a second agent stops here, before touching anything);
-//   1. the health server (so /healthz answers and /readyz says what it waits for);
+//   1. the health server and the status socket (so /healthz answers, and /readyz and `flannelette status`
+//      say what it waits for);
 //   2. the external interface and public IP (--iface, --iface-regex, --public-ip);
 //   3. the network config from <prefix>/config (retried every second while missing or etcd is down), then
 //      the local checks (VXLAN port, TAP, subnet file's directory) so that nothing is leased if they fail;
@@ -18,15 +19,18 @@ import type { Libc } from "../../native-bindings/libc.ts";
 import { openRtnetlink, type Rtnetlink } from "../../native-bindings/rtnetlink.ts";
 import { Dataplane } from "../../dataplane/dataplane.ts";
 import { formatMac } from "../../dataplane/mac.ts";
+import { VERSION } from "../version.ts";
 import { type NetConfig, parseNetConfig } from "../config/net-config.ts";
 import { ControlError } from "../control-error.ts";
 import type { RunOptions } from "../flags.ts";
 import { type Cidr4, cidrContainsIp, formatCidr4, formatIp4 } from "../ip4.ts";
 import { configKey, leaseKey } from "../leases/etcd-keys.ts";
-import { connectEtcdRegistry, type LeaseRegistry } from "../leases/registry.ts";
+import { connectEtcdRegistry, type EtcdLeaseRegistry, type LeaseRegistry } from "../leases/registry.ts";
 import type { Logger } from "../log.ts";
 import { readSubnetEnv, writeSubnetEnv } from "../subnet-env.ts";
 import { startHealthServer } from "./health-server.ts";
+import { type AgentStatus, STATUS_VERSION } from "./status-report.ts";
+import { startStatusServer } from "./status-server.ts";
 import { createIpMasq } from "./ip-masq.ts";
 import { ConfigChangeNotice } from "./config-change.ts";
 import { acquireInstanceLock } from "./instance-lock.ts";
@@ -65,6 +69,11 @@ export class Agent {
   #tap: TapGuard | null = null;
   #onFatal: ((message: string) => void) | null = null;
   #registry: LeaseRegistry | null = null;
+  /** The etcd client from its creation on (#registry waits for the config), for the endpoint in use. */
+  #etcd: EtcdLeaseRegistry | null = null;
+  /** Our PublicIP and the config's Network, for `flannelette status`; null until known. */
+  #publicIp: number | null = null;
+  #network: Cidr4 | null = null;
   /** The config text read at start-up (#waitForConfig): later reads are compared with it, never applied. */
   #configInUse = "";
   #configNotice: ConfigChangeNotice | null = null;
@@ -90,6 +99,39 @@ export class Agent {
       faults,
       leaseRejections: Object.fromEntries(this.#peers?.rejected ?? []),
       ownLeaseRestores: this.#leases?.restoredCount ?? 0,
+    };
+  }
+
+  /** Everything `flannelette status` shows, taken now (the status socket asks per request). */
+  status(): AgentStatus {
+    const snapshot = this.snapshot();
+    const leases = this.#leases;
+    const lease = leases?.lease ?? null;
+    const dataplane = this.#dataplane;
+    const peers = (this.#peers?.peersWithSince() ?? []).sort((a, b) => a.peer.subnet.ip - b.peer.subnet.ip || a.peer.subnet.prefixLen - b.peer.subnet.prefixLen);
+    return {
+      version: STATUS_VERSION,
+      time: new Date().toISOString(),
+      agent: { pid: process.pid, flannelette: VERSION },
+      ready: snapshot.ready,
+      // /readyz starts at the lease; here the wait for etcd's config is named too, as it is the usual stall.
+      waitingFor: this.#network === null && !this.#stopping ? ["network config", ...snapshot.waitingFor] : snapshot.waitingFor,
+      faults: snapshot.faults,
+      network: this.#network && formatCidr4(this.#network),
+      lease: lease && leases && this.#publicIp !== null
+        ? { subnet: formatCidr4(lease.subnet), publicIp: formatIp4(this.#publicIp), vtepMac: leases.vtepMac, expiresAt: new Date(lease.expiresAt).toISOString() }
+        : null,
+      etcd: { endpoints: [...this.#o.etcdEndpoints], endpointInUse: this.#etcd?.endpointInUse ?? null, connected: snapshot.etcdConnected },
+      peers: peers.map(({ peer, since }) => ({
+        subnet: formatCidr4(peer.subnet), publicIp: formatIp4(peer.publicIp), vtepMac: peer.vtepMac, since: new Date(since).toISOString(),
+      })),
+      forwardingEntries: snapshot.forwardingEntries,
+      dataplane: dataplane && snapshot.counters
+        ? { tap: dataplane.tapName, mtu: dataplane.tapMtu, workerPairs: dataplane.workerPairs, counters: snapshot.counters }
+        : null,
+      leaseRejections: { ...snapshot.leaseRejections },
+      ownLeaseRestores: snapshot.ownLeaseRestores,
+      reconcile: { runs: snapshot.reconcileRuns, changes: snapshot.reconcileChanges },
     };
   }
 
@@ -119,18 +161,25 @@ export class Agent {
       const server = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, snapshot: () => this.snapshot(), log });
       this.#stops.push(() => server.stop());
     }
+    if (o.statusSocket !== "") {
+      const server = await startStatusServer({ path: o.statusSocket, status: () => this.status(), log });
+      this.#stops.push(() => server.stop());
+    }
 
     const rtnl = openRtnetlink(this.#libc);
     this.#stops.push(() => rtnl.close());
     const underlay = discoverUnderlay(rtnl, { iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
     log.info(`using interface ${underlay.name} (${formatIp4(underlay.ip)}), public IP ${formatIp4(underlay.publicIp)}, MTU ${underlay.mtu}`);
+    this.#publicIp = underlay.publicIp;
 
     const registry = await connectEtcdRegistry({
       endpoints: o.etcdEndpoints, prefix: o.etcdPrefix, keyFile: o.etcdKeyfile, certFile: o.etcdCertfile, caFile: o.etcdCafile,
       username: o.etcdUsername, password: o.etcdPassword, log,
     });
     this.#stops.push(() => registry.close());
+    this.#etcd = registry;
     const config = await this.#waitForConfig(registry);
+    this.#network = config.network;
     if (config.backend.type !== "vxlan") throw new ControlError("BACKEND_UNSUPPORTED", `backend type "${config.backend.type}" is not supported yet by flannelette (only vxlan)`);
     const backend = config.backend;
     log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}`);
@@ -268,7 +317,8 @@ export class Agent {
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (code === undefined || !RETRIED_WHILE_WAITING.has(code)) throw error;
-        if (code !== "ETCD_CONFIG_NOT_FOUND") this.#setEtcdState(false);
+        // "config not found" is an answer: etcd is there, the operator has not written the config yet.
+        this.#setEtcdState(code === "ETCD_CONFIG_NOT_FOUND");
         this.#log.rateLimited("config", `${(error as Error).message}; retrying every second`, 10_000);
         await new Promise((resolve) => setTimeout(resolve, CONFIG_RETRY_MS));
         if (this.#stopping) throw new ControlError("STOPPED", "stopped while waiting for the network config");

@@ -78,6 +78,8 @@ export class PeerSync {
   // PublicIP: a Set per peer cost ~1 MiB of heap at 5,000 peers.
   readonly #keysByPublicIp = new Map<number, string | string[]>();
   readonly #rejected = new Map<LeaseRejectReason, number>();
+  /** Subnet key text -> when its current lease was first programmed (Unix ms), for `flannelette status`. */
+  readonly #since = new Map<string, number>();
   #watch: LeaseWatch | null = null;
   /** Peer changes made by the listing being applied; null outside a listing. */
   #listingChanges: number | null = null;
@@ -95,6 +97,11 @@ export class PeerSync {
 
   peers(): PeerEntry[] {
     return [...this.#peers.values()];
+  }
+
+  /** The known peers, each with when its current lease (subnet, PublicIP, VtepMAC) was first programmed. */
+  peersWithSince(): { peer: PeerEntry; since: number }[] {
+    return [...this.#peers].map(([key, peer]) => ({ peer, since: this.#since.get(key) ?? 0 }));
   }
 
   /** How many lease puts were refused, per reason (each listing counts its refused leases again). */
@@ -253,6 +260,8 @@ export class PeerSync {
 
   #remember(key: string, peer: PeerEntry): void {
     const before = this.#peers.get(key);
+    // A changed lease for a known subnet is a new peer as far as `since` goes; a re-put never gets here.
+    if (before === undefined || !samePeer(before, peer)) this.#since.set(key, Date.now());
     if (before && before.vtepMac !== peer.vtepMac && this.#keyByMac.get(before.vtepMac) === key) this.#keyByMac.delete(before.vtepMac);
     if (before) this.#forgetPublicIp(key, before);
     this.#peers.set(key, peer);
@@ -292,6 +301,7 @@ export class PeerSync {
 
   #removePeer(key: string, peer: PeerEntry): void {
     this.#peers.delete(key);
+    this.#since.delete(key);
     if (this.#keyByMac.get(peer.vtepMac) === key) this.#keyByMac.delete(peer.vtepMac);
     this.#forgetPublicIp(key, peer);
     this.#o.kernel.remove(peer);

@@ -47,6 +47,12 @@ export interface LeaseRegistry {
   close(): void;
 }
 
+/** The registry over etcd's gateway, which can also say which member it talks to (`flannelette status`). */
+export interface EtcdLeaseRegistry extends LeaseRegistry {
+  /** The endpoint requests go to first: the member that answered last, or the next one after a failure. */
+  readonly endpointInUse: string;
+}
+
 // flannel's own text, so operators can search for it.
 const CONFIG_NOT_FOUND = "flannel config not found in etcd store. Did you create your config using etcdv3 API?";
 
@@ -73,7 +79,7 @@ const kvRecord = (kv: GatewayKv): LeaseRecord => ({
 });
 
 /** The registry over a gateway client (tests may hand it one with an in-memory fetch). */
-export function createEtcdRegistry(gateway: EtcdGateway, prefix: string): LeaseRegistry {
+export function createEtcdRegistry(gateway: EtcdGateway, prefix: string): EtcdLeaseRegistry {
   const subnets = subnetsPrefix(prefix);
 
   const revoke = async (id: string) => {
@@ -143,6 +149,10 @@ export function createEtcdRegistry(gateway: EtcdGateway, prefix: string): LeaseR
     close() {
       gateway.close();
     },
+
+    get endpointInUse() {
+      return gateway.endpoint;
+    },
   };
 }
 
@@ -193,7 +203,7 @@ async function readTlsFile(path: string): Promise<string> {
   }
 }
 
-export async function connectEtcdRegistry(options: EtcdConnectOptions): Promise<LeaseRegistry> {
+export async function connectEtcdRegistry(options: EtcdConnectOptions): Promise<EtcdLeaseRegistry> {
   const endpoints = checkEndpoints(options);
   let tls: GatewayTls | null = null;
   if (options.certFile || options.caFile) {

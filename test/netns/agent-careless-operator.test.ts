@@ -123,7 +123,7 @@ describe.skipIf(!isRoot)("careless operators: a second agent, a read-only subnet
     const agent = topo.spawnIn(n3.ns, [
       "sh", "-c", 'mount -t tmpfs -o ro fnl-co-ro "$0" && exec "$@"', readOnly,
       BUN, CLI, "run", "--etcd-endpoints", ETCD_ENDPOINT, "--iface", UNDERLAY_DEV,
-      "--subnet-file", subnetFile, "--state-dir", join(stateParent, "state"),
+      "--subnet-file", subnetFile, "--state-dir", join(stateParent, "state"), "--status-socket", join(stateParent, "status.sock"),
     ]);
     expect(await exitOf(agent)).toBe(1);
     expect(await etcdState()).toEqual(etcdBefore);

@@ -20,6 +20,7 @@ const DEFAULTS: RunOptions = {
   healthzPort: 0,
   tapName: "flannel.1",
   stateDir: "/var/lib/flannelette",
+  statusSocket: "/run/flannelette/flannelette.sock",
   reconcileIntervalSeconds: 300,
   offloads: true,
   workers: 0,
