@@ -5,15 +5,14 @@
 import { writeSync } from "node:fs";
 import { CliError } from "./cli-flags.ts";
 
-import { DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE } from "./usage.ts";
+import { DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE, STATUS_USAGE } from "./usage.ts";
 import { ensureDataplaneRuntime } from "./runtime-options.ts";
 import { createLogger } from "./log.ts";
+import { buildCommit, runtimeName, VERSION } from "./version.ts";
 
 const warn = (message: string) => createLogger().warn(message);
 
 // Each command is imported when it runs: the data plane alone should not carry the etcd client's memory.
-
-const VERSION = "0.1.0";
 
 const USAGE = `flannelette ${VERSION}: a flannel node agent with a userspace VXLAN data plane
 
@@ -22,6 +21,8 @@ Usage:
       join a flannel network through etcd (flanneld's flags) and carry it on the userspace data plane
   ${DATAPLANE_USAGE}
       run the userspace VXLAN data plane on a TAP device with static peers
+  ${STATUS_USAGE}
+      show the running agent's lease, etcd connection, peers and data-plane counters
   ${DEMO_USAGE}
       build a demo overlay in network namespaces on this host, show traffic, tear it down
   flannelette version
@@ -37,11 +38,15 @@ async function main(argv: string[]): Promise<number> {
     case "dataplane":
       await ensureDataplaneRuntime(warn);
       return (await import("./dataplane-command.ts")).runDataplaneCommand(rest);
+    case "status":
+      return (await import("./status-command.ts")).runStatusCommand(rest);
     case "demo":
+      // The demo drives namespaces and traffic with the test helpers, which are written for Bun.
+      if (typeof globalThis.Bun === "undefined") throw new Error("demo needs Bun (bun control/cli.ts demo); run and dataplane work under Node.js too");
       return (await import("./demo-command.ts")).runDemoCommand(rest);
     case "version":
     case "--version":
-      process.stdout.write(`flannelette ${VERSION} (bun ${Bun.version})\n`);
+      process.stdout.write(`flannelette ${VERSION} (commit ${buildCommit()}, ${runtimeName()})\n`);
       return 0;
     case undefined:
     case "help":

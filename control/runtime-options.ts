@@ -37,8 +37,22 @@ export async function ensureDataplaneRuntime(warn: (message: string) => void): P
   Object.assign(env, missing);
   try {
     const libc = await loadLibc();
-    execve(libc, process.execPath, [process.argv0, ...process.execArgv, ...process.argv.slice(1)], env);
+    execve(libc, process.execPath, restartArgv(process.argv0, process.execArgv, process.argv, isStandaloneExecutable()), env);
   } catch (error) {
     warn(`could not restart with ${Object.keys(missing).join(", ")} (${(error as Error).message}); going on without`);
   }
+}
+
+/**
+ * The argv that starts this same program again. From sources, argv[1] is the script and runtime flags sit
+ * in execArgv; a standalone executable (bun build --compile) reports its embedded entry point as argv[1],
+ * which it must not be given again as an argument.
+ */
+export function restartArgv(argv0: string, execArgv: readonly string[], argv: readonly string[], standalone: boolean): string[] {
+  return standalone ? [argv0, ...argv.slice(2)] : [argv0, ...execArgv, ...argv.slice(1)];
+}
+
+/** True inside an executable built with `bun build --compile`: its modules live under Bun's `/$bunfs/`. */
+export function isStandaloneExecutable(): boolean {
+  return typeof globalThis.Bun !== "undefined" && Bun.main.startsWith("/$bunfs/");
 }

@@ -24,6 +24,12 @@ export class AgentNode {
     readonly extraArgs: readonly string[],
     /** The etcd flags: endpoints, TLS files, credentials. */
     readonly etcdArgs: readonly string[] = ["--etcd-endpoints", ETCD_ENDPOINT],
+    /** What runs `flannelette`: Bun with the sources by default, or a built executable. */
+    readonly program: readonly string[] = [BUN, CLI],
+    /** Put in front of the program, e.g. `setpriv ...` to drop privileges; exec'ing wrappers keep the PID. */
+    readonly wrapper: readonly string[] = [],
+    /** Extra environment variables, set through `env` after the wrapper. */
+    readonly env: Readonly<Record<string, string>> = {},
   ) {}
 
   get subnetFile(): string {
@@ -34,10 +40,16 @@ export class AgentNode {
     return join(this.dir, "state");
   }
 
+  /** Each agent's own status socket, so that agents never meet on the default path in /run. */
+  get statusSocket(): string {
+    return join(this.dir, "status.sock");
+  }
+
   argv(): string[] {
+    const env = Object.entries(this.env).map(([key, value]) => `${key}=${value}`);
     return [
-      BUN, CLI, "run", ...this.etcdArgs, "--iface", UNDERLAY_DEV,
-      "--subnet-file", this.subnetFile, "--state-dir", this.stateDir, ...this.extraArgs,
+      ...this.wrapper, ...(env.length > 0 ? ["env", ...env] : []), ...this.program, "run", ...this.etcdArgs, "--iface", UNDERLAY_DEV,
+      "--subnet-file", this.subnetFile, "--state-dir", this.stateDir, "--status-socket", this.statusSocket, ...this.extraArgs,
     ];
   }
 
@@ -77,11 +89,18 @@ export class AgentNode {
 export interface AgentNodeOptions {
   /** Replaces `--etcd-endpoints <hub etcd>`, for agents that talk to another etcd (TLS, auth, a cluster). */
   readonly etcdArgs?: readonly string[];
+  /** Replaces `bun control/cli.ts`, for tests of a built executable or bundle. */
+  readonly program?: readonly string[];
+  /** A command that execs the agent, e.g. `setpriv` dropping privileges. */
+  readonly wrapper?: readonly string[];
+  /** Extra environment variables for the agent (NOTIFY_SOCKET, WATCHDOG_USEC). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function createAgentNode(topo: Topology, node: NetnsNode, extraArgs: readonly string[] = [],
   options: AgentNodeOptions = {}): Promise<AgentNode> {
-  return new AgentNode(topo, node, await mkdtemp(join(tmpdir(), `fnl-agent-n${node.index}-`)), extraArgs, options.etcdArgs);
+  return new AgentNode(topo, node, await mkdtemp(join(tmpdir(), `fnl-agent-n${node.index}-`)), extraArgs, options.etcdArgs, options.program,
+    options.wrapper, options.env);
 }
 
 /**
