@@ -15,6 +15,7 @@ import { CliError, parseCommandFlags, type FlagSpec } from "./cli-flags.ts";
 import { parseIpv4Strict } from "./cli-values.ts";
 import { formatIp4 } from "./ip4.ts";
 import { createLogger } from "./log.ts";
+import { requireCapabilities } from "./agent/capabilities.ts";
 
 const FLAGS: FlagSpec[] = [
   { name: "tap", kind: "string", default: "flannel.1", help: "name of the TAP device to create" },
@@ -53,6 +54,7 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
     return { mac: parseMacFlag(spec.slice(0, eq), "--peer"), ip: parseIpv4Strict(spec.slice(eq + 1), "--peer") };
   });
 
+  requireCapabilities(); // one line naming what is missing, instead of an EPERM from the TAP or the raw socket
   const libc = await loadLibc();
   let failure: string | null = null;
   let wake = () => {};
