@@ -58,6 +58,15 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
   const libc = await loadLibc();
   let failure: string | null = null;
   let wake = () => {};
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  // Before anything starts: a SIGTERM that comes while the data plane starts, or right after `ready`, must
+  // stop it cleanly, not kill it (the runtime may take a turn of the event loop to install a handler).
+  const stop = (signal: string) => {
+    log.info(`${signal} received, stopping`);
+    wake();
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
   const dataplane = await Dataplane.start(libc, {
     tapName: flags.string("tap"),
     vtepMac,
@@ -83,15 +92,7 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
   process.on("SIGUSR1", () => {
     process.stdout.write(`stats ${JSON.stringify(dataplane.counters())}\n`);
   });
-  await new Promise<void>((resolve) => {
-    wake = resolve;
-    const stop = (signal: string) => {
-      log.info(`${signal} received, stopping`);
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  await stopped;
   await dataplane.stop();
   if (failure !== null) throw new Error(failure);
   log.info("stopped");

@@ -72,6 +72,22 @@ describe.skipIf(!isRoot)("the single executable, with the checkout out of sight"
     expect((await agent.subnetEnv()).get("FLANNEL_NETWORK")).toBe("10.244.0.0/16");
   });
 
+  test("`status` reads the running agent's lease and its kernel peer", async () => {
+    const proc = topo.spawnIn(topo.nodes[0].ns, [...withoutCheckout(exe), "status", "--json", "--socket", agent.statusSocket]);
+    expect(await proc.exited).toBe(0);
+    const status = JSON.parse(proc.stdoutLines().join("\n")) as { lease: { subnet: string } | null; peers: { subnet: string }[] };
+    expect(status.lease?.subnet).toBe(await agent.subnet());
+    expect(status.peers.map((p) => p.subnet)).toEqual([KERNEL_SUBNET]);
+  });
+
+  test("`dataplane` runs the data plane alone on a TAP of its own", async () => {
+    const n1 = topo.nodes[0];
+    const proc = topo.spawnIn(n1.ns, [...withoutCheckout(exe), "dataplane", "--tap", "fl-exe0", "--port", "8473",
+      "--local-ip", n1.underlayIp, "--vtep-mac", "0a:58:0a:f4:e0:01"]);
+    await proc.waitForLine(/^ready tap=fl-exe0 /, { timeoutMs: 15_000 });
+    expect(await proc.stop()).toBe(0);
+  });
+
   test("pods reach each other both ways, and TCP passes both ways, through the executable's data plane", async () => {
     const [n1, n2] = topo.nodes;
     expect((await ping(n1.ns, { from: pod, to: KERNEL_POD, count: 5, intervalS: 0.05 })).received).toBe(5);
