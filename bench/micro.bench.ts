@@ -8,13 +8,13 @@ import { writeOuterHeaders } from "../dataplane/encap.ts";
 import { createFdbMemory, FdbReader, FdbWriter } from "../dataplane/fdb-table.ts";
 import { innerFlowHash, sourcePortFromHash } from "../dataplane/flow-hash.ts";
 import { createRingMemory, SpscRing } from "../dataplane/spsc-ring.ts";
+import { Segmenter } from "../dataplane/segmenter.ts";
 import { segmentUdpSuperFrame } from "../dataplane/udp-segment.ts";
 import { writeRxVirtioHeader } from "../dataplane/virtio-header.ts";
-import { ip4, ipv4Frame, vxlanDatagram, withHeadroom } from "../test/support/frames.ts";
-import { SeededRandom } from "../test/unit/dataplane/fixtures/seeded-random.ts";
+import { ip4, ipv4Frame, vxlanDatagram, withHeadroom, ETH } from "../test/support/frames.ts";
+import { SeededRandom } from "../test/support/random.ts";
 
 const HEADROOM = 64;
-const ETH = { dst: "ee:ff:80:00:00:02", src: "ee:ff:80:00:00:01" };
 const rng = new SeededRandom(1);
 const LOCAL = ip4("192.168.10.1");
 const PEER = ip4("192.168.10.2");
@@ -96,9 +96,10 @@ group("segmentUdpSuperFrame: 65,507 B of UDP payload at gso_size 1,422, 47 datag
   src.set(Uint8Array.of(1, 5, 42, 0, GSO & 0xff, GSO >>> 8, 34, 0, 6, 0), HEADROOM - 10); // NEEDS_CSUM, UDP_L4, csum 34+6
   const out = new Uint8Array(72 * 1024);
   const result = new Int32Array(3);
-  const n = segmentUdpSuperFrame(src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result);
+  const segmenter = new Segmenter();
+  const n = segmentUdpSuperFrame(segmenter, src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result);
   if (n !== 47 || result[0] !== 1472) throw new Error(`unexpected segmentation: ${n} × ${result[0]}`);
-  bench("IPv4, two buffers", () => do_not_optimize(segmentUdpSuperFrame(src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result)));
+  bench("IPv4, two buffers", () => do_not_optimize(segmentUdpSuperFrame(segmenter, src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result)));
 });
 
 await run();

@@ -4,14 +4,14 @@
 // Run: bun bench/offload.bench.ts (the data plane runs with BUN_JSC_useFTLJIT=0 BUN_JSC_useOMGJIT=0; set them to match)
 
 import { bench, do_not_optimize, group, run } from "mitata";
-import { coalesceHeadroom, coalesceTcpFrames } from "../dataplane/tcp-coalesce.ts";
-import { segmentTcpSuperFrame, useFastWordSum } from "../dataplane/tcp-segment.ts";
+import { Coalescer, coalesceHeadroom } from "../dataplane/tcp-coalesce.ts";
+import { Segmenter } from "../dataplane/segmenter.ts";
+import { segmentTcpSuperFrame } from "../dataplane/tcp-segment.ts";
 import { createSimdWordSum } from "../dataplane/checksum-simd.ts";
-import { ip4, ipv4Frame, TCP_ACK } from "../test/support/frames.ts";
-import { SeededRandom } from "../test/unit/dataplane/fixtures/seeded-random.ts";
+import { ip4, ipv4Frame, TCP_ACK, ETH } from "../test/support/frames.ts";
+import { SeededRandom } from "../test/support/random.ts";
 
 const rng = new SeededRandom(3);
-const ETH = { dst: "ee:ff:80:00:00:02", src: "ee:ff:80:00:00:01" };
 const IP = { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") };
 const TIMESTAMPS = Uint8Array.of(1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2);
 const MSS = 1398; // a 1,450-byte TAP MTU minus IPv4, TCP and 12 bytes of timestamps
@@ -40,28 +40,29 @@ const pristine = inPlace.slice();
 // The tx ring's case in the data plane: the buffer is a shared WebAssembly.Memory's, its sums in SIMD.
 const simdMemory = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true });
 const inPlaceSimd = new Uint8Array(simdMemory.buffer, 0, inPlace.length);
-useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
+const segmenter = new Segmenter(); // one per worker in the data plane
+segmenter.useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
 const trainLen = (() => {
-  const n = segmentTcpSuperFrame(twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result);
+  const n = segmentTcpSuperFrame(segmenter, twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result);
   if (n !== 47 || result[0] !== 1472) throw new Error(`unexpected segmentation: ${n} × ${result[0]}`);
   return result[2];
 })();
 
 group(`segmentTcpSuperFrame: ${PAYLOAD} B of payload at MSS ${MSS} with timestamps, 47 datagrams (ns/super-frame)`, () => {
   bench("two buffers (16-bit copy+sum loop)", () =>
-    do_not_optimize(segmentTcpSuperFrame(twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result)),
+    do_not_optimize(segmentTcpSuperFrame(segmenter, twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result)),
   );
   const outOff = HEADROOM + superFrame.length + 64;
   bench("one buffer, separate area (copyWithin + sum)", () =>
-    do_not_optimize(segmentTcpSuperFrame(oneBuffer, HEADROOM, superFrame.length, HEADROOM - 10, 1, oneBuffer, outOff, trainLen, result)),
+    do_not_optimize(segmentTcpSuperFrame(segmenter, oneBuffer, HEADROOM, superFrame.length, HEADROOM - 10, 1, oneBuffer, outOff, trainLen, result)),
   );
   bench("in place, restore included", () => {
     inPlace.set(pristine);
-    do_not_optimize(segmentTcpSuperFrame(inPlace, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlace, HEADROOM, trainLen, result));
+    do_not_optimize(segmentTcpSuperFrame(segmenter, inPlace, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlace, HEADROOM, trainLen, result));
   });
   bench("in place, SIMD payload sums, restore included", () => {
     inPlaceSimd.set(pristine);
-    do_not_optimize(segmentTcpSuperFrame(inPlaceSimd, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlaceSimd, HEADROOM, trainLen, result));
+    do_not_optimize(segmentTcpSuperFrame(segmenter, inPlaceSimd, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlaceSimd, HEADROOM, trainLen, result));
   });
   bench("restore alone (64 KiB set)", () => do_not_optimize(inPlace.set(pristine)));
 });
@@ -91,16 +92,17 @@ const full = groBatch(MSS);
 const acks = groBatch(0);
 const outOffs = new Int32Array(44);
 const outLens = new Int32Array(44);
+const coalescer = new Coalescer(); // one per worker in the data plane
 
 group("coalesceTcpFrames: 44 frames of one UDP GRO receive (ns/batch)", () => {
   bench("44 × 1,398 B of one flow → 1 GSO frame, restore included", () => {
     full.buf.set(full.pristine);
-    do_not_optimize(coalesceTcpFrames(full.buf, full.offs, full.lens, 44, 1450, outOffs, outLens));
+    do_not_optimize(coalescer.coalesce(full.buf, full.offs, full.lens, 44, 1450, outOffs, outLens));
   });
   bench("restore alone (full batch)", () => do_not_optimize(full.buf.set(full.pristine)));
   bench("44 pure ACKs → 44 frames, each moved, restore included", () => {
     acks.buf.set(acks.pristine);
-    do_not_optimize(coalesceTcpFrames(acks.buf, acks.offs, acks.lens, 44, 1450, outOffs, outLens));
+    do_not_optimize(coalescer.coalesce(acks.buf, acks.offs, acks.lens, 44, 1450, outOffs, outLens));
   });
 });
 

@@ -12,7 +12,7 @@
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { openRtnetlink, type Rtnetlink, type RtnetlinkOp } from "../native-bindings/rtnetlink.ts";
-import type { MacAddress } from "../native-bindings/net-address.ts";
+import type { MacAddress } from "../native-bindings/mac-address.ts";
 
 const INSIDE = "--inside-namespace";
 const DEVICE = "v0";

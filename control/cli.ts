@@ -3,7 +3,7 @@
 // Exit status: 0 on success, 1 on a runtime failure, 2 on a bad command line.
 
 import { writeSync } from "node:fs";
-import { CliError } from "./cli-flags.ts";
+import { flagError, isCommandLineError } from "./flags.ts";
 
 import { DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE, STATUS_USAGE } from "./usage.ts";
 import { ensureDataplaneRuntime } from "./runtime-options.ts";
@@ -55,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + "\n");
       return command === undefined ? 2 : 0;
     default:
-      throw new CliError(`unknown command "${command}" (see flannelette --help)`);
+      throw flagError("COMMAND_UNKNOWN", `unknown command "${command}" (see flannelette --help)`);
   }
 }
 
@@ -74,5 +74,5 @@ try {
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`flannelette: ${message}\n`);
-  process.exitCode = error instanceof CliError ? 2 : 1;
+  process.exitCode = isCommandLineError(error) ? 2 : 1;
 }

@@ -9,49 +9,50 @@
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { Dataplane } from "../dataplane/dataplane.ts";
-import { formatMac, parseMac, randomVtepMac } from "../dataplane/mac.ts";
+import { randomVtepMac } from "../dataplane/mac.ts";
+import { formatIp4 } from "../native-bindings/ip4.ts";
+import { formatMac } from "../native-bindings/mac-address.ts";
 import { DATAPLANE_USAGE } from "./usage.ts";
-import { CliError, parseCommandFlags, type FlagSpec } from "./cli-flags.ts";
-import { parseIpv4Strict } from "./cli-values.ts";
-import { formatIp4 } from "./ip4.ts";
+import { badFlagValue, between, flagHelp, ip4FlagValue, macFlagValue, parseFlags, type FlagSet } from "./flags.ts";
 import { createLogger } from "./log.ts";
 import { requireCapabilities } from "./agent/capabilities.ts";
 
-const FLAGS: FlagSpec[] = [
-  { name: "tap", kind: "string", default: "flannel.1", help: "name of the TAP device to create" },
-  { name: "local-ip", kind: "string", default: "", help: "our underlay IPv4 address (outer source address); required" },
-  { name: "vtep-mac", kind: "string", default: "", help: "MAC of the TAP (the VtepMAC peers use); random if empty" },
-  { name: "vni", kind: "int", default: 1, help: "VXLAN network identifier (1..16777215)" },
-  { name: "port", kind: "int", default: 8472, help: "VXLAN UDP port (8472 is the kernel's and flannel's default; 4789 is IANA's)" },
-  { name: "underlay-mtu", kind: "int", default: 1500, help: "MTU of the underlay; the TAP gets this minus 50" },
-  { name: "peer", kind: "list", default: [], help: "static peer as <vtep-mac>=<underlay-ip>; repeatable" },
-  { name: "check-peer-source", kind: "bool", default: true, help: "drop datagrams whose outer source is no known peer" },
-  { name: "workers", kind: "int", default: 0, help: "pairs of data-plane workers, each with its own TAP queue and UDP socket; 0 = one pair per two cores" },
-  { name: "offloads", kind: "bool", default: true, help: "TCP super-frames from the TAP (TSO) cut and sent with UDP GSO; UDP GRO with TCP coalescing on receive" },
-];
-
+const FLAGS: FlagSet = {
+  command: "dataplane",
+  usage: DATAPLANE_USAGE,
+  pointToHelp: true,
+  flags: [
+    { name: "tap", kind: "string", default: "flannel.1", usage: "name of the TAP device to create" },
+    { name: "local-ip", kind: "string", default: "", usage: "our underlay IPv4 address (outer source address); required", required: true },
+    { name: "vtep-mac", kind: "string", default: "", usage: "MAC of the TAP (the VtepMAC peers use); random if empty" },
+    { name: "vni", kind: "int", default: 1, usage: "VXLAN network identifier (1..16777215)", check: between(1, 0xffffff) },
+    { name: "port", kind: "int", default: 8472, usage: "VXLAN UDP port (8472 is the kernel's and flannel's default; 4789 is IANA's)", check: between(1, 65535, "not a port number") },
+    { name: "underlay-mtu", kind: "int", default: 1500, usage: "MTU of the underlay; the TAP gets this minus 50", check: between(68 + 50, 65535) },
+    { name: "peer", kind: "list", usage: "static peer as <vtep-mac>=<underlay-ip>; repeatable" },
+    { name: "check-peer-source", kind: "bool", default: true, usage: "drop datagrams whose outer source is no known peer" },
+    { name: "workers", kind: "int", default: 0, usage: "pairs of data-plane workers, each with its own TAP queue and UDP socket; 0 = one pair per two cores", check: between(0, 16) },
+    { name: "offloads", kind: "bool", default: true, usage: "TCP super-frames from the TAP (TSO) cut and sent with UDP GSO; UDP GRO with TCP coalescing on receive" },
+  ],
+};
 
 export async function runDataplaneCommand(argv: string[]): Promise<number> {
-  const flags = parseCommandFlags("dataplane", DATAPLANE_USAGE, FLAGS, argv);
-  if (flags === "help") return 0;
+  const flags = parseFlags(FLAGS, argv);
+  if (flags.help) {
+    process.stdout.write(flagHelp(FLAGS));
+    return 0;
+  }
   const log = createLogger();
-  const localIpText = flags.string("local-ip");
-  if (!localIpText) throw new CliError("missing required flag: --local-ip");
-  const localIp = parseIpv4Strict(localIpText, "--local-ip");
+  const localIp = ip4FlagValue("local-ip", flags.string("local-ip"));
   const vni = flags.int("vni");
-  if (vni < 1 || vni > 0xffffff) throw new CliError(`invalid value "${vni}" for flag --vni: must be 1..16777215`);
   const port = flags.int("port");
-  if (port < 1 || port > 65535) throw new CliError(`invalid value "${port}" for flag --port: not a port number`);
   const underlayMtu = flags.int("underlay-mtu");
-  if (underlayMtu < 68 + 50 || underlayMtu > 65535) throw new CliError(`invalid value "${underlayMtu}" for flag --underlay-mtu: must be 118..65535`);
   const workers = flags.int("workers");
-  if (workers < 0 || workers > 16) throw new CliError(`invalid value "${workers}" for flag --workers: must be 0..16`);
   const macText = flags.string("vtep-mac");
-  const vtepMac = macText ? parseMacFlag(macText, "--vtep-mac") : randomVtepMac();
+  const vtepMac = macText ? macFlagValue("vtep-mac", macText) : randomVtepMac();
   const peers = flags.list("peer").map((spec) => {
     const eq = spec.indexOf("=");
-    if (eq < 0) throw new CliError(`invalid value "${spec}" for flag --peer: expected <vtep-mac>=<underlay-ip>`);
-    return { mac: parseMacFlag(spec.slice(0, eq), "--peer"), ip: parseIpv4Strict(spec.slice(eq + 1), "--peer") };
+    if (eq < 0) throw badFlagValue("peer", spec, "expected <vtep-mac>=<underlay-ip>");
+    return { mac: macFlagValue("peer", spec.slice(0, eq)), ip: ip4FlagValue("peer", spec.slice(eq + 1)) };
   });
 
   requireCapabilities(); // one line naming what is missing, instead of an EPERM from the TAP or the raw socket
@@ -97,12 +98,4 @@ export async function runDataplaneCommand(argv: string[]): Promise<number> {
   if (failure !== null) throw new Error(failure);
   log.info("stopped");
   return 0;
-}
-
-function parseMacFlag(text: string, flag: string): Uint8Array {
-  try {
-    return parseMac(text);
-  } catch {
-    throw new CliError(`invalid value "${text}" for flag ${flag}: expected a MAC address like 0a:58:0a:f4:01:01`);
-  }
 }

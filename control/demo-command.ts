@@ -7,14 +7,18 @@
 // The namespace tooling is the tests' (test/support/): the demo exists only in a source checkout.
 
 import { DEMO_USAGE } from "./usage.ts";
-import { CliError, parseCommandFlags, type FlagSpec } from "./cli-flags.ts";
+import { between, flagHelp, parseFlags, type FlagSet } from "./flags.ts";
 
-
-const FLAGS: FlagSpec[] = [
-  { name: "nodes", kind: "int", default: 3, help: "flannelette nodes to start (1..20)" },
-  { name: "kernel-node", kind: "bool", default: true, help: "add a node with a kernel flannel.1 programmed like flanneld" },
-  { name: "seconds", kind: "int", default: 3, help: "length of each iperf3 run" },
-];
+const FLAGS: FlagSet = {
+  command: "demo",
+  usage: DEMO_USAGE,
+  pointToHelp: true,
+  flags: [
+    { name: "nodes", kind: "int", default: 3, usage: "flannelette nodes to start (1..20)", check: between(1, 20) },
+    { name: "kernel-node", kind: "bool", default: true, usage: "add a node with a kernel flannel.1 programmed like flanneld" },
+    { name: "seconds", kind: "int", default: 3, usage: "length of each iperf3 run", check: between(1, 60) },
+  ],
+};
 
 const KERNEL_SUBNET = "10.244.250.0/24";
 const KERNEL_POD = "10.244.250.1";
@@ -28,12 +32,13 @@ interface DemoNode {
 }
 
 export async function runDemoCommand(argv: string[]): Promise<number> {
-  const flags = parseCommandFlags("demo", DEMO_USAGE, FLAGS, argv);
-  if (flags === "help") return 0;
+  const flags = parseFlags(FLAGS, argv);
+  if (flags.help) {
+    process.stdout.write(flagHelp(FLAGS));
+    return 0;
+  }
   const count = flags.int("nodes");
   const seconds = flags.int("seconds");
-  if (count < 1 || count > 20) throw new CliError(`invalid value "${count}" for flag --nodes: must be 1..20`);
-  if (seconds < 1 || seconds > 60) throw new CliError(`invalid value "${seconds}" for flag --seconds: must be 1..60`);
   if (process.getuid?.() !== 0) throw new Error("demo: needs root (it creates network namespaces); run it as root");
   const withKernel = flags.bool("kernel-node");
 

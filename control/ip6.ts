@@ -1,4 +1,4 @@
-import { parseIp4 } from "./ip4.ts";
+import { parseIp4 } from "../native-bindings/ip4.ts";
 
 // Only validates IPv6 text: flannelette is IPv4-only and merely reports v6 parts it sees.
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;

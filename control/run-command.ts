@@ -6,22 +6,17 @@ import { writeSync } from "node:fs";
 import { loadLibc } from "../native-bindings/index.ts";
 import { Agent } from "./agent/agent.ts";
 import { requireCapabilities } from "./agent/capabilities.ts";
+import { realAgentDeps } from "./agent/real-agent-deps.ts";
 import { createServiceNotifier } from "./agent/service-notify.ts";
-import { CliError } from "./cli-flags.ts";
 import { helpText, parseRunFlags, type RunOptions } from "./flags.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { readSubnetEnv } from "./subnet-env.ts";
-import { formatCidr4 } from "./ip4.ts";
+import { formatCidr4 } from "../native-bindings/ip4.ts";
 
 const STOP_DEADLINE_MS = 2000;
 
 export async function runAgentCommand(argv: string[]): Promise<number> {
-  let options: RunOptions;
-  try {
-    options = parseRunFlags(argv, process.env);
-  } catch (error) {
-    throw new CliError((error as Error).message);
-  }
+  const options: RunOptions = parseRunFlags(argv, process.env);
   if (options.help) {
     process.stdout.write(helpText());
     return 0;
@@ -34,7 +29,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   // From the start, not only once ready: systemd arms its watchdog at the first ping, so a start that hangs
   // (rather than waits on etcd, which keeps pinging) is caught too.
   notifier.startWatchdog();
-  const agent = new Agent(options, libc, log);
+  const agent = new Agent(options, realAgentDeps(libc), log);
   const removeSignalNotes = handleHarmlessSignals(agent, log);
   let signalled: string | null = null;
   let failure: string | null = null;

@@ -2,25 +2,35 @@
 // prints what it says, as text (agent/status-report.ts) or, with --json, as the agent's JSON document.
 // No agent, no permission, no answer: one line on stderr and exit 1 (cli.ts prints thrown errors so).
 
-import { CliError, parseCommandFlags, type FlagSpec } from "./cli-flags.ts";
 import { queryAgentStatus } from "./agent/status-server.ts";
 import { type AgentStatus, formatStatus, STATUS_VERSION } from "./agent/status-report.ts";
-import { checkSocketPath, DEFAULT_STATUS_SOCKET, envName } from "./flags.ts";
+import { checkSocketPath, DEFAULT_STATUS_SOCKET, envName, flagHelp, parseFlags, type FlagSet } from "./flags.ts";
 import { STATUS_USAGE } from "./usage.ts";
 
 export async function runStatusCommand(argv: string[]): Promise<number> {
   // The agent's own --status-socket variable, so that a shell with the service's environment finds it too.
   const fromEnv = process.env[envName("status-socket")];
-  const specs: FlagSpec[] = [
-    { name: "json", kind: "bool", default: false, help: "print the agent's status as JSON" },
-    { name: "socket", kind: "string", default: fromEnv || DEFAULT_STATUS_SOCKET, help: `the agent's --status-socket (env ${envName("status-socket")})` },
-  ];
-  const flags = parseCommandFlags("status", STATUS_USAGE, specs, argv);
-  if (flags === "help") return 0;
+  const set: FlagSet = {
+    command: "status",
+    usage: STATUS_USAGE,
+    pointToHelp: true,
+    flags: [
+      { name: "json", kind: "bool", default: false, usage: "print the agent's status as JSON" },
+      {
+        name: "socket",
+        kind: "string",
+        default: fromEnv || DEFAULT_STATUS_SOCKET,
+        usage: `the agent's --status-socket (env ${envName("status-socket")})`,
+        check: (v) => (v === "" ? "must not be empty" : checkSocketPath(v)),
+      },
+    ],
+  };
+  const flags = parseFlags(set, argv);
+  if (flags.help) {
+    process.stdout.write(flagHelp(set));
+    return 0;
+  }
   const path = flags.string("socket");
-  if (path === "") throw new CliError(`invalid value "" for flag --socket: must not be empty`);
-  const tooLong = checkSocketPath(path);
-  if (tooLong !== null) throw new CliError(`invalid value "${path}" for flag --socket: ${tooLong}`);
 
   const status = await queryAgentStatus(path);
   if (flags.bool("json")) {

@@ -7,7 +7,7 @@
 // prefer the previous subnet (the godotenv rules flanneld uses, reduced to what it writes).
 import { chmod, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { type Cidr4, formatCidr4, parseCidr4 } from "./ip4.ts";
+import { type Cidr4, formatCidr4, parseCidr4 } from "../native-bindings/ip4.ts";
 
 export interface SubnetEnv {
   readonly network: Cidr4;

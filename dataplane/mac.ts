@@ -1,20 +1,9 @@
-// MAC addresses. On the hot path a MAC is two numbers: `hi` (first 2 bytes) and `lo` (last 4 bytes).
+// MAC addresses on the data plane's hot path: two numbers, `hi` (first 2 bytes) and `lo` (last 4 bytes), and
+// the multicast and locally administered bits. Their text (parse, format) is native-bindings/mac-address.ts.
 
 export interface MacParts {
   hi: number;
   lo: number;
-}
-
-const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-
-export function parseMac(text: string): Uint8Array {
-  if (!MAC_PATTERN.test(text)) throw new Error(`invalid MAC address "${text}": expected xx:xx:xx:xx:xx:xx`);
-  return Uint8Array.from(text.split(":").map((h) => parseInt(h, 16)));
-}
-
-/** Lowercase, colon-separated: Go's net.HardwareAddr.String(), which flannel writes into leases. */
-export function formatMac(mac: Uint8Array): string {
-  return Array.from(mac.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
 export function macParts(mac: Uint8Array): MacParts {

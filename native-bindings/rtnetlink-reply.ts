@@ -15,7 +15,7 @@ import {
   RTM_SCOPE_OFF, RTM_TABLE_OFF, RTM_TYPE_OFF, RTMSG_SIZE, RTNH_F_ONLINK,
 } from "./linux/rtnetlink.ts";
 import { AF_INET } from "./linux/socket.ts";
-import { MAC_LEN, macFromView, type MacAddress } from "./net-address.ts";
+import { formatMac, MAC_LEN, type MacAddress } from "./mac-address.ts";
 import {
   type Attribute, type NetlinkHeader, NetlinkParseError, readAttributes, readCString,
 } from "./netlink-message.ts";
@@ -185,6 +185,10 @@ function familyAttributes(view: DataView, msg: NetlinkHeader, type: number, head
   }
   if (view.getUint8(msg.payloadOff) !== AF_INET) return undefined;
   return readAttributes(view, msg.payloadOff + headerSize, msg.payloadOff + msg.payloadLen);
+}
+
+function macFromView(view: DataView, off: number): MacAddress {
+  return formatMac(new Uint8Array(view.buffer, view.byteOffset + off, MAC_LEN));
 }
 
 function ipv4Attr(view: DataView, a: Attribute): number | undefined {

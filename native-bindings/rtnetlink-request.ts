@@ -19,7 +19,8 @@ import {
   RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
 } from "./linux/rtnetlink.ts";
 import { AF_INET, AF_UNSPEC } from "./linux/socket.ts";
-import { formatIPv4, isIPv4, macToBytes, type MacAddress } from "./net-address.ts";
+import { formatIp4, isIp4 } from "./ip4.ts";
+import { macToBytes, type MacAddress } from "./mac-address.ts";
 import type { NetlinkWriter } from "./netlink-message.ts";
 
 export interface RouteSpec {
@@ -249,18 +250,18 @@ export function describeOp(op: RtnetlinkOp, devName: (ifindex: number) => string
     case "routeReplace":
     case "routeDelete": {
       const { dst, prefixLen, gateway, ifindex } = op.route;
-      let text = `${formatIPv4(dst)}/${prefixLen}`;
-      if (gateway !== undefined) text += ` via ${formatIPv4(gateway)}`;
+      let text = `${formatIp4(dst)}/${prefixLen}`;
+      if (gateway !== undefined) text += ` via ${formatIp4(gateway)}`;
       if (ifindex !== undefined) text += ` dev ${devName(ifindex)}`;
       return text;
     }
     case "neighborReplace":
-      return `${formatIPv4(op.neighbor.ip)} lladdr ${op.neighbor.mac} dev ${devName(op.neighbor.ifindex)}`;
+      return `${formatIp4(op.neighbor.ip)} lladdr ${op.neighbor.mac} dev ${devName(op.neighbor.ifindex)}`;
     case "neighborDelete":
-      return `${formatIPv4(op.neighbor.ip)} dev ${devName(op.neighbor.ifindex)}`;
+      return `${formatIp4(op.neighbor.ip)} dev ${devName(op.neighbor.ifindex)}`;
     case "addressReplace":
     case "addressDelete":
-      return `${formatIPv4(op.address.ip)}/${op.address.prefixLen} dev ${devName(op.address.ifindex)}`;
+      return `${formatIp4(op.address.ip)}/${op.address.prefixLen} dev ${devName(op.address.ifindex)}`;
     case "linkSet": {
       const { up, mtu, mac, gsoMaxSegments } = op.change;
       let text = `dev ${devName(op.ifindex)}`;
@@ -274,7 +275,7 @@ export function describeOp(op: RtnetlinkOp, devName: (ifindex: number) => string
 }
 
 function checkIPv4(field: string, value: number): void {
-  if (!isIPv4(value)) throw new TypeError(`${field} must be an IPv4 address as a u32, got ${value}`);
+  if (!isIp4(value)) throw new TypeError(`${field} must be an IPv4 address as a u32, got ${value}`);
 }
 
 function checkPrefixLen(value: number): void {

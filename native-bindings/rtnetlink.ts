@@ -9,7 +9,7 @@
 import type { Libc } from "./libc.ts";
 import { NETLINK_ROUTE } from "./linux/netlink.ts";
 import * as rtm from "./linux/rtnetlink.ts";
-import type { MacAddress } from "./net-address.ts";
+import type { MacAddress } from "./mac-address.ts";
 import { type NetlinkHeader, NetlinkParseError, ReplyTracker } from "./netlink-message.ts";
 import { EPROTO, NetlinkSocket } from "./netlink-socket.ts";
 import { decodeAddress, decodeLink, decodeNeighbor, decodeRoute } from "./rtnetlink-reply.ts";
@@ -18,7 +18,7 @@ import { describeOp, encodeOp, encodeQuery, OP_MESSAGE_TYPE, validateOp } from "
 import type { NeighborKey, NeighborSpec, RouteSpec, RtnetlinkOp, RtnetlinkQuery } from "./rtnetlink-request.ts";
 import { SyscallError } from "./syscall-error.ts";
 
-export type { MacAddress } from "./net-address.ts";
+export type { MacAddress } from "./mac-address.ts";
 export type { AddressEntry, LinkInfo, NeighborEntry, RouteEntry } from "./rtnetlink-reply.ts";
 export type {
   AddressSpec, LinkChange, NeighborKey, NeighborSpec, RouteSpec, RtnetlinkOp,

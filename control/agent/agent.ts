@@ -13,28 +13,26 @@
 //   6. ip-masq rules (--ip-masq), then subnet.env; from here on /readyz is 200;
 //   7. peers: list + watch, and a full reconcile every --reconcile-interval seconds.
 // SIGTERM/SIGINT stop it and keep the lease, as flanneld does; a restart reuses subnet and MAC.
+//
+// etcd, the kernel's tables, the data plane, the clock and the host operations come in as `AgentDeps`
+// (agent-deps.ts): `realAgentDeps` wires the real ones, unit tests in-memory doubles.
 
-import { writeFile } from "node:fs/promises";
-import type { Libc } from "../../native-bindings/libc.ts";
-import { openRtnetlink, type Rtnetlink } from "../../native-bindings/rtnetlink.ts";
-import { Dataplane } from "../../dataplane/dataplane.ts";
-import { formatMac } from "../../dataplane/mac.ts";
+import { formatMac } from "../../native-bindings/mac-address.ts";
 import { VERSION } from "../version.ts";
 import { type NetConfig, parseNetConfig } from "../config/net-config.ts";
 import { ControlError } from "../control-error.ts";
 import type { RunOptions } from "../flags.ts";
-import { type Cidr4, cidrContainsIp, formatCidr4, formatIp4 } from "../ip4.ts";
+import { type Cidr4, cidrContainsIp, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
 import { configKey, leaseKey } from "../leases/etcd-keys.ts";
-import { connectEtcdRegistry, type EtcdLeaseRegistry, type LeaseRegistry } from "../leases/registry.ts";
+import type { EtcdLeaseRegistry, LeaseRegistry } from "../leases/registry.ts";
 import type { Logger } from "../log.ts";
 import { readSubnetEnv, writeSubnetEnv } from "../subnet-env.ts";
 import { startHealthServer } from "./health-server.ts";
 import { type AgentStatus, STATUS_VERSION } from "./status-report.ts";
 import { startStatusServer } from "./status-server.ts";
-import { createIpMasq } from "./ip-masq.ts";
 import { ConfigChangeNotice } from "./config-change.ts";
-import { acquireInstanceLock } from "./instance-lock.ts";
-import { checkLocalResources } from "./local-checks.ts";
+import type { AgentDataplane, AgentDeps, KernelTables } from "./agent-deps.ts";
+import type { Clock } from "./clock.ts";
 import { defaultWorkerPairs } from "../../dataplane/dataplane.ts";
 import { KernelPeers } from "./kernel-peers.ts";
 import { TapGuard } from "./tap-guard.ts";
@@ -53,11 +51,12 @@ const MASQ_RESYNC_MS = 5000; // flannel's --iptables-resync default
 
 export class Agent {
   readonly #o: RunOptions;
-  readonly #libc: Libc;
+  readonly #deps: AgentDeps;
+  readonly #clock: Clock;
   readonly #log: Logger;
   readonly #stops: (() => Promise<void> | void)[] = [];
   readonly #waitingFor = new Set(["lease", "tap", "subnet.env"]);
-  #dataplane: Dataplane | null = null;
+  #dataplane: AgentDataplane | null = null;
   #leases: LeaseManager | null = null;
   #peers: PeerSync | null = null;
   #etcdConnected = false;
@@ -78,9 +77,10 @@ export class Agent {
   #configInUse = "";
   #configNotice: ConfigChangeNotice | null = null;
 
-  constructor(options: RunOptions, libc: Libc, log: Logger) {
+  constructor(options: RunOptions, deps: AgentDeps, log: Logger) {
     this.#o = options;
-    this.#libc = libc;
+    this.#deps = deps;
+    this.#clock = deps.clock;
     this.#log = log;
   }
 
@@ -111,7 +111,7 @@ export class Agent {
     const peers = (this.#peers?.peersWithSince() ?? []).sort((a, b) => a.peer.subnet.ip - b.peer.subnet.ip || a.peer.subnet.prefixLen - b.peer.subnet.prefixLen);
     return {
       version: STATUS_VERSION,
-      time: new Date().toISOString(),
+      time: new Date(this.#clock.now()).toISOString(),
       agent: { pid: process.pid, flannelette: VERSION },
       ready: snapshot.ready,
       // /readyz starts at the lease; here the wait for etcd's config is named too, as it is the usual stall.
@@ -153,9 +153,10 @@ export class Agent {
   async #start(): Promise<void> {
     const o = this.#o;
     const log = this.#log;
+    const deps = this.#deps;
     // First of all, so that a second agent started by mistake touches neither etcd nor the kernel; released
     // last (stops run in reverse), after the data plane has closed the TAP and the port.
-    const lock = await acquireInstanceLock(this.#libc, o.stateDir, o.tapName);
+    const lock = await deps.host.lockInstance(o.stateDir, o.tapName);
     this.#stops.push(() => lock.release());
     if (o.healthzPort > 0) {
       const server = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, snapshot: () => this.snapshot(), log });
@@ -166,13 +167,13 @@ export class Agent {
       this.#stops.push(() => server.stop());
     }
 
-    const rtnl = openRtnetlink(this.#libc);
+    const rtnl = deps.openKernel();
     this.#stops.push(() => rtnl.close());
     const underlay = discoverUnderlay(rtnl, { iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
     log.info(`using interface ${underlay.name} (${formatIp4(underlay.ip)}), public IP ${formatIp4(underlay.publicIp)}, MTU ${underlay.mtu}`);
     this.#publicIp = underlay.publicIp;
 
-    const registry = await connectEtcdRegistry({
+    const registry = await deps.connectRegistry({
       endpoints: o.etcdEndpoints, prefix: o.etcdPrefix, keyFile: o.etcdKeyfile, certFile: o.etcdCertfile, caFile: o.etcdCafile,
       username: o.etcdUsername, password: o.etcdPassword, log,
     });
@@ -185,7 +186,7 @@ export class Agent {
     log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}`);
     this.#registry = registry;
     this.#configNotice = new ConfigChangeNotice(configKey(o.etcdPrefix), this.#configInUse);
-    await checkLocalResources(this.#libc, {
+    await deps.host.checkLocalResources({
       port: backend.port, tapName: o.tapName, queues: o.workers === 0 ? defaultWorkerPairs() : o.workers, subnetFile: o.subnetFile,
     });
 
@@ -196,7 +197,7 @@ export class Agent {
     this.#waitingFor.delete("lease");
 
     const underlayMtu = backend.mtu > 0 ? backend.mtu : underlay.mtu;
-    const dataplane = await Dataplane.start(this.#libc, {
+    const dataplane = await deps.startDataplane({
       tapName: o.tapName, vtepMac: mac, localIp: underlay.publicIp, vni: backend.vni, port: backend.port, underlayMtu,
       offloads: o.offloads, workers: o.workers === 0 ? undefined : o.workers, log: (m) => log.info(m),
       onFatal: (message) => this.#onFatal?.(message),
@@ -208,10 +209,10 @@ export class Agent {
     this.#waitingFor.delete("tap");
 
     if (o.ipMasq) {
-      const masq = createIpMasq({ network: config.network, subnet: lease.subnet, log });
+      const masq = deps.host.ipMasq({ network: config.network, subnet: lease.subnet, log });
       await masq.ensure();
-      const timer = setInterval(() => void masq.ensure().catch((e: Error) => log.rateLimited("masq", `ip-masq resync: ${e.message}`)), MASQ_RESYNC_MS);
-      this.#stops.push(() => clearInterval(timer));
+      const timer = this.#clock.setInterval(() => void masq.ensure().catch((e: Error) => log.rateLimited("masq", `ip-masq resync: ${e.message}`)), MASQ_RESYNC_MS);
+      this.#stops.push(() => this.#clock.clearInterval(timer));
     }
     await writeSubnetEnv(o.subnetFile, { network: config.network, subnet: lease.subnet, mtu: dataplane.tapMtu, ipMasq: o.ipMasq });
     this.#waitingFor.delete("subnet.env");
@@ -227,31 +228,32 @@ export class Agent {
       ownSubnet: () => leases.lease?.subnet ?? null,
       onOwnLease: (event) => this.#onOwnLease(event, rtnl, tapIndex, config),
       onEtcdState: (connected) => this.#setEtcdState(connected),
+      clock: this.#clock,
     });
     this.#peers = peers;
     this.#stops.push(() => peers.stop());
     await peers.start();
-    const reconcile = setInterval(() => void this.reconcile(), o.reconcileIntervalSeconds * 1000);
-    this.#stops.push(() => clearInterval(reconcile));
+    const reconcile = this.#clock.setInterval(() => void this.reconcile(), o.reconcileIntervalSeconds * 1000);
+    this.#stops.push(() => this.#clock.clearInterval(reconcile));
   }
 
   /**
-   * Step 4: our VtepMAC and our lease. A method of its own so that the listings it takes die with it: an
-   * async function's locals and awaited values live as long as any closure made in it, and #start's live
-   * as long as the agent (a heap snapshot found two 5,000-lease listings held that way). So no closure
-   * made here may outlive it.
+   * Step 4: our VtepMAC and our lease. A method of its own so that the listings it takes die with it (an
+   * async function's awaited values live as long as any closure made in it, and #start's live as long as
+   * the agent; docs/performance.md, "Where the memory of 5,000 peers goes"). So no closure made here may
+   * outlive it.
    */
   async #takeLease(registry: LeaseRegistry, config: NetConfig, publicIp: number, vni: number, storedMac: Uint8Array): Promise<{ leases: LeaseManager; lease: OwnLease; mac: Uint8Array }> {
     const o = this.#o;
     const log = this.#log;
     const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
-    // One listing serves the MAC check and the lease's first attempt: at 5,000 leases a listing costs ~130 ms.
+    // One listing serves the MAC check and the lease's first attempt: listings are costly (docs/performance.md).
     const before = await registry.listLeases();
     let mac = await claimUnpublishedMac(storedMac, macDeps, before);
     const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
     const leases = new LeaseManager({
       registry, prefix: o.etcdPrefix, config, publicIp, vtepMac: formatMac(mac), vni,
-      previous: previous.subnet, renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000, log,
+      previous: previous.subnet, renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000, log, clock: this.#clock,
     });
     this.#leases = leases;
     const lease = await leases.acquire(null, before);
@@ -320,22 +322,22 @@ export class Agent {
         // "config not found" is an answer: etcd is there, the operator has not written the config yet.
         this.#setEtcdState(code === "ETCD_CONFIG_NOT_FOUND");
         this.#log.rateLimited("config", `${(error as Error).message}; retrying every second`, 10_000);
-        await new Promise((resolve) => setTimeout(resolve, CONFIG_RETRY_MS));
+        await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, CONFIG_RETRY_MS));
         if (this.#stopping) throw new ControlError("STOPPED", "stopped while waiting for the network config");
       }
     }
   }
 
   // <subnet>.0/32 only, as flannel: no connected route, and .0 is what peers route replies to.
-  #assignTapAddress(rtnl: Rtnetlink, tapIndex: number, subnet: Cidr4, network: Cidr4): void {
+  #assignTapAddress(rtnl: KernelTables, tapIndex: number, subnet: Cidr4, network: Cidr4): void {
     for (const a of rtnl.addressList(tapIndex)) {
       if (cidrContainsIp(network, a.ip) && !(a.ip === subnet.ip && a.prefixLen === 32)) rtnl.addressDelete(tapIndex, a.ip, a.prefixLen);
     }
     rtnl.addressReplace(tapIndex, subnet.ip, 32);
-    void writeFile(`/proc/sys/net/ipv6/conf/${this.#o.tapName}/accept_ra`, "0").catch(() => undefined);
+    void this.#deps.host.disableAcceptRa(this.#o.tapName);
   }
 
-  #onOwnLease(event: OwnLeaseEvent, rtnl: Rtnetlink, tapIndex: number, config: NetConfig): void {
+  #onOwnLease(event: OwnLeaseEvent, rtnl: KernelTables, tapIndex: number, config: NetConfig): void {
     if (!this.#leases || this.#stopping) return;
     // A put during re-registration is the re-registration's own (or will be seen again by the next listing).
     if (event.type === "put") {

@@ -8,7 +8,7 @@
 // the order is exact and rules for an old network or subnet cannot linger. Rule text is spelled exactly
 // as iptables-save prints it, so the check is a plain string comparison.
 
-import { type Cidr4, formatCidr4 } from "../ip4.ts";
+import { type Cidr4, formatCidr4 } from "../../native-bindings/ip4.ts";
 
 export type IptablesTable = "nat" | "filter";
 

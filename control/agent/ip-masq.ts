@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
 import { ControlError } from "../control-error.ts";
-import { type Cidr4, formatCidr4 } from "../ip4.ts";
+import { type Cidr4, formatCidr4 } from "../../native-bindings/ip4.ts";
 import type { Logger } from "../log.ts";
 import {
   flannelRuleSets, hasRandomFullyAndWait, type IptablesTable, needsRewrite, parseIptablesSave,

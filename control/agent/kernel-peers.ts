@@ -9,10 +9,9 @@
 // `reconcile` re-applies what is missing and removes routes/neighbors on the TAP that no lease explains,
 // so a missed event or a hand-deleted route heals.
 
-import { parseMac as parseMacBytes } from "../../dataplane/mac.ts";
 import type { Rtnetlink } from "../../native-bindings/rtnetlink.ts";
-import type { MacAddress } from "../../native-bindings/net-address.ts";
-import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
+import { macToBytes, type MacAddress } from "../../native-bindings/mac-address.ts";
+import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
 import type { Logger } from "../log.ts";
 
 export interface PeerEntry {
@@ -56,15 +55,15 @@ export class KernelPeers {
   add(peer: PeerEntry, previous?: PeerEntry): void {
     const gateway = peer.subnet.ip; // the peer's flannel.1 owns <subnet>.0
     this.#rtnl.neighborReplace({ ifindex: this.#tapIndex, ip: gateway, mac: peer.vtepMac as MacAddress });
-    if (previous && previous.vtepMac !== peer.vtepMac) this.#forwarding.removePeer(parseMacBytes(previous.vtepMac));
-    this.#forwarding.setPeer(parseMacBytes(peer.vtepMac), peer.publicIp);
+    if (previous && previous.vtepMac !== peer.vtepMac) this.#forwarding.removePeer(macToBytes(previous.vtepMac));
+    this.#forwarding.setPeer(macToBytes(peer.vtepMac), peer.publicIp);
     this.#rtnl.routeReplace({ dst: peer.subnet.ip, prefixLen: peer.subnet.prefixLen, gateway, ifindex: this.#tapIndex, onlink: true });
   }
 
   remove(peer: PeerEntry): void {
     const gateway = peer.subnet.ip;
     this.#bestEffort(`neighbor ${formatIp4(gateway)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: gateway }));
-    this.#forwarding.removePeer(parseMacBytes(peer.vtepMac));
+    this.#forwarding.removePeer(macToBytes(peer.vtepMac));
     this.#bestEffort(`route ${formatCidr4(peer.subnet)}`, () =>
       this.#rtnl.routeDelete({ dst: peer.subnet.ip, prefixLen: peer.subnet.prefixLen, ifindex: this.#tapIndex }),
     );
@@ -86,7 +85,7 @@ export class KernelPeers {
       const neighbor = neighbors.find((n) => n.ip === p.subnet.ip);
       const routeOk = route !== undefined && route.gateway === p.subnet.ip && route.onlink;
       const neighborOk = neighbor !== undefined && neighbor.mac === p.vtepMac;
-      this.#forwarding.setPeer(parseMacBytes(p.vtepMac), p.publicIp);
+      this.#forwarding.setPeer(macToBytes(p.vtepMac), p.publicIp);
       if (routeOk && neighborOk) continue;
       try {
         this.add(p);

@@ -12,13 +12,14 @@
 
 import type { NetConfig } from "../config/net-config.ts";
 import { ControlError } from "../control-error.ts";
-import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
+import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
 import { leaseKey } from "../leases/etcd-keys.ts";
 import { decodeLeaseValue, encodeLeaseValue } from "../leases/lease-json.ts";
 import { type KnownLease, nextCandidate, planAcquire, type SubnetRange } from "../leases/allocate.ts";
 import type { LeaseListing, LeaseRecord, LeaseRegistry } from "../leases/registry.ts";
 import { parseSubnetKey } from "../leases/subnet-key.ts";
 import type { Logger } from "../log.ts";
+import { type Clock, type ClockTimer, systemClock } from "./clock.ts";
 import { OwnLeaseGuard } from "./own-lease-guard.ts";
 
 export const LEASE_TTL_SECONDS = 24 * 60 * 60; // flannel's subnetTTL
@@ -43,6 +44,9 @@ export interface LeaseManagerOptions {
   renewMarginMs: number;
   log: Logger;
   random?: () => number;
+  /** The renewal timers' clock and the lease's time (default: the system clock). */
+  clock?: Clock;
+  /** Overrides `clock.now` alone. */
   now?: () => number;
 }
 
@@ -63,18 +67,20 @@ export class LeaseManager {
   #value: string;
   readonly #range: SubnetRange;
   #lease: OwnLease | null = null;
-  #renewTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #clock: Clock;
+  #renewTimer: ClockTimer | null = null;
   #stopped = false;
   readonly #guard: OwnLeaseGuard;
 
   constructor(options: LeaseManagerOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
     this.#vtepMac = options.vtepMac;
     this.#value = this.#encode();
     this.#range = { subnetLen: options.config.subnetLen, subnetMin: options.config.subnetMin, subnetMax: options.config.subnetMax };
     this.#guard = new OwnLeaseGuard({
       ourValue: () => this.#value, subnet: () => this.#lease?.subnet ?? null, putOurs: (subnet) => this.#putOurs(subnet),
-      log: options.log, now: options.now,
+      log: options.log, clock: this.#clock, now: options.now,
     });
   }
 
@@ -118,8 +124,8 @@ export class LeaseManager {
 
   /**
    * Takes a subnet (throws OUT_OF_SUBNETS or an etcd error); `prefer` wins over subnet.env when free. A
-   * `listing` just taken by the caller serves the first attempt (at 5,000 leases a listing costs ~130 ms and
-   * megabytes of garbage); the create transaction still decides any race.
+   * `listing` just taken by the caller serves the first attempt (a large listing costs time and garbage:
+   * docs/performance.md, "5,000 leases"); the create transaction still decides any race.
    */
   async acquire(prefer: Cidr4 | null = null, listing: LeaseListing | null = null): Promise<OwnLease> {
     const { registry, prefix, log } = this.#o;
@@ -197,7 +203,7 @@ export class LeaseManager {
   }
 
   #hold(subnet: Cidr4, ttlSeconds: number): OwnLease {
-    const now = (this.#o.now ?? Date.now)();
+    const now = this.#o.now ? this.#o.now() : this.#clock.now();
     this.#lease = { subnet, expiresAt: now + ttlSeconds * 1000 };
     this.#schedule(Math.max(0, this.#lease.expiresAt - this.#o.renewMarginMs - now));
     return this.#lease;
@@ -206,7 +212,7 @@ export class LeaseManager {
   #schedule(delayMs: number): void {
     this.#clearTimer();
     if (this.#stopped) return;
-    this.#renewTimer = setTimeout(() => void this.#renew(), delayMs);
+    this.#renewTimer = this.#clock.setTimeout(() => void this.#renew(), delayMs);
   }
 
   /** Our value under our key with a fresh etcd lease, as a renewal; the next renewal is counted from it. */
@@ -228,7 +234,7 @@ export class LeaseManager {
   }
 
   #clearTimer(): void {
-    if (this.#renewTimer) clearTimeout(this.#renewTimer);
+    if (this.#renewTimer) this.#clock.clearTimeout(this.#renewTimer);
     this.#renewTimer = null;
   }
 }

@@ -15,9 +15,10 @@
 // another are spaced 1 s, 2 s, 4 s … up to a minute apart, and the warning is rate-limited; the count keeps
 // climbing, which is what an alert should watch.
 
-import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
+import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
 import { decodeLeaseValue } from "../leases/lease-json.ts";
 import type { Logger } from "../log.ts";
+import { type Clock, type ClockTimer, systemClock } from "./clock.ts";
 
 const ECHO_WAIT_MS = 10_000;
 const FIRST_GAP_MS = 1000;
@@ -34,6 +35,9 @@ export interface OwnLeaseGuardOptions {
   /** Puts our value under our key with a fresh etcd lease; throws when etcd does not take it. */
   readonly putOurs: (subnet: Cidr4) => Promise<void>;
   readonly log: Logger;
+  /** The restore timers' clock (default: the system clock). */
+  readonly clock?: Clock;
+  /** Overrides `clock.now` alone. */
   readonly now?: () => number;
 }
 
@@ -41,13 +45,14 @@ interface Restore {
   readonly subnet: Cidr4;
   /** Ended by a put of ours seen above this revision. */
   afterRevision: number;
-  timer: ReturnType<typeof setTimeout> | null;
+  timer: ClockTimer | null;
   /** null while scheduled. */
   sentAt: number | null;
 }
 
 export class OwnLeaseGuard {
   readonly #o: OwnLeaseGuardOptions;
+  readonly #clock: Clock;
   #newestRevision = 0;
   /** The value at the newest revision seen, when it is not ours. */
   #foreign: string | null = null;
@@ -59,6 +64,7 @@ export class OwnLeaseGuard {
 
   constructor(options: OwnLeaseGuardOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Restores that etcd took. */
@@ -92,11 +98,11 @@ export class OwnLeaseGuard {
   }
 
   #now(): number {
-    return (this.#o.now ?? Date.now)();
+    return this.#o.now ? this.#o.now() : this.#clock.now();
   }
 
   #end(r: Restore): void {
-    if (r.timer !== null) clearTimeout(r.timer);
+    if (r.timer !== null) this.#clock.clearTimeout(r.timer);
     if (this.#restore === r) this.#restore = null;
   }
 
@@ -116,7 +122,7 @@ export class OwnLeaseGuard {
       `our lease ${formatCidr4(subnet)} was overwritten by someone else: found ${describeLeaseValue(found)}; putting ours back${when}`, WARNING_INTERVAL_MS);
     const r: Restore = { subnet, afterRevision: this.#newestRevision, timer: null, sentAt: null };
     this.#restore = r;
-    r.timer = setTimeout(() => void this.#send(r), delayMs);
+    r.timer = this.#clock.setTimeout(() => void this.#send(r), delayMs);
   }
 
   async #send(r: Restore): Promise<void> {

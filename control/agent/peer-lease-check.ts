@@ -9,7 +9,7 @@
 //   - its PublicIP is a unicast address outside the overlay that is not ours;
 //   - its VtepMAC is a unicast, non-zero MAC that is not ours.
 
-import { type Cidr4, cidrContainsCidr, cidrContainsIp, cidrEquals, formatCidr4, formatIp4, maskOf } from "../ip4.ts";
+import { type Cidr4, cidrContainsCidr, cidrContainsIp, cidrEquals, formatCidr4, formatIp4, maskOf } from "../../native-bindings/ip4.ts";
 import { decodeLeaseValue } from "../leases/lease-json.ts";
 import type { PeerEntry } from "./kernel-peers.ts";
 

@@ -13,10 +13,11 @@
 //   reconcile: re-list (when etcd answers) and make the kernel match the known set exactly.
 // Nothing is removed because etcd is unreachable: the known set only changes on what etcd says.
 
-import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../ip4.ts";
+import { type Cidr4, cidrEquals, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
 import type { LeaseEvent, LeaseRegistry, LeaseWatch } from "../leases/registry.ts";
 import { parseSubnetKey, subnetKey } from "../leases/subnet-key.ts";
 import type { Logger } from "../log.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import { describePeer, type KernelPeers, type PeerEntry, samePeer } from "./kernel-peers.ts";
 import { checkPeerLease, keepsKnownPeer, type PeerRejectReason } from "./peer-lease-check.ts";
 
@@ -41,8 +42,7 @@ void everyReasonListed;
 // A listing of thousands of leases makes megabytes of short-lived objects, among which the peers' long-lived
 // ones land; JavaScriptCore collects only once the heap has grown well past its live size, and a page that
 // then holds one live peer among freed garbage stays resident. A young collection every 256 leases lets the
-// next ones reuse those cells instead: at 5,000 leases the RSS growth over an empty cluster went from
-// 22-26 to 16-18 MiB, no slower (docs/performance.md).
+// next ones reuse those cells instead (docs/performance.md, "5,000 leases").
 const COLLECT_EVERY = 256;
 const LISTING_CHANGE_LINES = 20;
 const collectYoung: () => void = typeof Bun === "undefined" ? () => {} : () => Bun.gc(false);
@@ -63,6 +63,8 @@ export interface PeerSyncOptions {
   onOwnLease: (event: OwnLeaseEvent) => void;
   onEtcdState: (connected: boolean) => void;
   log: Logger;
+  /** A peer's `since` and the re-list backoff (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface ReconcileResult {
@@ -72,10 +74,11 @@ export interface ReconcileResult {
 
 export class PeerSync {
   readonly #o: PeerSyncOptions;
+  readonly #clock: Clock;
   readonly #peers = new Map<string, PeerEntry>(); // by subnet key text
   readonly #keyByMac = new Map<string, string>(); // VtepMAC -> subnet key text: one peer per MAC, found in O(1)
   // PublicIP -> subnet key text(s), to notice a shared one. A plain string in the usual case of one peer per
-  // PublicIP: a Set per peer cost ~1 MiB of heap at 5,000 peers.
+  // PublicIP: a Set per peer costs heap (docs/performance.md, "Figures behind the code").
   readonly #keysByPublicIp = new Map<number, string | string[]>();
   readonly #rejected = new Map<LeaseRejectReason, number>();
   /** Subnet key text -> when its current lease was first programmed (Unix ms), for `flannelette status`. */
@@ -89,6 +92,7 @@ export class PeerSync {
 
   constructor(options: PeerSyncOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   get peerCount(): number {
@@ -195,7 +199,7 @@ export class PeerSync {
       } catch (error) {
         this.#o.onEtcdState(false);
         this.#o.log.rateLimited("relist", `re-listing leases failed, retrying: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, delay));
       }
     }
   }
@@ -261,7 +265,7 @@ export class PeerSync {
   #remember(key: string, peer: PeerEntry): void {
     const before = this.#peers.get(key);
     // A changed lease for a known subnet is a new peer as far as `since` goes; a re-put never gets here.
-    if (before === undefined || !samePeer(before, peer)) this.#since.set(key, Date.now());
+    if (before === undefined || !samePeer(before, peer)) this.#since.set(key, this.#clock.now());
     if (before && before.vtepMac !== peer.vtepMac && this.#keyByMac.get(before.vtepMac) === key) this.#keyByMac.delete(before.vtepMac);
     if (before) this.#forgetPublicIp(key, before);
     this.#peers.set(key, peer);
@@ -292,8 +296,8 @@ export class PeerSync {
       `PublicIP: a node registered twice, or an address given to two nodes?); both are programmed`, SHARED_PUBLIC_IP_LOG_MS);
   }
 
-  // One line per peer change, but a listing that changes thousands names only its first few: at 5,000 peers
-  // the lines alone took ~0.6 s of a 1.8 s start-up (stderr is a pipe to journald or a supervisor).
+  // One line per peer change, but a listing that changes thousands names only its first few: per-peer lines
+  // slowed a large start-up noticeably (stderr is a pipe to journald or a supervisor; docs/performance.md).
   #logChange(line: string): void {
     if (this.#listingChanges !== null && this.#listingChanges++ >= LISTING_CHANGE_LINES) return;
     this.#o.log.info(line);

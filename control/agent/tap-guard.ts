@@ -5,8 +5,8 @@
 // /readyz, and names what makes forwarding impossible right now (down, foreign MAC).
 
 import type { Rtnetlink } from "../../native-bindings/rtnetlink.ts";
-import type { MacAddress } from "../../native-bindings/net-address.ts";
-import { formatIp4 } from "../ip4.ts";
+import type { MacAddress } from "../../native-bindings/mac-address.ts";
+import { formatIp4 } from "../../native-bindings/ip4.ts";
 import type { Logger } from "../log.ts";
 
 /** What the guard needs of rtnetlink (tests hand it a fake kernel). */

@@ -19,7 +19,7 @@ import {
 import { RT_TABLE_MAIN, RTN_UNICAST } from "../../native-bindings/linux/rtnetlink.ts";
 import type { AddressEntry, LinkInfo, RouteEntry, Rtnetlink } from "../../native-bindings/rtnetlink.ts";
 import { ControlError } from "../control-error.ts";
-import { formatIp4, parseIp4 } from "../ip4.ts";
+import { formatIp4, parseIp4 } from "../../native-bindings/ip4.ts";
 
 const IFA_F_DADFAILED = 0x08; // include/uapi/linux/if_addr.h
 

@@ -7,8 +7,9 @@
 //                      whose key was written later (higher modRevision) yields: new MAC, kept, one line,
 //                      and the caller re-puts its lease value. Both run before the data plane starts.
 
-import { formatMac, randomVtepMac } from "../../dataplane/mac.ts";
-import { formatIp4 } from "../ip4.ts";
+import { randomVtepMac } from "../../dataplane/mac.ts";
+import { formatMac } from "../../native-bindings/mac-address.ts";
+import { formatIp4 } from "../../native-bindings/ip4.ts";
 import { decodeLeaseValue } from "../leases/lease-json.ts";
 import type { LeaseListing, LeaseRecord, LeaseRegistry } from "../leases/registry.ts";
 import type { Logger } from "../log.ts";

@@ -4,7 +4,8 @@
 
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { formatMac, isUnicastLocalMac, parseMac, randomVtepMac } from "../../dataplane/mac.ts";
+import { isUnicastLocalMac, randomVtepMac } from "../../dataplane/mac.ts";
+import { formatMac, macToBytes } from "../../native-bindings/mac-address.ts";
 
 export interface StoredMac {
   mac: Uint8Array;
@@ -20,7 +21,7 @@ export async function loadOrCreateVtepMac(stateDir: string, tapName: string, war
   const path = macFilePath(stateDir, tapName);
   try {
     const text = (await readFile(path, "utf8")).trim();
-    const mac = parseMac(text);
+    const mac = macToBytes(text);
     if (isUnicastLocalMac(mac)) return { mac, created: false };
     warn(`${path} holds ${text}, not a locally administered unicast MAC; making a new one`);
   } catch (error) {

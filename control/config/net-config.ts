@@ -4,7 +4,7 @@
 import { ControlError } from "../control-error.ts";
 import { decodeStruct, type FieldHandler, boolField, intField, rawField, stringField, trimQuotes, uintField, unmarshalerField, valueTypeMessage } from "../go-decode.ts";
 import { parseGoJson, type GoJsonValue } from "../go-json.ts";
-import { cidrContainsIp, cidrSize, type Cidr4, formatIp4, maskOf, parseCidr4, parseIp4 } from "../ip4.ts";
+import { cidrContainsIp, cidrSize, type Cidr4, formatIp4, maskOf, parseCidr4, parseIp4 } from "../../native-bindings/ip4.ts";
 import { isIp6Text } from "../ip6.ts";
 
 export type NetConfigErrorCode =

@@ -5,7 +5,7 @@
 //   3. else one picked at random among the first 100 free subnets from SubnetMin upwards.
 // All of it is pure: the caller lists the leases and performs the plan.
 import { ControlError } from "../control-error.ts";
-import { type Cidr4, cidrEquals, cidrsOverlap, nextCidr } from "../ip4.ts";
+import { type Cidr4, cidrEquals, cidrsOverlap, nextCidr } from "../../native-bindings/ip4.ts";
 
 export interface SubnetRange {
   readonly subnetLen: number;

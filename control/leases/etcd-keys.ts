@@ -1,5 +1,5 @@
 // etcd key names, joined with Go's path.Join semantics as flannel's registry does.
-import type { Cidr4 } from "../ip4.ts";
+import type { Cidr4 } from "../../native-bindings/ip4.ts";
 import { subnetKey } from "./subnet-key.ts";
 
 // Go's path.Clean: collapse slashes, drop ".", resolve "..", no trailing slash, "" becomes ".".

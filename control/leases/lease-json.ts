@@ -4,9 +4,9 @@
 import { ControlError, oneLine } from "../control-error.ts";
 import { decodeStruct, rawField, stringField, trimQuotes, uint16Field, unmarshalerField, valueTypeMessage } from "../go-decode.ts";
 import { type GoJsonValue, parseGoJson } from "../go-json.ts";
-import { formatIp4, parseIp4 } from "../ip4.ts";
+import { formatIp4, parseIp4 } from "../../native-bindings/ip4.ts";
 import { isIp6Text } from "../ip6.ts";
-import { formatMac, isLongMacText, parseMac } from "../mac.ts";
+import { formatMac, isLongMacText, parseMac } from "../../native-bindings/mac-address.ts";
 
 export type OwnBackendAttrs = { readonly type: "vxlan"; readonly vni: number; readonly vtepMac: string } | { readonly type: "host-gw" };
 
@@ -50,8 +50,8 @@ function fail(code: LeaseDecodeCode, reason: string): Failure {
   return { ok: false, code, reason: oneLine(reason) };
 }
 
-// The value exactly as flanneld (and we) write a vxlan lease. At 5,000 leases the full decoder below costs
-// ~20 µs and dozens of short-lived objects per value, on every listing; this form is read with one match.
+// The value exactly as flanneld (and we) write a vxlan lease, read with one match: the full decoder below is
+// too costly per value for every listing of thousands (docs/performance.md, "5,000 leases").
 const CANONICAL_VXLAN =
   /^\{"PublicIP":"([0-9.]{7,15})","PublicIPv6":null,"BackendType":"vxlan","BackendData":\{"VNI":(0|[1-9][0-9]{0,4}),"VtepMAC":"((?:[0-9a-f]{2}:){5}[0-9a-f]{2})"\}\}$/;
 

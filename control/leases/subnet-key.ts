@@ -1,6 +1,6 @@
 // Lease key names under `<prefix>/subnets/`: `10.244.3.0-24`, or dual-stack
 // `10.244.3.0-24&fd00:10:244:3::-64`. Parsing follows flannel's subnet.ParseSubnetKey.
-import { type Cidr4, formatIp4, parseIp4 } from "../ip4.ts";
+import { type Cidr4, formatIp4, parseIp4 } from "../../native-bindings/ip4.ts";
 import { isIp6Text } from "../ip6.ts";
 
 export interface ParsedSubnetKey {

@@ -13,8 +13,8 @@ import { BUN, CLI } from "../support/flannelette-node.ts";
 import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
 import { runCommand, type SpawnedProcess } from "../support/process.ts";
 import { ping, waitFor } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const LOCK_REFUSAL = (path: string, pid: number) =>
   `flannelette: another flannelette (PID ${pid}) holds ${path}: refusing to start a second agent for this TAP and state directory`;
 const CHANGED_LINE = `network config at ${CONFIG_KEY} changed in etcd; flannelette, like flanneld, applies it only at start-up: restart to apply`;

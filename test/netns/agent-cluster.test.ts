@@ -8,8 +8,8 @@ import { DROP_REASONS } from "../../dataplane/counters.ts";
 import { BUN } from "../support/flannelette-node.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { ping } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const LEASE_VALUE = /^\{"PublicIP":"192\.0\.2\.1[1-3]","PublicIPv6":null,"BackendType":"vxlan","BackendData":\{"VNI":1,"VtepMAC":"[0-9a-f]{2}(:[0-9a-f]{2}){5}"\}\}$/;
 
 describe.skipIf(!isRoot)("a cluster of three flannelette agents", () => {

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { AgentNode, CONFIG_KEY, createAgentNode, SUBNETS_PREFIX } from "../support/flannelette-agent.ts";
 import { HubEtcd } from "../support/etcd-in-netns.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const VX = '"Backend":{"Type":"vxlan"}';
 
 describe.skipIf(!isRoot)("flannelette run with a bad or tight network config", () => {

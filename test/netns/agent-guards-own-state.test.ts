@@ -12,8 +12,8 @@ import { readForwardingFigures, readPeerNeighbors, readPeerRoutes } from "../sup
 import { createTopology, type Topology } from "../support/netns.ts";
 import { expectedPeers, type LeaseWrite, RandomLeases, type RandomLease } from "../support/random-leases.ts";
 import { ping, waitFor } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const HEALTHZ_PORT = 8081;
 const KERNEL_SUBNET = "10.244.200.0/24";
 const KERNEL_POD = "10.244.200.1";

@@ -11,8 +11,8 @@ import { HubEtcd } from "../support/etcd-in-netns.ts";
 import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { ping, waitFor } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const CLONED_MAC = "0a:58:0a:f4:aa:01"; // n1 and n2's shared state
 const CLONED_MAC_2 = "0a:58:0a:f4:bb:01"; // n3 and n4's shared state
 const MAC_LINE = /VtepMAC \S+ is (already|also) published by lease/;

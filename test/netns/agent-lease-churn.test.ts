@@ -10,8 +10,8 @@ import { HubEtcd } from "../support/etcd-in-netns.ts";
 import { type AgentPeerState, expectedPeers, type ExpectedPeer, peerStateMismatches, readAgentPeerState } from "../support/agent-peer-state.ts";
 import { generateLeases, SCALE_NETWORK_CONFIG, writeLeaseChanges } from "../support/lease-writer.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const HEALTHZ_PORT = 8081;
 const LEASES = 1000;
 const SETTLE_TIMEOUT_MS = 30_000;

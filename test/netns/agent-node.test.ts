@@ -13,8 +13,7 @@ import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG,
 import { NODE } from "../support/node-bundle.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { iperf3Tcp, ping } from "../support/traffic.ts";
-
-const isRoot = process.getuid?.() === 0;
+import { isRoot } from "../support/root.ts";
 
 describe.skipIf(!isRoot || NODE === null)("a Node.js agent and a Bun agent in one flannel network", () => {
   let outDir: string;

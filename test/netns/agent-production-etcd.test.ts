@@ -12,8 +12,8 @@ import { createTopology, type Topology } from "../support/netns.ts";
 import type { SpawnedProcess } from "../support/process.ts";
 import { createTestPki, type TestPki } from "../support/test-pki.ts";
 import { ping, waitFor } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const PREFIX = "fnl-pe-";
 const ETCD_NAME = "etcd.flannelette.test";
 const HEALTHZ_PORT = 8081;

@@ -8,8 +8,8 @@ import { HubEtcd } from "../support/etcd-in-netns.ts";
 import { FlanneldStandIn } from "../support/flanneld-stand-in.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { ping, waitFor } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const KERNEL_SUBNET = "10.244.200.0/24";
 const KERNEL_POD = "10.244.200.1";
 const KERNEL_MAC = "0a:58:0a:f4:c8:01";

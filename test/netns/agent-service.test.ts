@@ -19,8 +19,8 @@ import { BUN, CLI } from "../support/flannelette-node.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { runCommand } from "../support/process.ts";
 import { ping, waitFor } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 const NOTIFY_PREFIX = "/fnl-sv-notify/network";
 const CAP_NET_ADMIN = REQUIRED_CAPABILITIES.find((c) => c.name === "CAP_NET_ADMIN")!;

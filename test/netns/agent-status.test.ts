@@ -11,8 +11,7 @@ import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CO
 import { BUN, CLI } from "../support/flannelette-node.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { ping } from "../support/traffic.ts";
-
-const isRoot = process.getuid?.() === 0;
+import { isRoot } from "../support/root.ts";
 
 describe.skipIf(!isRoot)("flannelette status against a live agent", () => {
   let topo: Topology;

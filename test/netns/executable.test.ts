@@ -13,8 +13,8 @@ import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG,
 import { FlanneldStandIn } from "../support/flanneld-stand-in.ts";
 import { createTopology, type Topology } from "../support/netns.ts";
 import { iperf3Tcp, ping } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const REPO = resolve(import.meta.dir, "../..");
 const KERNEL_SUBNET = "10.244.200.0/24";
 const KERNEL_POD = "10.244.200.1";

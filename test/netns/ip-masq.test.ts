@@ -5,8 +5,8 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import type { Job, Step, StepResult } from "./fixtures/ip-masq-child.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const NS = `fnl-masq-${process.pid}-${Math.floor(Math.random() * 0xffff).toString(16)}`;
 const CHILD = new URL("./fixtures/ip-masq-child.ts", import.meta.url).pathname;
 const PATH = `${process.env.PATH ?? ""}:/usr/sbin:/sbin`;

@@ -7,8 +7,8 @@ import { configureKernelVxlanNode, leaseOf, type KernelVxlanDevice } from "../su
 import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
 import { decodeVxlan, parsePcap, startCapture } from "../support/capture.ts";
 import { randomVtepMac } from "../support/ipv4.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 // Unique to this file's run, so the leak check below never looks at anyone else's namespaces.
 const PREFIX = `fnl-kb${process.pid}-`;
 

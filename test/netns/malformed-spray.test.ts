@@ -8,8 +8,8 @@ import { BUN, startDataplaneNode, type DataplaneNode } from "../support/flannele
 import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
 import { ping } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const OUR_MAC = "0a:58:0a:f4:01:01";
 const KERNEL_MAC = "0a:58:0a:f4:02:02";
 const SPRAY = resolve(import.meta.dir, "fixtures/spray.ts");

@@ -8,8 +8,8 @@ import { BUN, startDataplaneNode, type DataplaneNode } from "../support/flannele
 import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
 import { createTopology, type NetnsNode, type Topology } from "../support/netns.ts";
 import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const MAC_1 = "0a:58:0a:f4:01:01";
 const MAC_2 = "0a:58:0a:f4:02:02";
 const pod6 = (n: NetnsNode) => `fd00:${n.index}::1`;

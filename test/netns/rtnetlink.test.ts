@@ -4,14 +4,14 @@
 // command names the namespace, and the namespace is deleted at the end whatever happened.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { parseIPv4 } from "../../native-bindings/net-address.ts";
+import { ip4 } from "../support/ipv4.ts";
 import type { RtnetlinkOp } from "../../native-bindings/rtnetlink.ts";
 import type { CallResult, ErrorJson } from "./fixtures/rtnetlink-child.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const NS = `fnl-rtnl-${process.pid}-${Math.floor(Math.random() * 0xffff).toString(16)}`;
 const CHILD = new URL("./fixtures/rtnetlink-child.ts", import.meta.url).pathname;
-const ip = parseIPv4;
+const ip = ip4;
 
 function run(argv: string[]): string {
   const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });

@@ -5,8 +5,8 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Call, CallResult, DiscoverOptions } from "./fixtures/underlay-child.ts";
+import { isRoot } from "../support/root.ts";
 
-const isRoot = process.getuid?.() === 0;
 const NS = `fnl-uly-${process.pid}-${Math.floor(Math.random() * 0xffff).toString(16)}`;
 const CHILD = new URL("./fixtures/underlay-child.ts", import.meta.url).pathname;
 

@@ -3,7 +3,8 @@
 
 import type { ProcessHost } from "./traffic.ts";
 import { requireTool, type SpawnedProcess } from "./process.ts";
-import { formatIp4 } from "./ipv4.ts";
+import { formatIp4 } from "../../native-bindings/ip4.ts";
+import { formatMac } from "../../native-bindings/mac-address.ts";
 
 export interface CaptureOptions {
   readonly dev: string;
@@ -121,8 +122,4 @@ export function decodeVxlan(frame: Uint8Array, port = 8472): VxlanPacket | null 
     innerProtocol: innerEtherType === ETHERTYPE_IPV4 && frame.length >= inner + ETH_HLEN + 10
       ? frame[inner + ETH_HLEN + 9] : -1,
   };
-}
-
-function formatMac(b: Uint8Array, off: number): string {
-  return Array.from(b.subarray(off, off + 6), (x) => x.toString(16).padStart(2, "0")).join(":");
 }

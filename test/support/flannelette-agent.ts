@@ -5,7 +5,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ETCD_ENDPOINT } from "./etcd-in-netns.ts";
-import { formatIp4, parseIp4 } from "./ipv4.ts";
+import { formatIp4 } from "../../native-bindings/ip4.ts";
+import { ip4 } from "./ipv4.ts";
 import { BUN, CLI } from "./flannelette-node.ts";
 import { UNDERLAY_DEV, type NetnsNode, type Topology } from "./netns.ts";
 import type { SpawnedProcess } from "./process.ts";
@@ -73,7 +74,7 @@ export class AgentNode {
   /** The agent's lease subnet, from its subnet.env (FLANNEL_SUBNET is the first address: `10.244.7.1/24` -> `10.244.7.0/24`). */
   async subnet(): Promise<string> {
     const [first, len] = (await this.subnetEnv()).get("FLANNEL_SUBNET")!.split("/");
-    return `${formatIp4(parseIp4(first) - 1)}/${len}`;
+    return `${formatIp4(ip4(first) - 1)}/${len}`;
   }
 
   /** The pod address this test gives the agent's cni0: FLANNEL_SUBNET's first address. */

@@ -3,8 +3,14 @@
 //
 // The checksums come from a deliberately plain reference that shares nothing with dataplane/checksum.ts:
 // the bytes are concatenated (pseudo-header built as real bytes, RFC 768 / RFC 8200 §8.1), summed one
-// 16-bit word at a time with the carry folded at every step, then complemented. Builders only use
-// this file and the standard library, so a test comparing the data plane against them is a real check.
+// 16-bit word at a time with the carry folded at every step, then complemented: the one reference checksum
+// of the tests. Builders use only this file, the standard library and the address text modules (the data
+// plane never parses text), so a test comparing the data plane against them is a real check.
+
+import { macToBytes } from "../../native-bindings/mac-address.ts";
+import { ip4 } from "./ipv4.ts";
+
+export { ip4 };
 
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
@@ -16,27 +22,21 @@ export const ETHERTYPE_ARP = 0x0806;
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
 export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
+export const TCP_URG = 0x20;
+export const TCP_ECE = 0x40;
+export const TCP_CWR = 0x80;
 
 // ---- addresses ----
 
-export function macBytes(text: string): Uint8Array {
-  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(text)) throw new Error(`not a MAC address: ${JSON.stringify(text)}`);
-  return Uint8Array.from(text.split(":"), (h) => parseInt(h, 16));
-}
+/** A MAC in text (Go's forms) as its 6 bytes; throws on anything else. */
+export const macBytes = macToBytes;
 
 /** An IPv4 address (u32 value, as the data plane holds it) as 4 network-order bytes. */
 export function ip4Bytes(ip: number): Uint8Array {
   return Uint8Array.of(ip >>> 24, (ip >>> 16) & 0xff, (ip >>> 8) & 0xff, ip & 0xff);
-}
-
-/** "10.1.2.3" as a u32 value. */
-export function ip4(text: string): number {
-  const parts = text.split(".");
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
-    throw new Error(`not an IPv4 address: ${JSON.stringify(text)}`);
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
 }
 
 /** IPv6 text (hex groups, optional "::") as 16 bytes. */
@@ -62,7 +62,7 @@ export function ip6Bytes(text: string): Uint8Array {
 
 // ---- reference checksum ----
 
-export function concatBytes(...chunks: Uint8Array[]): Uint8Array {
+export function concatBytes(...chunks: ArrayLike<number>[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const c of chunks) {
@@ -73,7 +73,7 @@ export function concatBytes(...chunks: Uint8Array[]): Uint8Array {
 }
 
 /** One's-complement sum of the concatenated bytes as 16-bit big-endian words, folded, not complemented. */
-export function onesComplementSum(...chunks: Uint8Array[]): number {
+export function onesComplementSum(...chunks: ArrayLike<number>[]): number {
   const bytes = concatBytes(...chunks);
   let sum = 0;
   for (let i = 0; i < bytes.length; i += 2) {
@@ -85,8 +85,18 @@ export function onesComplementSum(...chunks: Uint8Array[]): number {
 }
 
 /** RFC 1071 checksum of the concatenated bytes. */
-export function referenceChecksum(...chunks: Uint8Array[]): number {
+export function referenceChecksum(...chunks: ArrayLike<number>[]): number {
   return ~onesComplementSum(...chunks) & 0xffff;
+}
+
+/**
+ * The sum of the little-endian 16-bit words of b[p, p + (n & ~1)), not folded, as a u32: what the data plane's
+ * word sums (checksum-simd.ts) return before their caller folds them.
+ */
+export function littleEndianWordSum(b: Uint8Array, p: number, n: number): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < n; i += 2) sum += b[p + i] | (b[p + i + 1] << 8);
+  return sum >>> 0;
 }
 
 /** RFC 768 / RFC 9293 §3.1 pseudo-header: source, destination, zero, protocol, length. */
@@ -257,6 +267,12 @@ export interface EthernetSpec {
   dst: string;
   src: string;
 }
+
+/** The inner Ethernet addresses of the frame tests and benchmarks: two VtepMACs. */
+export const ETH: EthernetSpec = { dst: "ee:ff:80:00:00:02", src: "ee:ff:80:00:00:01" };
+/** Inner addresses of the frame tests: a pod on node 1 (10.244.1.0/24) to one on node 2. */
+export const V4 = { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") };
+export const V6 = { src: "fd00:244:1::2", dst: "fd00:244:2::3" };
 
 export function ethernetFrame(eth: EthernetSpec, ethertype: number, payload: Uint8Array): Uint8Array {
   const b = new Uint8Array(14 + payload.length);

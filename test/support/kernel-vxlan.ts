@@ -8,7 +8,7 @@
 //   removal:  neighbor, FDB, route; each best effort, all attempted.
 
 import { exec, writeSysctl, type NetnsNode } from "./netns.ts";
-import { canonicalCidr, normalizeMac, parseIp4, randomVtepMac, subnetGateway } from "./ipv4.ts";
+import { canonicalCidr, ip4, normalizeMac, randomVtepMac, subnetGateway } from "./ipv4.ts";
 
 /** What a node learns from a peer's lease: its subnet, BackendData.VtepMAC and PublicIP. */
 export interface KernelPeer {
@@ -59,7 +59,7 @@ export async function configureKernelVxlanNode(
     subnet: opts.subnet ?? node.subnet,
     mtu: node.underlayMtu - VXLAN_V4_OVERHEAD,
   };
-  parseIp4(node.underlayIp);
+  ip4(node.underlayIp);
 
   await exec(node.ns, ["ip", "link", "add", device.name, "address", device.mac, "mtu", `${device.mtu}`,
     "type", "vxlan", "id", `${vni}`, "local", node.underlayIp, "dev", node.underlayDev,
@@ -76,7 +76,7 @@ export async function configureKernelVxlanNode(
 export async function addKernelPeer(node: NodeRef, peer: KernelPeer, dev = "flannel.1"): Promise<void> {
   const gw = subnetGateway(peer.subnet);
   const mac = normalizeMac(peer.vtepMac);
-  parseIp4(peer.publicIp);
+  ip4(peer.publicIp);
   await exec(node.ns, ["ip", "neigh", "replace", gw, "lladdr", mac, "dev", dev, "nud", "permanent"]);
   try {
     await exec(node.ns, ["bridge", "fdb", "replace", mac, "dev", dev, "dst", peer.publicIp, "self", "permanent"]);

@@ -9,6 +9,8 @@
 // No traffic ever goes to the generated PublicIPs (198.18.0.0/15, the benchmarking range): agents only make
 // kernel entries for them, and node namespaces have no route there.
 
+import { formatIp4 } from "../../native-bindings/ip4.ts";
+import { formatMac } from "../../native-bindings/mac-address.ts";
 import type { Topology } from "./netns.ts";
 import { BUN } from "./flannelette-node.ts";
 import { SUBNETS_PREFIX } from "./flannelette-agent.ts";
@@ -40,18 +42,15 @@ export interface GeneratedLease {
   readonly value: string;
 }
 
-const dotted = (ip: number) => [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join(".");
-const hex = (byte: number) => byte.toString(16).padStart(2, "0");
-
 /** Lease number `index` (0-based): the same index always gives the same lease, distinct indexes distinct ones. */
 export function generatedLease(index: number): GeneratedLease {
   if (!Number.isInteger(index) || index < 0 || index >= MAX_LEASES) throw new Error(`lease index out of range: ${index}`);
   const net = (FIRST_SUBNET + (index << 8)) >>> 0;
-  const gateway = dotted(net);
+  const gateway = formatIp4(net);
   const subnet = `${gateway}/24`;
   // 0a: locally administered (bit 1), unicast (bit 0 clear); the index fills the low three bytes.
-  const vtepMac = `0a:fe:00:${hex((index >>> 16) & 255)}:${hex((index >>> 8) & 255)}:${hex(index & 255)}`;
-  const publicIp = dotted((PUBLIC_IP_BASE + Math.floor(index / HOSTS_PER_24) * 256 + (index % HOSTS_PER_24) + 1) >>> 0);
+  const vtepMac = formatMac(Uint8Array.of(0x0a, 0xfe, 0, (index >>> 16) & 255, (index >>> 8) & 255, index & 255));
+  const publicIp = formatIp4((PUBLIC_IP_BASE + Math.floor(index / HOSTS_PER_24) * 256 + (index % HOSTS_PER_24) + 1) >>> 0);
   const value = `{"PublicIP":"${publicIp}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${vtepMac}"}}`;
   return { key: `${SUBNETS_PREFIX}${gateway}-24`, subnet, gateway, vtepMac, publicIp, value };
 }

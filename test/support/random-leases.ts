@@ -8,7 +8,7 @@
 // No traffic ever goes to the random PublicIPs (198.18.0.0/15, the benchmarking range): the agent only makes
 // kernel and forwarding entries for them, and nothing sends to their subnets.
 
-import { SeededRandom } from "../unit/dataplane/fixtures/seeded-random.ts";
+import { SeededRandom } from "./random.ts";
 import { SUBNETS_PREFIX } from "./flannelette-agent.ts";
 
 export interface Context {

@@ -12,7 +12,7 @@ import { createSocket } from "node:dgram";
 import { loadLibc } from "../../native-bindings/index.ts";
 import { openUdpSourceSocket, UdpGsoSender } from "../../native-bindings/udp-gso.ts";
 import { EAGAIN } from "../../native-bindings/linux/errno.ts";
-import { parseIp4 } from "./ipv4.ts";
+import { ip4 } from "./ipv4.ts";
 
 function fill(buf: Uint8Array, firstDatagram: number, segmentSize: number, bytes: number): number {
   let k = firstDatagram;
@@ -38,7 +38,7 @@ if (mode === "send") {
   for (let s = 0; s < sends; s++) {
     datagram = fill(buf, datagram, segmentSize, bytes);
     for (;;) {
-      const r = gso.send(fd, address, bytes, segmentSize, parseIp4(ip), port);
+      const r = gso.send(fd, address, bytes, segmentSize, ip4(ip), port);
       if (r >= 0) break;
       if (r !== -EAGAIN) throw new Error(`UDP_SEGMENT send failed: errno ${-r}`);
       await Bun.sleep(1);

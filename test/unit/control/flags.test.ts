@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { envName, helpText, parseRunFlags, type RunOptions } from "../../../control/flags.ts";
-import { parseIp4 } from "../../../control/ip4.ts";
+import { parseIp4 } from "../../../native-bindings/ip4.ts";
 
 const DEFAULTS: RunOptions = {
   etcdEndpoints: ["http://127.0.0.1:4001", "http://127.0.0.1:2379"],

@@ -1,16 +1,5 @@
-// Seeded randomness and input mutation for the fuzz loops: every failure names its seed.
-
-// mulberry32: tiny, fast and good enough to drive mutations reproducibly.
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Input mutation and corpora for the fuzz loops; their randomness is test/support/random.ts's `seededRandom`,
+// so every failure names its seed.
 
 const TOKENS = [
   '"', "{", "}", "[", "]", ":", ",", " ", "\n", "\\", "\\u00", "null", "true", "false", "-", "-1", "0", "1e99", "24.0",

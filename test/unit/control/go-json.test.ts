@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { foldName, type GoJsonValue, parseGoJson } from "../../../control/go-json.ts";
-import { loadCorpus, mutate, seededRandom } from "./fuzz.ts";
+import { loadCorpus, mutate } from "./fuzz.ts";
+import { seededRandom } from "../../support/random.ts";
 
 function toJs(value: GoJsonValue): unknown {
   switch (value.kind) {

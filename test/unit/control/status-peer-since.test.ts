@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import type { PeerEntry } from "../../../control/agent/kernel-peers.ts";
 import { type PeerKernel, PeerSync } from "../../../control/agent/peer-sync.ts";
-import { formatCidr4, parseCidr4, parseIp4 } from "../../../control/ip4.ts";
+import { formatCidr4, parseCidr4, parseIp4 } from "../../../native-bindings/ip4.ts";
 import { captureLog } from "./fakes/capture-log.ts";
 import { FakeRegistry, settle } from "./fakes/fake-registry.ts";
 

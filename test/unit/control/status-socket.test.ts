@@ -10,10 +10,10 @@ import { queryAgentStatus, type StatusServer, startStatusServer } from "../../..
 import { DEFAULT_STATUS_SOCKET, parseRunFlags } from "../../../control/flags.ts";
 import { DROP_REASONS, type DropReason } from "../../../dataplane/counters.ts";
 import { captureLog } from "./fakes/capture-log.ts";
+import { isRoot } from "../../support/root.ts";
 
 const REPO = resolve(import.meta.dir, "../../..");
 const CLI = resolve(REPO, "control/cli.ts");
-const isRoot = process.getuid?.() === 0;
 
 function sampleStatus(): AgentStatus {
   const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatCidr4, parseCidr4 } from "../../../control/ip4.ts";
+import { formatCidr4, parseCidr4 } from "../../../native-bindings/ip4.ts";
 import { formatSubnetEnv, parseEnvLines, parseSubnetEnv, readSubnetEnv, type SubnetEnv, writeSubnetEnv } from "../../../control/subnet-env.ts";
 
 const ENV: SubnetEnv = { network: parseCidr4("10.244.0.0/16")!, subnet: parseCidr4("10.244.3.0/24")!, mtu: 1450, ipMasq: false };

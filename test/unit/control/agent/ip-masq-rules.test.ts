@@ -5,7 +5,7 @@ import {
   restorePayload, rewriteLines,
 } from "../../../../control/agent/ip-masq-rules.ts";
 import { ControlError } from "../../../../control/control-error.ts";
-import { parseCidr4 } from "../../../../control/ip4.ts";
+import { parseCidr4 } from "../../../../native-bindings/ip4.ts";
 import { createLogger } from "../../../../control/log.ts";
 
 const NETWORK = parseCidr4("10.244.0.0/16")!;

@@ -1,7 +1,7 @@
 // KernelPeers.reconcile against a fake kernel: it counts what it repaired, and only that.
 import { describe, expect, test } from "bun:test";
 import { KernelPeers, type PeerEntry, type PeerForwarding } from "../../../../control/agent/kernel-peers.ts";
-import { formatIp4, parseCidr4, parseIp4 } from "../../../../control/ip4.ts";
+import { formatIp4, parseCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { EPERM } from "../../../../native-bindings/linux/errno.ts";
 import { captureLog } from "../fakes/capture-log.ts";
 import { FakeTapKernel, TAP_INDEX } from "../fakes/fake-tap-kernel.ts";

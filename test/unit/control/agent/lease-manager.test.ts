@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { LeaseManager } from "../../../../control/agent/lease-manager.ts";
 import { parseNetConfig } from "../../../../control/config/net-config.ts";
-import { formatCidr4, parseIp4 } from "../../../../control/ip4.ts";
+import { formatCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { captureLog } from "../fakes/capture-log.ts";
 import { FakeRegistry } from "../fakes/fake-registry.ts";
 

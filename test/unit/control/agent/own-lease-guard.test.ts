@@ -4,7 +4,7 @@ import { afterEach, describe, expect, jest, test } from "bun:test";
 import { LeaseManager } from "../../../../control/agent/lease-manager.ts";
 import { describeLeaseValue } from "../../../../control/agent/own-lease-guard.ts";
 import { parseNetConfig } from "../../../../control/config/net-config.ts";
-import { parseIp4 } from "../../../../control/ip4.ts";
+import { parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { captureLog } from "../fakes/capture-log.ts";
 import { FakeRegistry, settle } from "../fakes/fake-registry.ts";
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { checkPeerLease, keepsKnownPeer, MAX_LEASE_VALUE_BYTES, type PeerCheckContext, type PeerRejectReason, publicIpProblem, vtepMacProblem } from "../../../../control/agent/peer-lease-check.ts";
-import { parseCidr4, parseIp4 } from "../../../../control/ip4.ts";
+import { parseCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 
 const ip = (text: string) => parseIp4(text)!;
 const cidr = (text: string) => parseCidr4(text)!;

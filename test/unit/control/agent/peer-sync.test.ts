@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { describePeer, type PeerEntry } from "../../../../control/agent/kernel-peers.ts";
 import { type OwnLeaseEvent, type PeerKernel, PeerSync } from "../../../../control/agent/peer-sync.ts";
-import { formatCidr4, formatIp4, parseCidr4, parseIp4 } from "../../../../control/ip4.ts";
+import { formatCidr4, formatIp4, parseCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { captureLog } from "../fakes/capture-log.ts";
 import { FakeRegistry, settle } from "../fakes/fake-registry.ts";
 

@@ -2,7 +2,7 @@
 // a refusal is logged as a failure, never counted as a repair.
 import { describe, expect, test } from "bun:test";
 import { TapGuard } from "../../../../control/agent/tap-guard.ts";
-import { parseIp4 } from "../../../../control/ip4.ts";
+import { parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { EPERM } from "../../../../native-bindings/linux/errno.ts";
 import { captureLog } from "../fakes/capture-log.ts";
 import { FakeTapKernel, TAP_INDEX } from "../fakes/fake-tap-kernel.ts";

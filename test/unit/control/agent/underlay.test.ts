@@ -4,7 +4,7 @@ import {
   usableAddresses,
 } from "../../../../control/agent/underlay.ts";
 import { ControlError } from "../../../../control/control-error.ts";
-import { formatIp4, parseIp4 } from "../../../../control/ip4.ts";
+import { formatIp4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 
 const ip = (text: string) => parseIp4(text)!;
 

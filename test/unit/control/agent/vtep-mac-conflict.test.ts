@@ -2,10 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { LeaseManager } from "../../../../control/agent/lease-manager.ts";
 import { claimUnpublishedMac, findMacHolder, freshVtepMac, type MacConflictDeps, publishedMacs, yieldMacIfPublishedFirst } from "../../../../control/agent/vtep-mac-conflict.ts";
 import { parseNetConfig } from "../../../../control/config/net-config.ts";
-import { parseIp4 } from "../../../../control/ip4.ts";
+import { parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { leaseKey } from "../../../../control/leases/etcd-keys.ts";
 import type { LeaseRecord } from "../../../../control/leases/registry.ts";
-import { formatMac, parseMac } from "../../../../dataplane/mac.ts";
+import { formatMac, macToBytes } from "../../../../native-bindings/mac-address.ts";
 import { captureLog } from "../fakes/capture-log.ts";
 import { FakeRegistry } from "../fakes/fake-registry.ts";
 
@@ -24,7 +24,7 @@ function record(subnet: string, value: string, modRevision: number): LeaseRecord
 /** Hands out the given MACs in turn, so that tests know which new MAC to expect. */
 function macSequence(...macs: string[]): () => Uint8Array {
   let i = 0;
-  return () => parseMac(macs[i++ % macs.length]!);
+  return () => macToBytes(macs[i++ % macs.length]!);
 }
 
 describe("findMacHolder", () => {
@@ -56,11 +56,11 @@ describe("findMacHolder", () => {
 describe("freshVtepMac", () => {
   test("skips the old MAC and every published one", () => {
     const make = macSequence(CLONED, "0a:58:0a:f4:aa:02", "0a:58:0a:f4:aa:03");
-    expect(formatMac(freshVtepMac(new Set(["0a:58:0a:f4:aa:02"]), parseMac(CLONED), make))).toBe("0a:58:0a:f4:aa:03");
+    expect(formatMac(freshVtepMac(new Set(["0a:58:0a:f4:aa:02"]), macToBytes(CLONED), make))).toBe("0a:58:0a:f4:aa:03");
   });
 
   test("by default makes a locally administered unicast MAC", () => {
-    const mac = freshVtepMac(new Set(), parseMac(CLONED));
+    const mac = freshVtepMac(new Set(), macToBytes(CLONED));
     expect(mac[0]! & 0x03).toBe(0x02);
   });
 
@@ -81,7 +81,7 @@ describe("claimUnpublishedMac (before publishing)", () => {
     const registry = new FakeRegistry();
     registry.put(`${PREFIX}/subnets/10.244.1.0-24`, vxlan("192.0.2.11", CLONED));
     const { d, kept, captured } = deps(registry, "192.0.2.11", macSequence("0a:58:0a:f4:aa:02"));
-    expect(formatMac(await claimUnpublishedMac(parseMac(CLONED), d))).toBe(CLONED);
+    expect(formatMac(await claimUnpublishedMac(macToBytes(CLONED), d))).toBe(CLONED);
     expect(kept).toEqual([]);
     expect(captured.lines).toEqual([]);
   });
@@ -90,7 +90,7 @@ describe("claimUnpublishedMac (before publishing)", () => {
     const registry = new FakeRegistry();
     registry.put(`${PREFIX}/subnets/10.244.2.0-24`, vxlan("192.0.2.12", CLONED));
     const { d, kept, captured } = deps(registry, "192.0.2.11", macSequence("0a:58:0a:f4:aa:02"));
-    expect(formatMac(await claimUnpublishedMac(parseMac(CLONED), d))).toBe("0a:58:0a:f4:aa:02");
+    expect(formatMac(await claimUnpublishedMac(macToBytes(CLONED), d))).toBe("0a:58:0a:f4:aa:02");
     expect(kept).toEqual(["0a:58:0a:f4:aa:02"]);
     expect(captured.lines).toHaveLength(1);
     expect(captured.lines[0]).toMatch(
@@ -108,7 +108,7 @@ describe("yieldMacIfPublishedFirst (after publishing)", () => {
     registry.put(theirs, vxlan("192.0.2.12", CLONED));
     registry.put(ours, vxlan("192.0.2.11", CLONED));
     const { d, kept, captured } = deps(registry, "192.0.2.11", macSequence("0a:58:0a:f4:aa:03"));
-    const fresh = await yieldMacIfPublishedFirst(parseMac(CLONED), ours, d);
+    const fresh = await yieldMacIfPublishedFirst(macToBytes(CLONED), ours, d);
     expect(fresh && formatMac(fresh)).toBe("0a:58:0a:f4:aa:03");
     expect(kept).toEqual(["0a:58:0a:f4:aa:03"]);
     expect(captured.lines).toHaveLength(1);
@@ -120,7 +120,7 @@ describe("yieldMacIfPublishedFirst (after publishing)", () => {
     registry.put(ours, vxlan("192.0.2.11", CLONED));
     registry.put(theirs, vxlan("192.0.2.12", CLONED));
     const { d, kept, captured } = deps(registry, "192.0.2.11", macSequence("0a:58:0a:f4:aa:03"));
-    expect(await yieldMacIfPublishedFirst(parseMac(CLONED), ours, d)).toBeNull();
+    expect(await yieldMacIfPublishedFirst(macToBytes(CLONED), ours, d)).toBeNull();
     expect(kept).toEqual([]);
     expect(captured.lines).toEqual([]);
   });
@@ -129,7 +129,7 @@ describe("yieldMacIfPublishedFirst (after publishing)", () => {
     const registry = new FakeRegistry();
     registry.put(theirs, vxlan("192.0.2.12", CLONED));
     const { d } = deps(registry, "192.0.2.11", macSequence("0a:58:0a:f4:aa:03"));
-    expect(await yieldMacIfPublishedFirst(parseMac(CLONED), ours, d)).toBeNull();
+    expect(await yieldMacIfPublishedFirst(macToBytes(CLONED), ours, d)).toBeNull();
   });
 });
 
@@ -141,7 +141,7 @@ describe("two clones starting at the same moment", () => {
   // The agent's order: claim before publishing, acquire, yield after publishing, re-put on a new MAC.
   async function startClone(registry: FakeRegistry, publicIp: string, nextMac: string, gate: { before: Promise<void> }) {
     const { d, kept, captured } = deps(registry, publicIp, macSequence(nextMac));
-    let mac = await claimUnpublishedMac(parseMac(CLONED), d);
+    let mac = await claimUnpublishedMac(macToBytes(CLONED), d);
     await gate.before; // both have checked before either publishes: the race the second check is for
     const leases = new LeaseManager({
       registry, prefix: PREFIX, config, publicIp: ip(publicIp), vtepMac: formatMac(mac), vni: 1,

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadOrCreateVtepMac, macFilePath, saveVtepMac } from "../../../../control/agent/vtep-mac-store.ts";
-import { formatMac, parseMac } from "../../../../dataplane/mac.ts";
+import { formatMac, macToBytes } from "../../../../native-bindings/mac-address.ts";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -21,7 +21,7 @@ describe("vtep-mac-store", () => {
     const dir = await stateDir();
     const first = await loadOrCreateVtepMac(dir, "flannel.1", () => undefined);
     expect(first.created).toBe(true);
-    await saveVtepMac(dir, "flannel.1", parseMac("0a:58:0a:f4:09:09"));
+    await saveVtepMac(dir, "flannel.1", macToBytes("0a:58:0a:f4:09:09"));
     expect(await readFile(macFilePath(dir, "flannel.1"), "utf8")).toBe("0a:58:0a:f4:09:09\n");
     const again = await loadOrCreateVtepMac(dir, "flannel.1", () => undefined);
     expect({ mac: formatMac(again.mac), created: again.created }).toEqual({ mac: "0a:58:0a:f4:09:09", created: false });
@@ -29,9 +29,9 @@ describe("vtep-mac-store", () => {
 
   test("a copied MAC file is reused as is (the clone check happens against etcd, not here)", async () => {
     const dir = await stateDir();
-    await saveVtepMac(dir, "flannel.1", parseMac("0a:58:0a:f4:aa:01"));
+    await saveVtepMac(dir, "flannel.1", macToBytes("0a:58:0a:f4:aa:01"));
     const other = await stateDir();
-    await saveVtepMac(other, "flannel.1", parseMac("0a:58:0a:f4:00:00"));
+    await saveVtepMac(other, "flannel.1", macToBytes("0a:58:0a:f4:00:00"));
     await writeFile(macFilePath(other, "flannel.1"), await readFile(macFilePath(dir, "flannel.1")));
     expect(formatMac((await loadOrCreateVtepMac(other, "flannel.1", () => undefined)).mac)).toBe("0a:58:0a:f4:aa:01");
   });

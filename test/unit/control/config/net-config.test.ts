@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { type NetConfig, type NetConfigErrorCode, parseNetConfig } from "../../../../control/config/net-config.ts";
-import { formatCidr4, formatIp4 } from "../../../../control/ip4.ts";
-import { loadCorpus, mutate, seededRandom } from "../fuzz.ts";
+import { formatCidr4, formatIp4 } from "../../../../native-bindings/ip4.ts";
+import { loadCorpus, mutate } from "../fuzz.ts";
+import { seededRandom } from "../../../support/random.ts";
 
 const VX = '"Backend":{"Type":"vxlan"}';
 

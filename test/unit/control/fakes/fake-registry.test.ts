@@ -47,6 +47,49 @@ describe("FakeRegistry", () => {
     expect(seen).toHaveLength(3);
   });
 
+  test("unreachable breaks a watch; once reachable it reconnects and delivers what it missed", async () => {
+    const r = new FakeRegistry();
+    const seen: string[] = [];
+    r.watchLeases(r.revision + 1, {
+      onBatch: (events) => seen.push(...events.map((e) => `${e.type} ${e.value}`)),
+      onCompacted: () => seen.push("compacted"),
+      onConnected: () => seen.push("connected"),
+      onDisconnected: (error) => seen.push(`disconnected ${(error as { code?: string }).code}`),
+    });
+    await settle();
+    r.unreachable = true;
+    await expect(r.listLeases()).rejects.toMatchObject({ code: "ETCD_REQUEST" });
+    r.put(KEY, "missed"); // another node still reaches etcd
+    await settle();
+    expect(seen).toEqual(["connected", "disconnected ETCD_UNREACHABLE"]);
+    r.unreachable = false;
+    await settle();
+    expect(seen).toEqual(["connected", "disconnected ETCD_UNREACHABLE", "connected", "put missed"]);
+  });
+
+  test("a watch that reconnects behind a compaction ends with onCompacted, and the history is gone", async () => {
+    const r = new FakeRegistry();
+    const seen: string[] = [];
+    r.watchLeases(r.revision + 1, { onBatch: (events) => seen.push(...events.map((e) => e.value)), onCompacted: (rev) => seen.push(`compacted ${rev}`) });
+    await settle();
+    r.unreachable = true;
+    r.put(KEY, "lost");
+    r.compact();
+    r.unreachable = false;
+    await settle();
+    expect(seen).toEqual([`compacted ${r.revision}`]);
+    expect(r.watchCount).toBe(0);
+  });
+
+  test("onRequest runs before each request is served, so another writer can act between two of ours", async () => {
+    const r = new FakeRegistry();
+    r.onRequest = (op, key) => {
+      if (op === "create") r.put(key, "theirs");
+    };
+    expect(await r.createLease(KEY, "ours", 60)).toBe(false);
+    expect(r.record(KEY)!.value).toBe("theirs");
+  });
+
   test("a watch from a compacted revision ends with onCompacted", async () => {
     const r = new FakeRegistry();
     r.put(KEY, "x");

@@ -3,11 +3,14 @@
 // each key's modRevision is the revision of its last write; a listing returns the keys under
 // `<prefix>/subnets` in key order with the store revision; a watch delivers every put and delete from its
 // start revision on, in revision order, one batch per write, asynchronously (as the network would); a
-// start revision at or below the compaction point ends the watch with onCompacted. `unreachable = true`
-// makes every request fail as an unreachable etcd does.
+// start revision at or below the compaction point ends the watch with onCompacted, and compaction forgets
+// the history up to it. `unreachable = true` makes every request fail as an unreachable etcd does and breaks
+// every watch (onDisconnected); `unreachable = false` reconnects them (onConnected, then whatever they missed,
+// or onCompacted when what they missed was compacted meanwhile), as the real watch does by itself.
+// `onRequest` runs before each request is served: another writer can act between our requests there.
 
 import { ControlError } from "../../../../control/control-error.ts";
-import type { LeaseEvent, LeaseGrant, LeaseListing, LeaseRecord, LeaseRegistry, LeaseWatch, WatchHandlers } from "../../../../control/leases/registry.ts";
+import type { EtcdLeaseRegistry, LeaseEvent, LeaseGrant, LeaseListing, LeaseRecord, LeaseWatch, WatchHandlers } from "../../../../control/leases/registry.ts";
 
 interface StoredKey {
   value: string;
@@ -19,24 +22,44 @@ interface ActiveWatch {
   next: number;
   handlers: WatchHandlers;
   closed: boolean;
+  /** Accepted by a member (onConnected said) and not broken since. */
+  connected: boolean;
 }
 
-export class FakeRegistry implements LeaseRegistry {
+export type FakeRequestOp = "get" | "list" | "create" | "update" | "delete";
+
+export class FakeRegistry implements EtcdLeaseRegistry {
   readonly prefix: string;
   config: string | null;
-  unreachable = false;
   /** Every request made, as `op key`, for tests that check what was written. */
   readonly requests: string[] = [];
+  /** Called before each request is served (and before `unreachable` fails it). */
+  onRequest: ((op: FakeRequestOp, key: string) => void) | null = null;
+  readonly endpointInUse: string;
+  closed = false;
+  #unreachable = false;
   #revision = 1; // etcd starts at revision 1 with an empty store
   #compacted = 0;
   #nextLeaseId = 1000;
   readonly #store = new Map<string, StoredKey>();
-  readonly #history: LeaseEvent[] = [];
+  #history: LeaseEvent[] = [];
   readonly #watches = new Set<ActiveWatch>();
 
-  constructor(prefix = "/coreos.com/network", config: string | null = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}') {
+  constructor(prefix = "/coreos.com/network", config: string | null = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}', endpoint = "http://fake-etcd:2379") {
     this.prefix = prefix;
     this.config = config;
+    this.endpointInUse = endpoint;
+  }
+
+  get unreachable(): boolean {
+    return this.#unreachable;
+  }
+
+  /** etcd gone (every request fails, every watch breaks) or back (the watches reconnect). */
+  set unreachable(value: boolean) {
+    if (value === this.#unreachable) return;
+    this.#unreachable = value;
+    for (const w of this.#watches) queueMicrotask(() => (value ? this.#disconnect(w) : this.#connect(w)));
   }
 
   get revision(): number {
@@ -67,9 +90,10 @@ export class FakeRegistry implements LeaseRegistry {
     return this.#revision;
   }
 
-  /** Forgets history up to `revision`: a watch starting there or below is told it was compacted. */
+  /** Forgets history up to `revision`: a watch starting there or below, or behind it, is told it was compacted. */
   compact(revision = this.#revision): void {
     this.#compacted = revision;
+    this.#history = this.#history.filter((e) => e.revision > revision);
   }
 
   async getConfig(): Promise<string> {
@@ -108,9 +132,9 @@ export class FakeRegistry implements LeaseRegistry {
   }
 
   watchLeases(fromRevision: number, handlers: WatchHandlers): LeaseWatch {
-    const watch: ActiveWatch = { next: fromRevision, handlers, closed: false };
+    const watch: ActiveWatch = { next: fromRevision, handlers, closed: false, connected: false };
     this.#watches.add(watch);
-    queueMicrotask(() => this.#pump(watch));
+    queueMicrotask(() => (this.#unreachable ? this.#disconnect(watch, true) : this.#connect(watch)));
     return {
       close: async () => {
         watch.closed = true;
@@ -120,6 +144,7 @@ export class FakeRegistry implements LeaseRegistry {
   }
 
   close(): void {
+    this.closed = true;
     for (const w of this.#watches) w.closed = true;
     this.#watches.clear();
   }
@@ -128,9 +153,10 @@ export class FakeRegistry implements LeaseRegistry {
     return this.#watches.size;
   }
 
-  #request(op: string, key: string): void {
+  #request(op: FakeRequestOp, key: string): void {
     this.requests.push(`${op} ${key}`);
-    if (this.unreachable) throw new ControlError("ETCD_REQUEST", `etcd ${op} ${key}: unreachable (fake)`);
+    this.onRequest?.(op, key);
+    if (this.#unreachable) throw new ControlError("ETCD_REQUEST", `etcd ${op} ${key}: unreachable (fake)`);
   }
 
   #write(key: string, value: string, etcdLeaseId: string): number {
@@ -145,9 +171,23 @@ export class FakeRegistry implements LeaseRegistry {
     for (const w of this.#watches) queueMicrotask(() => this.#pump(w));
   }
 
+  #connect(w: ActiveWatch): void {
+    if (w.closed || w.connected || this.#unreachable) return;
+    w.connected = true;
+    w.handlers.onConnected?.();
+    this.#pump(w);
+  }
+
+  /** `first`: the watch could not connect at all (it reports that too, as the real one does). */
+  #disconnect(w: ActiveWatch, first = false): void {
+    if (w.closed || (!w.connected && !first)) return;
+    w.connected = false;
+    w.handlers.onDisconnected?.(new ControlError("ETCD_UNREACHABLE", "etcd watch: unreachable (fake)"));
+  }
+
   // Delivers what the watch has not seen yet, one batch per revision, in order.
   #pump(w: ActiveWatch): void {
-    if (w.closed) return;
+    if (w.closed || !w.connected) return;
     if (w.next <= this.#compacted) {
       w.closed = true;
       this.#watches.delete(w);

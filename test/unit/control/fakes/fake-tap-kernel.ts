@@ -2,17 +2,17 @@
 // link state, addresses, routes and neighbors in memory, with the real kernel's rules that the code relies
 // on: a route cannot be added while the link is down (ENETDOWN), setting a link down drops its routes, and a
 // delete of a missing entry is ESRCH (route) or ENOENT (neighbor). `refuse` makes one kind of request fail
-// every time, as a kernel that will not take it.
+// every time, as a kernel that will not take it. (fake-kernel-tables.ts adds the underlay around it.)
 import type { AddressEntry, LinkInfo, MacAddress, NeighborEntry, NeighborKey, NeighborSpec, RouteEntry, RouteSpec, Rtnetlink } from "../../../../native-bindings/rtnetlink.ts";
-import { EINVAL, ENETDOWN, ENOENT } from "../../../../native-bindings/linux/errno.ts";
+import { EADDRNOTAVAIL, EINVAL, ENETDOWN, ENOENT } from "../../../../native-bindings/linux/errno.ts";
 import { SyscallError } from "../../../../native-bindings/syscall-error.ts";
 
-export type FakeKernelOp = "linkSetUp" | "linkSetMtu" | "linkSetMac" | "addressReplace" | "routeReplace" | "neighborReplace" | "routeDelete" | "neighborDelete";
+export type FakeKernelOp = "linkSetUp" | "linkSetMtu" | "linkSetMac" | "addressReplace" | "addressDelete" | "routeReplace" | "neighborReplace" | "routeDelete" | "neighborDelete";
 
 export const TAP_INDEX = 7;
 const ESRCH = 3; // errno.ts names it but does not export it
 
-export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | "linkSetMtu" | "linkSetMac" | "addressList" | "addressReplace" |
+export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | "linkSetMtu" | "linkSetMac" | "addressList" | "addressReplace" | "addressDelete" |
   "routeList" | "routeReplace" | "routeDelete" | "neighborList" | "neighborReplace" | "neighborDelete"> {
   link: LinkInfo;
   addresses: { ip: number; prefixLen: number }[] = [];
@@ -32,17 +32,17 @@ export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | 
   }
 
   linkSetUp(ifindex: number): void {
-    this.#change("linkSetUp", ifindex);
+    this.change("linkSetUp", ifindex);
     this.link.up = true;
   }
 
   linkSetMtu(ifindex: number, mtu: number): void {
-    this.#change("linkSetMtu", ifindex);
+    this.change("linkSetMtu", ifindex);
     this.link.mtu = mtu;
   }
 
   linkSetMac(ifindex: number, mac: MacAddress): void {
-    this.#change("linkSetMac", ifindex);
+    this.change("linkSetMac", ifindex);
     this.link.mac = mac;
   }
 
@@ -58,8 +58,15 @@ export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | 
   }
 
   addressReplace(ifindex: number, ip: number, prefixLen: number): void {
-    this.#change("addressReplace", ifindex);
+    this.change("addressReplace", ifindex);
     this.addresses = [...this.addresses.filter((a) => a.ip !== ip), { ip, prefixLen }];
+  }
+
+  addressDelete(ifindex: number, ip: number, prefixLen: number): void {
+    this.change("addressDelete", ifindex);
+    const kept = this.addresses.filter((a) => !(a.ip === ip && a.prefixLen === prefixLen));
+    if (kept.length === this.addresses.length) throw new SyscallError("RTM_DELADDR", EADDRNOTAVAIL);
+    this.addresses = kept;
   }
 
   routeList(ifindex?: number): RouteEntry[] {
@@ -70,13 +77,13 @@ export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | 
   }
 
   routeReplace(route: RouteSpec): void {
-    this.#change("routeReplace", route.ifindex ?? 0);
+    this.change("routeReplace", route.ifindex ?? 0);
     if (!this.link.up) throw new SyscallError("RTM_NEWROUTE", ENETDOWN, "dev flannel.1");
     this.routes.set(`${route.dst}/${route.prefixLen}`, { ...route });
   }
 
   routeDelete(route: RouteSpec): void {
-    this.#change("routeDelete", route.ifindex ?? 0);
+    this.change("routeDelete", route.ifindex ?? 0);
     if (!this.routes.delete(`${route.dst}/${route.prefixLen}`)) throw new SyscallError("RTM_DELROUTE", ESRCH);
   }
 
@@ -86,16 +93,16 @@ export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | 
   }
 
   neighborReplace(neighbor: NeighborSpec): void {
-    this.#change("neighborReplace", neighbor.ifindex);
+    this.change("neighborReplace", neighbor.ifindex);
     this.neighbors.set(neighbor.ip, neighbor.mac);
   }
 
   neighborDelete(neighbor: NeighborKey): void {
-    this.#change("neighborDelete", neighbor.ifindex);
+    this.change("neighborDelete", neighbor.ifindex);
     if (!this.neighbors.delete(neighbor.ip)) throw new SyscallError("RTM_DELNEIGH", ENOENT);
   }
 
-  #change(op: FakeKernelOp, ifindex: number): void {
+  protected change(op: FakeKernelOp, ifindex: number): void {
     this.calls.push(op);
     const errno = this.refuse.get(op);
     if (errno !== undefined) throw new SyscallError(op, errno, "(refused by the fake kernel)");

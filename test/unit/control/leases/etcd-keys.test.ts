@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseCidr4 } from "../../../../control/ip4.ts";
+import { parseCidr4 } from "../../../../native-bindings/ip4.ts";
 import { configKey, goPathClean, leaseKey, subnetsPrefix } from "../../../../control/leases/etcd-keys.ts";
 
 describe("goPathClean", () => {

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { parseIp4 } from "../../../../control/ip4.ts";
+import { parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { decodeLeaseValue, decodeLeaseValueInFull, encodeLeaseValue, type LeaseDecodeCode } from "../../../../control/leases/lease-json.ts";
-import { loadCorpus, mutate, seededRandom } from "../fuzz.ts";
+import { loadCorpus, mutate } from "../fuzz.ts";
+import { seededRandom } from "../../../support/random.ts";
 
 const ip = (text: string) => parseIp4(text)!;
 

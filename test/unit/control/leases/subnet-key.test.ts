@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { formatCidr4, parseCidr4 } from "../../../../control/ip4.ts";
+import { formatCidr4, parseCidr4 } from "../../../../native-bindings/ip4.ts";
 import { parseSubnetKey, subnetKey } from "../../../../control/leases/subnet-key.ts";
-import { loadCorpus, mutate, seededRandom } from "../fuzz.ts";
+import { loadCorpus, mutate } from "../fuzz.ts";
+import { seededRandom } from "../../../support/random.ts";
 
 describe("subnetKey", () => {
   test.each([

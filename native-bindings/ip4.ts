@@ -1,4 +1,11 @@
-// IPv4 addresses are u32 numbers (host order), like flannel's ip.IP4.
+// IPv4 addresses and networks, and their text: the one module for both, with Go's rules (net.ParseIP,
+// net.ParseCIDR, net.IP.String()). An address is a u32 number in host order, like flannel's ip.IP4
+// (10.0.0.1 = 0x0a000001).
+//
+// Why here, in native-bindings/, the lowest layer: rtnetlink (rtnetlink-request.ts) checks and names these
+// values in its requests and errors, and native-bindings/ may import nothing above it; the data plane and
+// the control thread import the same module, so every layer reads and writes addresses by the same rules.
+// It is pure arithmetic and text: no syscalls, no imports.
 
 export interface Cidr4 {
   readonly ip: number;
@@ -7,7 +14,16 @@ export interface Cidr4 {
 
 const DECIMAL = /^[0-9]+$/;
 
-// Go's netip rules (net.ParseIP since Go 1.22): four decimal fields, each 0..255, no leading zeros.
+/** A u32 value, as every IPv4 address here is. */
+export function isIp4(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
+}
+
+/**
+ * Dotted-quad text to a u32, or null, as Go's net.ParseIP for an IPv4 address: exactly four decimal fields,
+ * each 0..255, and no leading zeros (`010.0.0.1` is refused since Go 1.17:
+ * other parsers read such a field as octal).
+ */
 export function parseIp4(text: string): number | null {
   const fields = text.split(".");
   if (fields.length !== 4) return null;
@@ -22,6 +38,7 @@ export function parseIp4(text: string): number | null {
   return ip;
 }
 
+/** Go's net.IP.String() for an IPv4 address: `10.0.0.1`. */
 export function formatIp4(ip: number): string {
   return `${(ip >>> 24) & 255}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
 }

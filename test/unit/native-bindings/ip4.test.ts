@@ -1,3 +1,5 @@
+// native-bindings/ip4.ts: the one IPv4 module, Go's rules (net.ParseIP, net.ParseCIDR, net.IP.String()).
+
 import { describe, expect, test } from "bun:test";
 import {
   cidrContainsCidr,
@@ -8,8 +10,9 @@ import {
   maskOf,
   nextCidr,
   parseCidr4,
+  isIp4,
   parseIp4,
-} from "../../../control/ip4.ts";
+} from "../../../native-bindings/ip4.ts";
 
 const ip = (text: string) => {
   const v = parseIp4(text);
@@ -23,6 +26,7 @@ describe("parseIp4", () => {
     ["10.244.3.1", 0x0af40301],
     ["255.255.255.255", 0xffffffff],
     ["192.168.64.3", 0xc0a84003],
+    ["192.0.2.1", 0xc0000201],
   ])("parses %s as a u32", (text, expected) => {
     expect(parseIp4(text)).toBe(expected);
   });
@@ -38,8 +42,15 @@ describe("parseIp4", () => {
     ["whitespace", " 10.0.0.1"],
     ["an IPv6 address", "fd00::1"],
     ["a hex octet", "0x0a.0.0.1"],
+    ["a CIDR", "10.244.2.0/24"],
+    ["a field of four digits", "10.0.0.0001"],
   ])("rejects %s", (_why, text) => {
     expect(parseIp4(text)).toBeNull();
+  });
+
+  test("only u32 values are addresses", () => {
+    expect([0, 0x0af40200, 0xffffffff].map(isIp4)).toEqual([true, true, true]);
+    expect([-1, 0x1_0000_0000, 1.5, Number.NaN].map(isIp4)).toEqual([false, false, false, false]);
   });
 
   test("formatting every parsed address gives back the same text", () => {

@@ -1,0 +1,67 @@
+// The kernel's tables as the whole agent sees them (`KernelTables`, control/agent/agent-deps.ts): the TAP of
+// FakeTapKernel, plus an underlay interface with an address and the default route (what underlay.ts looks
+// for), and the TAP's appearance when the data plane creates it (fake-dataplane.ts sets `tapCreated`).
+// Until then the TAP cannot be found by name.
+import type { KernelTables } from "../../../../control/agent/agent-deps.ts";
+import { parseIp4 } from "../../../../native-bindings/ip4.ts";
+import { IFA_F_PERMANENT } from "../../../../native-bindings/linux/if_addr.ts";
+import { ENODEV } from "../../../../native-bindings/linux/errno.ts";
+import type { AddressEntry, LinkInfo, RouteEntry } from "../../../../native-bindings/rtnetlink.ts";
+import { SyscallError } from "../../../../native-bindings/syscall-error.ts";
+import { FakeTapKernel, TAP_INDEX } from "./fake-tap-kernel.ts";
+
+export const UNDERLAY_INDEX = 2;
+
+export class FakeKernelTables extends FakeTapKernel implements KernelTables {
+  readonly underlay: LinkInfo = { index: UNDERLAY_INDEX, name: "eth0", mtu: 1500, mac: "52:54:00:12:34:56", flags: 0, up: true };
+  /** The underlay's address (/24) and its default gateway. */
+  readonly underlayIp: number;
+  readonly gateway: number;
+  /** Set by the fake data plane when it "opens" the TAP. */
+  tapCreated = false;
+  closed = false;
+
+  constructor(underlayIp = "192.0.2.11") {
+    super();
+    this.underlayIp = parseIp4(underlayIp)!;
+    this.gateway = ((this.underlayIp & 0xffffff00) | 1) >>> 0;
+  }
+
+  linkIndex(name: string): number {
+    return this.#byName(name).index;
+  }
+
+  override linkGet(link: string | number): LinkInfo {
+    if (link === UNDERLAY_INDEX || link === this.underlay.name) return { ...this.underlay };
+    if (!this.tapCreated) throw new SyscallError("RTM_GETLINK", ENODEV, String(link));
+    return super.linkGet(link);
+  }
+
+  linkList(): LinkInfo[] {
+    return [{ ...this.underlay }, ...(this.tapCreated ? [{ ...this.link }] : [])];
+  }
+
+  addressListAll(): AddressEntry[] {
+    const underlay: AddressEntry = {
+      ifindex: UNDERLAY_INDEX, ip: this.underlayIp, prefixLen: 24, broadcast: undefined, label: this.underlay.name, flags: IFA_F_PERMANENT, scope: 0,
+    };
+    return [underlay, ...(this.tapCreated ? this.addressList(TAP_INDEX) : [])];
+  }
+
+  override routeList(ifindex?: number): RouteEntry[] {
+    const underlay: RouteEntry[] = ifindex === undefined || ifindex === UNDERLAY_INDEX
+      ? [{ dst: 0, prefixLen: 0, gateway: this.gateway, ifindex: UNDERLAY_INDEX, onlink: false, table: 254, protocol: 3, scope: 0, type: 1, priority: undefined, prefsrc: undefined }]
+      : [];
+    return [...underlay, ...super.routeList(ifindex)];
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  #byName(name: string): LinkInfo {
+    if (name === this.underlay.name) return this.underlay;
+    if (this.tapCreated && name === this.link.name) return this.link;
+    throw new SyscallError("RTM_GETLINK", ENODEV, name);
+  }
+}
