@@ -16,11 +16,12 @@ import { openRtnetlink } from "../native-bindings/rtnetlink.ts";
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6 } from "../native-bindings/linux/if_tun.ts";
 import { createCounterMemory, readCounters, type DataplaneCounters } from "./counters.ts";
 import { createFdbMemory, FdbWriter } from "./fdb-table.ts";
-import { formatMac, macParts } from "./mac.ts";
+import { formatMac } from "../native-bindings/mac-address.ts";
+import { macParts } from "./mac.ts";
 import { createWasmRingMemory, type RingLayout } from "./spsc-ring.ts";
 import { describeOffloads } from "./offload-summary.ts";
-import { gsoSendSegments } from "./tcp-segment.ts";
-import { FLANNEL_VXLAN_PORT, IPV4_HDR_LEN, UDP_HDR_LEN, VXLAN_MTU_OVERHEAD } from "./wire.ts";
+import { gsoSendSegments, maxDatagramLen } from "./train.ts";
+import { FLANNEL_VXLAN_PORT, VXLAN_MTU_OVERHEAD } from "./wire.ts";
 import { DEFAULT_RING_SLOTS, RUN_STATE_BYTES, RUN_STOP, SLOT_STRIDE, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
 import { startWorkerThread, workerUrl, type WorkerName, type WorkerThread } from "./worker-thread.ts";
 
@@ -95,99 +96,36 @@ export class Dataplane {
     this.#bellFds = parts.bellFds;
   }
 
+  /**
+   * Opens everything first (sockets, then the TAP queues, so that a taken port leaves no TAP behind), negotiates
+   * the offloads, configures the link, then starts one worker pair per queue and resolves once all are ready.
+   * On any failure every worker that started is stopped and every fd closed before the error is thrown.
+   */
   static async start(libc: Libc, options: DataplaneOptions): Promise<Dataplane> {
     const port = options.port ?? FLANNEL_VXLAN_PORT;
-    const tapMtu = options.tapMtu ?? options.underlayMtu - VXLAN_MTU_OVERHEAD;
-    if (tapMtu < 68) throw new Error(`TAP MTU ${tapMtu} is below the IPv4 minimum of 68 (underlay MTU ${options.underlayMtu})`);
-    if (tapMtu + VXLAN_MTU_OVERHEAD > options.underlayMtu)
-      throw new Error(`TAP MTU ${tapMtu} + ${VXLAN_MTU_OVERHEAD} bytes of VXLAN overhead exceeds the underlay MTU ${options.underlayMtu}`);
+    const tapMtu = checkedTapMtu(options);
     const log = options.log ?? (() => {});
     const queues = options.workers ?? defaultWorkerPairs();
     if (!Number.isInteger(queues) || queues < 1 || queues > MAX_WORKER_PAIRS) throw new Error(`worker count ${queues} must be 1..${MAX_WORKER_PAIRS}`);
     const fds: number[] = [];
-    const closeAll = () => fds.forEach((fd) => libc.close(fd));
     try {
-      // Bind first: a taken port is the likeliest failure and should leave no TAP behind. With several
-      // queues the sockets share the port (SO_REUSEPORT), so first prove nobody else holds it: a member of
-      // a reuseport group would otherwise silently split traffic with another program.
-      const receiveBufferBytes = options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER;
-      if (queues > 1) libc.close(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes: 4096, nonBlocking: true }));
-      const udpFds: number[] = [];
-      for (let q = 0; q < queues; q++) {
-        udpFds.push(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes, nonBlocking: true, reusePort: queues > 1 }));
-        fds.push(udpFds[q]);
-      }
-      const tapQueues: TapHandle[] = [];
-      for (let q = 0; q < queues; q++) {
-        tapQueues.push(openTap(libc, { name: options.tapName, vnetHdr: true, nonBlocking: true, multiQueue: queues > 1 }));
-        fds.push(tapQueues[q].fd);
-      }
+      const { udpFds, tapQueues } = openQueues(libc, options, port, queues, fds);
       const tap = tapQueues[0];
-      let offloads = options.offloads ?? true;
-      if (offloads && !udpGsoSupported(libc)) {
-        offloads = false; // TSO frames would have no fast way out
-        log("UDP GSO (UDP_SEGMENT) unavailable; TAP offloads off, moving frames one by one");
-      }
-      // UDP segmentation (USO, Linux 6.2) is asked for where the kernel has it; older kernels refuse the
-      // whole TUNSETOFFLOAD with EINVAL, so ask again without it.
-      let uso = false;
-      if (offloads) {
-        const tcpOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
-        try {
-          try {
-            for (const t of tapQueues) setTapOffload(libc, t, tcpOffloads | TUN_F_USO4 | TUN_F_USO6);
-            uso = true;
-          } catch {
-            for (const t of tapQueues) setTapOffload(libc, t, tcpOffloads);
-          }
-        } catch (error) {
-          offloads = false;
-          for (const t of tapQueues) setTapOffload(libc, t, 0);
-          log(`TAP offloads unavailable (${(error as Error).message}); moving frames one by one`);
-        }
-      }
+      const { offloads, uso } = negotiateOffloads(libc, tapQueues, options.offloads ?? true, log);
       // With UDP GRO one receive returns a run of same-size datagrams, which the tap worker coalesces. Each
       // socket's own answer goes to its worker pair.
       const udpGro = udpFds.map((fd) => offloads && enableUdpGro(libc, fd));
-      const link = new LinkControl(libc);
-      try {
-        link.setMac(tap.name, options.vtepMac);
-        link.setMtu(tap.name, tapMtu);
-        link.setUp(tap.name);
-      } finally {
-        link.close();
-      }
-      // A super-frame of at most as many segments as one UDP GSO send carries (44 with a 1,500-byte underlay)
-      // goes out in one send, instead of a full send and a second one for the last 1-3 segments, which the
-      // receiver then also takes and writes as a frame of its own.
-      let gsoMaxSegments = 0;
-      if (offloads) {
-        const segments = gsoSendSegments(options.underlayMtu - IPV4_HDR_LEN - UDP_HDR_LEN);
-        const rt = openRtnetlink(libc);
-        try {
-          rt.linkSetGsoMaxSegments(rt.linkIndex(tap.name), segments);
-          gsoMaxSegments = segments;
-        } catch (error) {
-          log(`cannot limit ${tap.name} to ${segments} segments per super-frame (${(error as Error).message}); the last segments of a 64 KiB one go out in a second send`);
-        } finally {
-          rt.close();
-        }
-      }
+      configureLink(libc, tap.name, options.vtepMac, tapMtu);
+      const gsoMaxSegments = offloads ? limitSuperFrameSegments(libc, tap.name, options.underlayMtu, log) : 0;
 
       const layout: RingLayout = { slotCount: options.ringSlots ?? DEFAULT_RING_SLOTS, slotStride: SLOT_STRIDE };
       const fdbMemory = createFdbMemory();
       const counters = createCounterMemory(2 * queues);
-      const runState = new SharedArrayBuffer(RUN_STATE_BYTES);
+      const run = new Int32Array(new SharedArrayBuffer(RUN_STATE_BYTES));
       const mac = macParts(options.vtepMac);
       const bellFds: number[] = [];
       const starting: Promise<WorkerThread>[] = [];
-      let fatalReported = false;
-      const fatal = (message: string) => {
-        if (fatalReported) return;
-        fatalReported = true;
-        if (options.onFatal) options.onFatal(message);
-        else log(message);
-      };
+      const fatal = onceOnly(options.onFatal ?? log);
       // One pair of workers per queue: its own TAP queue, receive socket, send socket, rings and doorbells;
       // the forwarding table and the run state are shared by all.
       for (let q = 0; q < queues; q++) {
@@ -203,7 +141,7 @@ export class Dataplane {
           rxRing: createWasmRingMemory(layout),
           fdb: fdbMemory,
           counters,
-          runState,
+          runState: run.buffer as SharedArrayBuffer,
           tapFd: tapQueues[q].fd,
           udpFd: udpFds[q],
           rawFd,
@@ -227,9 +165,7 @@ export class Dataplane {
       const failure = settled.find((r) => r.status === "rejected");
       if (failure) {
         // Stop the workers that did start before their fds are closed under them (by the catch below).
-        Atomics.store(new Int32Array(runState), RUN_STOP, 1);
-        for (const fd of bellFds) new Doorbell(libc, fd).ring();
-        await Promise.all(settled.flatMap((r) => (r.status === "fulfilled" ? [waitForStop(r.value)] : [])));
+        await stopWorkers(libc, run, bellFds, settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])));
         throw failure.reason;
       }
       const workers = settled.map((r) => (r as PromiseFulfilledResult<WorkerThread>).value);
@@ -237,16 +173,9 @@ export class Dataplane {
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
           `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${describeOffloads(offloads, uso, gsoMaxSegments, udpGro)}`,
       );
-      return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
-        fdb: new FdbWriter(fdbMemory),
-        counters,
-        run: new Int32Array(runState),
-        workers,
-        fds,
-        bellFds,
-      });
+      return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, { fdb: new FdbWriter(fdbMemory), counters, run, workers, fds, bellFds });
     } catch (error) {
-      closeAll();
+      for (const fd of fds) libc.close(fd);
       throw error;
     }
   }
@@ -279,11 +208,110 @@ export class Dataplane {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    Atomics.store(this.#run, RUN_STOP, 1);
-    for (const fd of this.#bellFds) new Doorbell(this.#libc, fd).ring();
-    await Promise.all(this.#workers.map((w) => waitForStop(w)));
+    await stopWorkers(this.#libc, this.#run, this.#bellFds, this.#workers);
     for (const fd of this.#fds) this.#libc.close(fd);
   }
+}
+
+function checkedTapMtu(options: DataplaneOptions): number {
+  const tapMtu = options.tapMtu ?? options.underlayMtu - VXLAN_MTU_OVERHEAD;
+  if (tapMtu < 68) throw new Error(`TAP MTU ${tapMtu} is below the IPv4 minimum of 68 (underlay MTU ${options.underlayMtu})`);
+  if (tapMtu + VXLAN_MTU_OVERHEAD > options.underlayMtu)
+    throw new Error(`TAP MTU ${tapMtu} + ${VXLAN_MTU_OVERHEAD} bytes of VXLAN overhead exceeds the underlay MTU ${options.underlayMtu}`);
+  return tapMtu;
+}
+
+/** One receive socket and one TAP queue per worker pair; each fd is pushed onto `fds` as soon as it is open. */
+function openQueues(libc: Libc, options: DataplaneOptions, port: number, queues: number, fds: number[]): { udpFds: number[]; tapQueues: TapHandle[] } {
+  // Bind first: a taken port is the likeliest failure and should leave no TAP behind. With several
+  // queues the sockets share the port (SO_REUSEPORT), so first prove nobody else holds it: a member of
+  // a reuseport group would otherwise silently split traffic with another program.
+  const receiveBufferBytes = options.receiveBufferBytes ?? DEFAULT_SOCKET_BUFFER;
+  if (queues > 1) libc.close(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes: 4096, nonBlocking: true }));
+  const udpFds: number[] = [];
+  for (let q = 0; q < queues; q++) {
+    udpFds.push(openUdpSocket(libc, { bindIp: 0, port, receiveBufferBytes, nonBlocking: true, reusePort: queues > 1 }));
+    fds.push(udpFds[q]);
+  }
+  const tapQueues: TapHandle[] = [];
+  for (let q = 0; q < queues; q++) {
+    tapQueues.push(openTap(libc, { name: options.tapName, vnetHdr: true, nonBlocking: true, multiQueue: queues > 1 }));
+    fds.push(tapQueues[q].fd);
+  }
+  return { udpFds, tapQueues };
+}
+
+/**
+ * TUNSETOFFLOAD on every queue, if asked and if the kernel has UDP GSO to send the super-frames with. UDP
+ * segmentation (USO, Linux 6.2) is asked for where the kernel has it; older kernels refuse the whole
+ * TUNSETOFFLOAD with EINVAL, so ask again without it. Each fallback is logged once.
+ */
+function negotiateOffloads(libc: Libc, tapQueues: TapHandle[], wanted: boolean, log: (message: string) => void): { offloads: boolean; uso: boolean } {
+  if (!wanted) return { offloads: false, uso: false };
+  if (!udpGsoSupported(libc)) {
+    log("UDP GSO (UDP_SEGMENT) unavailable; TAP offloads off, moving frames one by one"); // TSO frames would have no fast way out
+    return { offloads: false, uso: false };
+  }
+  const tcpOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+  try {
+    try {
+      for (const t of tapQueues) setTapOffload(libc, t, tcpOffloads | TUN_F_USO4 | TUN_F_USO6);
+      return { offloads: true, uso: true };
+    } catch {
+      for (const t of tapQueues) setTapOffload(libc, t, tcpOffloads);
+      return { offloads: true, uso: false };
+    }
+  } catch (error) {
+    for (const t of tapQueues) setTapOffload(libc, t, 0);
+    log(`TAP offloads unavailable (${(error as Error).message}); moving frames one by one`);
+    return { offloads: false, uso: false };
+  }
+}
+
+function configureLink(libc: Libc, tapName: string, mac: Uint8Array, mtu: number): void {
+  const link = new LinkControl(libc);
+  try {
+    link.setMac(tapName, mac);
+    link.setMtu(tapName, mtu);
+    link.setUp(tapName);
+  } finally {
+    link.close();
+  }
+}
+
+/**
+ * A super-frame of at most as many segments as one UDP GSO send carries (44 with a 1,500-byte underlay)
+ * goes out in one send, instead of a full send and a second one for the last 1-3 segments, which the
+ * receiver then also takes and writes as a frame of its own. Returns the limit set, or 0 (logged) if refused.
+ */
+function limitSuperFrameSegments(libc: Libc, tapName: string, underlayMtu: number, log: (message: string) => void): number {
+  const segments = gsoSendSegments(maxDatagramLen(underlayMtu));
+  const rt = openRtnetlink(libc);
+  try {
+    rt.linkSetGsoMaxSegments(rt.linkIndex(tapName), segments);
+    return segments;
+  } catch (error) {
+    log(`cannot limit ${tapName} to ${segments} segments per super-frame (${(error as Error).message}); the last segments of a 64 KiB one go out in a second send`);
+    return 0;
+  } finally {
+    rt.close();
+  }
+}
+
+/** The one stop sequence: raise the stop flag, wake every worker through its doorbell, wait for each to stop. */
+async function stopWorkers(libc: Libc, run: Int32Array, bellFds: readonly number[], workers: readonly WorkerThread[]): Promise<void> {
+  Atomics.store(run, RUN_STOP, 1);
+  for (const fd of bellFds) new Doorbell(libc, fd).ring();
+  await Promise.all(workers.map((w) => waitForStop(w)));
+}
+
+function onceOnly(report: (message: string) => void): (message: string) => void {
+  let reported = false;
+  return (message) => {
+    if (reported) return;
+    reported = true;
+    report(message);
+  };
 }
 
 function startWorker(name: WorkerName, init: WorkerInit, log: (message: string) => void, fatal: (message: string) => void): Promise<WorkerThread> {

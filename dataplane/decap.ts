@@ -4,7 +4,7 @@
 import { Drop } from "./counters.ts";
 import { isMulticastAt, macHiAt, macLoAt } from "./mac.ts";
 import { ETH_DST_OFF, ETH_HDR_LEN, ETH_SRC_OFF, ETH_TYPE_OFF, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV4_TOTAL_LEN_OFF, IPV6_HDR_LEN,
-  IPV6_PAYLOAD_LEN_OFF, VXLAN_FLAGS_I, VXLAN_HDR_LEN } from "./wire.ts";
+  IPV6_PAYLOAD_LEN_OFF, VXLAN_FLAGS_I, VXLAN_FLAGS_OFF, VXLAN_HDR_LEN, VXLAN_VNI_OFF } from "./wire.ts";
 
 export const ACCEPT = -1;
 
@@ -18,8 +18,9 @@ export interface DecapIdentity {
 export function checkVxlanHeader(b: Uint8Array, off: number, len: number, vni: number): number {
   if (len < VXLAN_HDR_LEN + ETH_HDR_LEN) return Drop.runt;
   // RFC 7348 says receivers ignore reserved bits; Linux drops them, and so do we (same behaviour as flannel.1).
-  if (b[off] !== VXLAN_FLAGS_I || (b[off + 1] | b[off + 2] | b[off + 3] | b[off + 7]) !== 0) return Drop.bad_flags;
-  if (((b[off + 4] << 16) | (b[off + 5] << 8) | b[off + 6]) !== vni) return Drop.bad_vni;
+  const v = off + VXLAN_VNI_OFF;
+  if (b[off + VXLAN_FLAGS_OFF] !== VXLAN_FLAGS_I || (b[off + 1] | b[off + 2] | b[off + 3] | b[v + 3]) !== 0) return Drop.bad_flags;
+  if (((b[v] << 16) | (b[v + 1] << 8) | b[v + 2]) !== vni) return Drop.bad_vni;
   return ACCEPT;
 }
 

@@ -13,20 +13,27 @@ import {
   ETHERTYPE_IPV4,
   ETHERTYPE_IPV6,
   IPPROTO_UDP,
+  IPV4_CSUM_OFF,
   IPV4_DST_OFF,
   IPV4_HDR_LEN,
+  IPV4_ID_OFF,
   IPV4_PROTO_OFF,
   IPV4_SRC_OFF,
   IPV4_TOS_OFF,
   IPV4_TOTAL_LEN_OFF,
   IPV4_TTL_OFF,
+  IPV4_VERSION_IHL_NO_OPTIONS,
+  IPV4_VERSION_IHL_OFF,
   OUTER_HDR_LEN,
+  UDP_CSUM_OFF,
   UDP_DST_PORT_OFF,
   UDP_HDR_LEN,
   UDP_LEN_OFF,
   UDP_SRC_PORT_OFF,
   VXLAN_FLAGS_I,
+  VXLAN_FLAGS_OFF,
   VXLAN_HDR_LEN,
+  VXLAN_VNI_OFF,
 } from "./wire.ts";
 
 const OUTER_TTL = 64;
@@ -42,14 +49,14 @@ export function innerEcn(b: Uint8Array, frameOff: number, frameLen: number): num
 }
 
 export function writeVxlanHeader(b: Uint8Array, off: number, vni: number): void {
-  b[off] = VXLAN_FLAGS_I;
-  b[off + 1] = 0;
-  b[off + 2] = 0;
-  b[off + 3] = 0;
-  b[off + 4] = (vni >>> 16) & 0xff;
-  b[off + 5] = (vni >>> 8) & 0xff;
-  b[off + 6] = vni & 0xff;
-  b[off + 7] = 0;
+  b[off + VXLAN_FLAGS_OFF] = VXLAN_FLAGS_I;
+  b[off + VXLAN_FLAGS_OFF + 1] = 0; // reserved
+  b[off + VXLAN_FLAGS_OFF + 2] = 0;
+  b[off + VXLAN_FLAGS_OFF + 3] = 0;
+  b[off + VXLAN_VNI_OFF] = (vni >>> 16) & 0xff;
+  b[off + VXLAN_VNI_OFF + 1] = (vni >>> 8) & 0xff;
+  b[off + VXLAN_VNI_OFF + 2] = vni & 0xff;
+  b[off + VXLAN_VNI_OFF + 3] = 0; // reserved
 }
 
 /**
@@ -68,14 +75,13 @@ export function writeOuterHeaders(
 ): number {
   const ip = frameOff - OUTER_HDR_LEN;
   const udp = ip + IPV4_HDR_LEN;
-  b[ip] = 0x45;
+  b[ip + IPV4_VERSION_IHL_OFF] = IPV4_VERSION_IHL_NO_OPTIONS;
   b[ip + IPV4_TOS_OFF] = innerEcn(b, frameOff, frameLen);
   putU16(b, ip + IPV4_TOTAL_LEN_OFF, OUTER_HDR_LEN + frameLen);
-  b.fill(0, ip + 4, ip + IPV4_TTL_OFF); // ID 0 (the kernel picks one), no flags: DF clear like the kernel's VXLAN
+  b.fill(0, ip + IPV4_ID_OFF, ip + IPV4_TTL_OFF); // ID 0 (the kernel picks one), no flags: DF clear like the kernel's VXLAN
   b[ip + IPV4_TTL_OFF] = OUTER_TTL;
   b[ip + IPV4_PROTO_OFF] = IPPROTO_UDP;
-  b[ip + 10] = 0;
-  b[ip + 11] = 0;
+  putU16(b, ip + IPV4_CSUM_OFF, 0); // the kernel fills it
   putU16(b, ip + IPV4_SRC_OFF, localIp >>> 16);
   putU16(b, ip + IPV4_SRC_OFF + 2, localIp & 0xffff);
   putU16(b, ip + IPV4_DST_OFF, peerIp >>> 16);
@@ -83,8 +89,7 @@ export function writeOuterHeaders(
   putU16(b, udp + UDP_SRC_PORT_OFF, sourcePort);
   putU16(b, udp + UDP_DST_PORT_OFF, destinationPort);
   putU16(b, udp + UDP_LEN_OFF, UDP_HDR_LEN + VXLAN_HDR_LEN + frameLen);
-  b[udp + 6] = 0;
-  b[udp + 7] = 0;
+  putU16(b, udp + UDP_CSUM_OFF, 0); // none: RFC 7348 §5
   writeVxlanHeader(b, udp + UDP_HDR_LEN, vni);
   return ip;
 }

@@ -1,46 +1,54 @@
 // Receiving VXLAN datagrams into rx-ring slots: what the udp worker does with every receive, and what the tap
 // worker does for the one datagram it takes over (a reply already waiting right after its own lone send).
 //
-// One recvmmsg writes straight into free slots (message i <-> slot i); each datagram is checked (VXLAN header,
-// peer source, inner MACs) and gets the virtio_net_hdr written over its VXLAN header; a UDP GRO run keeps its
-// datagrams back to back, a dropped one with its flags byte zeroed. Nothing is published here: the caller
-// holds the ring's intake lock and publishes.
+// Flow, one UdpBind.receive per fill (receive slot i is rx slot i: the datagram lands with its VXLAN header just
+// before the frame's place):
+//   1. receive up to `room` datagrams (or UDP GRO runs) into the free slots from the ring's head on, never past
+//      the end of the slot array;
+//   2. a GRO run (segment size reported, not one tunnel-GSO datagram): check each datagram (decap.ts); one that
+//      repeats the VXLAN header and MAC addresses of one already accepted passes by comparison; a dropped one
+//      gets its VXLAN flags byte zeroed for the TAP output to skip; meta: bytes of the run and segment size;
+//   3. a single datagram: truncated, or failing a check, is counted by reason and its slot kept with length 0;
+//      else the virtio_net_hdr is written over its VXLAN header (virtio-header.ts); meta: frame length, 0.
+// Nothing is published here: the caller holds the ring's intake lock and publishes.
 
-import type { Libc, Pointer } from "../native-bindings/index.ts";
-import { MmsgVector } from "../native-bindings/mmsg.ts";
-import { UDP_GRO_CONTROL_BYTES } from "../native-bindings/udp-gso.ts";
-import { SOL_UDP, UDP_GRO } from "../native-bindings/linux/udp.ts";
-import { MSG_DONTWAIT, MSG_TRUNC } from "../native-bindings/linux/socket.ts";
+import type { DatagramSlots, UdpBind } from "../native-bindings/batch-io.ts";
 import { Drop, DROPS_BASE, RX_BATCHES } from "./counters.ts";
 import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity, isOneEncapsulatedPacket } from "./decap.ts";
 import type { FdbReader } from "./fdb-table.ts";
 import { META_LEN, META_WORDS, type SpscRing } from "./spsc-ring.ts";
 import { writeRxVirtioHeader } from "./virtio-header.ts";
-import { ETH_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
-import { BATCH_SIZE, FRAME_CAPACITY, RX_META_SEGMENT_SIZE, SLOT_HEADROOM, type WorkerInit } from "./worker-init.ts";
+import { ETH_HDR_LEN, VXLAN_FLAGS_OFF, VXLAN_HDR_LEN } from "./wire.ts";
+import type { NodeSettings, WorkerMemory } from "./worker-context.ts";
+import { RX_META_SEGMENT_SIZE, SLOT_HEADROOM } from "./worker-init.ts";
 
 export class UdpIntake {
-  readonly #libc: Libc;
+  readonly #udp: UdpBind;
+  readonly #slots: DatagramSlots;
   readonly #rx: SpscRing;
   readonly #fdb: FdbReader;
   readonly #counters: Float64Array;
-  readonly #init: WorkerInit;
   readonly #identity: DecapIdentity;
-  readonly #recvVec: MmsgVector;
-  readonly #recvLen = FRAME_CAPACITY + VXLAN_HDR_LEN;
+  readonly #checkPeerSource: boolean;
+  readonly #tapMtu: number;
   readonly #view: DataView;
 
-  constructor(libc: Libc, rx: SpscRing, rxBase: Pointer, fdb: FdbReader, counters: Float64Array, init: WorkerInit) {
-    this.#libc = libc;
+  constructor(udp: UdpBind, memory: WorkerMemory, settings: NodeSettings) {
+    const rx = memory.rx;
+    const slots = udp.receiveSlots;
+    if (slots.count !== rx.slotCount) throw new Error(`${slots.count} receive slots for a ring of ${rx.slotCount}`);
+    for (let i = 0; i < rx.slotCount; i++) {
+      if (slots.offsets[i] !== rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN) throw new Error(`receive slot ${i} is not the rx ring's slot ${i}`);
+    }
+    this.#udp = udp;
+    this.#slots = slots;
     this.#rx = rx;
-    this.#fdb = fdb;
-    this.#counters = counters;
-    this.#init = init;
-    this.#identity = { vni: init.vni, macHi: init.macHi, macLo: init.macLo };
+    this.#fdb = memory.fdb;
+    this.#counters = memory.counters;
+    this.#identity = { vni: settings.vni, macHi: settings.macHi, macLo: settings.macLo };
+    this.#checkPeerSource = settings.checkPeerSource;
+    this.#tapMtu = settings.tapMtu;
     this.#view = new DataView(rx.bytes.buffer, rx.bytes.byteOffset, rx.bytes.byteLength);
-    const slots = init.ringLayout.slotCount;
-    this.#recvVec = new MmsgVector(libc, slots, UDP_GRO_CONTROL_BYTES);
-    for (let i = 0; i < slots; i++) this.#recvVec.setBuffer(i, rxBase + rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN, this.#recvLen);
   }
 
   /** Whether the datagrams at x and y share their first 20 bytes: VXLAN header, inner destination and source MAC. */
@@ -58,44 +66,39 @@ export class UdpIntake {
   /** Checks one datagram of a receive; returns ACCEPT or the drop reason (counted by the caller). */
   #checkDatagram(off: number, len: number, peerIp: number): number {
     const bytes = this.#rx.bytes;
-    let verdict = checkVxlanHeader(bytes, off, len, this.#init.vni);
-    if (verdict === ACCEPT && this.#init.checkPeerSource && !this.#fdb.isKnownPeer(peerIp)) verdict = Drop.unknown_peer;
+    let verdict = checkVxlanHeader(bytes, off, len, this.#identity.vni);
+    if (verdict === ACCEPT && this.#checkPeerSource && !this.#fdb.isKnownPeer(peerIp)) verdict = Drop.unknown_peer;
     if (verdict === ACCEPT) verdict = checkInnerFrame(bytes, off + VXLAN_HDR_LEN, this.#identity);
     return verdict;
   }
 
   /**
-   * One recvmmsg into up to `room` free slots from the ring's head on (never past the end of the slot array);
+   * One receive into up to `room` free slots from the ring's head on (never past the end of the slot array);
    * returns how many datagrams (or GRO runs) were received, each slot's meta set.
    */
   fill(room: number): number {
     const rx = this.#rx;
     const bytes = rx.bytes;
-    const vec = this.#recvVec;
-    const gro = this.#init.udpGro;
     const counters = this.#counters;
     const first = rx.head & rx.mask;
-    const n = Math.min(room, BATCH_SIZE, rx.slotCount - first);
+    const n = Math.min(room, this.#udp.batchSize, rx.slotCount - first);
     if (n <= 0) return 0;
-    for (let i = first; i < first + n; i++) {
-      vec.setLength(i, this.#recvLen);
-      vec.resetNameLength(i);
-      if (gro) vec.resetControlLength(i);
-    }
-    const got = this.#libc.recvmmsg(this.#init.udpFd, vec.address(first), n, MSG_DONTWAIT, 0);
+    const got = this.#udp.receive(first, n);
     if (got <= 0) return 0;
+    const slots = this.#slots;
+    const lengths = slots.lengths;
     for (let i = first; i < first + got; i++) {
-      const len = vec.messageLength(i);
-      const off = rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN;
+      const len = lengths[i];
+      const off = slots.offsets[i];
       const m = i * META_WORDS;
-      const truncated = (vec.messageFlags(i) & MSG_TRUNC) !== 0;
-      const segmentSize = gro ? vec.controlInt(i, SOL_UDP, UDP_GRO) : 0;
+      const truncated = slots.truncated[i] !== 0;
+      const segmentSize = slots.segmentSizes[i];
       const groRun = segmentSize > 0 && segmentSize < len;
       if (groRun && !truncated && !isOneEncapsulatedPacket(bytes, off, len)) {
-        // A GRO run: check each datagram; a dropped one gets its VXLAN flags byte zeroed for the tap worker.
+        // A GRO run: check each datagram; a dropped one gets its VXLAN flags byte zeroed for the TAP output.
         // All come from one peer, so a datagram whose VXLAN header and MAC addresses repeat those of one
         // already accepted is accepted too, with five word compares instead of the checks.
-        const peerIp = vec.peerIp(i);
+        const peerIp = slots.peers[i];
         let accepted = -1;
         for (let d = off; d < off + len; d += segmentSize) {
           const dLen = Math.min(segmentSize, off + len - d);
@@ -105,7 +108,7 @@ export class UdpIntake {
             accepted = d;
           } else {
             counters[DROPS_BASE + verdict]++;
-            bytes[d] = 0;
+            bytes[d + VXLAN_FLAGS_OFF] = 0;
           }
         }
         rx.meta[m + META_LEN] = len;
@@ -113,7 +116,7 @@ export class UdpIntake {
         continue;
       }
       rx.meta[m + RX_META_SEGMENT_SIZE] = 0;
-      const verdict = truncated ? Drop.truncated : this.#checkDatagram(off, len, vec.peerIp(i));
+      const verdict = truncated ? Drop.truncated : this.#checkDatagram(off, len, slots.peers[i]);
       if (verdict !== ACCEPT) {
         counters[DROPS_BASE + verdict]++;
         rx.meta[m + META_LEN] = 0;
@@ -122,7 +125,7 @@ export class UdpIntake {
       const frameLen = len - VXLAN_HDR_LEN;
       // A whole tunnel-GSO datagram (isOneEncapsulatedPacket): its inner UDP super-frame goes to the TAP as
       // one GSO_UDP_L4 frame, as the kernel's own VXLAN decap would deliver it.
-      writeRxVirtioHeader(bytes, off + VXLAN_HDR_LEN, frameLen, this.#init.tapMtu, groRun ? segmentSize : 0);
+      writeRxVirtioHeader(bytes, off + VXLAN_HDR_LEN, frameLen, this.#tapMtu, groRun ? segmentSize : 0);
       rx.meta[m + META_LEN] = frameLen;
     }
     counters[RX_BATCHES]++;

@@ -12,7 +12,8 @@
 // frame still arrive marked NEEDS_CSUM we finish it here, and a GSO frame we never asked for is refused.
 
 import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4,
-  VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
+  VIRTIO_NET_HDR_LEN, VNET_CSUM_OFFSET_OFF, VNET_CSUM_START_OFF, VNET_FLAGS_OFF, VNET_GSO_SIZE_OFF, VNET_GSO_TYPE_OFF,
+  VNET_HDR_LEN_OFF } from "../native-bindings/linux/virtio_net.ts";
 import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16 } from "./checksum.ts";
 import { ACCEPT } from "./decap.ts";
 import { Drop } from "./counters.ts";
@@ -33,9 +34,31 @@ import {
   TCP_CSUM_OFF,
   TCP_DATA_OFF_OFF,
   UDP_CSUM_OFF,
+  UDP_HDR_LEN,
 } from "./wire.ts";
 
 export { VIRTIO_NET_HDR_LEN };
+
+/** A 16-bit field of the virtio_net_hdr (little-endian: the host's order, include/uapi/linux/virtio_net.h). */
+export function getLe16(b: Uint8Array, off: number): number {
+  return b[off] | (b[off + 1] << 8);
+}
+
+export function putLe16(b: Uint8Array, off: number, value: number): void {
+  b[off] = value & 0xff;
+  b[off + 1] = value >>> 8;
+}
+
+/** Writes a whole virtio_net_hdr at h (every field; the coalesced super-frames' header). */
+export function putVirtioHeader(b: Uint8Array, h: number, flags: number, gsoType: number, hdrLen: number, gsoSize: number,
+  csumStart: number, csumOffset: number): void {
+  b[h + VNET_FLAGS_OFF] = flags;
+  b[h + VNET_GSO_TYPE_OFF] = gsoType;
+  putLe16(b, h + VNET_HDR_LEN_OFF, hdrLen);
+  putLe16(b, h + VNET_GSO_SIZE_OFF, gsoSize);
+  putLe16(b, h + VNET_CSUM_START_OFF, csumStart);
+  putLe16(b, h + VNET_CSUM_OFFSET_OFF, csumOffset);
+}
 
 /**
  * Writes the virtio_net_hdr for an inner frame at frameOff - VIRTIO_NET_HDR_LEN (over the VXLAN header,
@@ -78,21 +101,16 @@ export function writeRxVirtioHeader(b: Uint8Array, frameOff: number, frameLen: n
   else return false;
 
   putU16(b, l4 + csumOffset, fold16(pseudo));
-  b[h] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  b[h + VNET_FLAGS_OFF] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
   const csumStart = ETH_HDR_LEN + ipHdrLen;
-  b[h + 6] = csumStart & 0xff;
-  b[h + 7] = csumStart >>> 8;
-  b[h + 8] = csumOffset;
-  b[h + 9] = 0;
+  putLe16(b, h + VNET_CSUM_START_OFF, csumStart);
+  putLe16(b, h + VNET_CSUM_OFFSET_OFF, csumOffset);
   if (frameLen - ETH_HDR_LEN <= tapMtu) return false;
   if (proto === IPPROTO_UDP) {
     if (udpSegmentSize <= 0) return false;
-    const udpHeaderLen = csumStart + 8;
-    b[h + 1] = VIRTIO_NET_HDR_GSO_UDP_L4;
-    b[h + 2] = udpHeaderLen & 0xff;
-    b[h + 3] = udpHeaderLen >>> 8;
-    b[h + 4] = udpSegmentSize & 0xff;
-    b[h + 5] = udpSegmentSize >>> 8;
+    b[h + VNET_GSO_TYPE_OFF] = VIRTIO_NET_HDR_GSO_UDP_L4;
+    putLe16(b, h + VNET_HDR_LEN_OFF, csumStart + UDP_HDR_LEN);
+    putLe16(b, h + VNET_GSO_SIZE_OFF, udpSegmentSize);
     return true;
   }
 
@@ -100,21 +118,19 @@ export function writeRxVirtioHeader(b: Uint8Array, frameOff: number, frameLen: n
   const headerLen = csumStart + tcpHdrLen;
   const segmentPayload = tapMtu - ipHdrLen - tcpHdrLen;
   if (tcpHdrLen < 20 || headerLen > frameLen || segmentPayload <= 0) return false;
-  b[h + 1] = type === ETHERTYPE_IPV4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
-  b[h + 2] = headerLen & 0xff;
-  b[h + 3] = headerLen >>> 8;
-  b[h + 4] = segmentPayload & 0xff;
-  b[h + 5] = segmentPayload >>> 8;
+  b[h + VNET_GSO_TYPE_OFF] = type === ETHERTYPE_IPV4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+  putLe16(b, h + VNET_HDR_LEN_OFF, headerLen);
+  putLe16(b, h + VNET_GSO_SIZE_OFF, segmentPayload);
   return true;
 }
 
 /** Checks and finishes a frame read from the TAP (its virtio_net_hdr sits just before frameOff). */
 export function finishTxFrame(b: Uint8Array, frameOff: number, frameLen: number): number {
   const h = frameOff - VIRTIO_NET_HDR_LEN;
-  if (b[h + 1] !== VIRTIO_NET_HDR_GSO_NONE) return Drop.unsupported_offload;
-  if ((b[h] & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return ACCEPT;
-  const csumStart = b[h + 6] | (b[h + 7] << 8);
-  const csumOffset = b[h + 8] | (b[h + 9] << 8);
+  if (b[h + VNET_GSO_TYPE_OFF] !== VIRTIO_NET_HDR_GSO_NONE) return Drop.unsupported_offload;
+  if ((b[h + VNET_FLAGS_OFF] & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return ACCEPT;
+  const csumStart = getLe16(b, h + VNET_CSUM_START_OFF);
+  const csumOffset = getLe16(b, h + VNET_CSUM_OFFSET_OFF);
   if (csumStart + csumOffset + 2 > frameLen) return Drop.unsupported_offload;
   // The field holds the pseudo-header sum; summing over it yields the final checksum.
   let csum = internetChecksum(b, frameOff + csumStart, frameLen - csumStart);

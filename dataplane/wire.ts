@@ -8,6 +8,9 @@ export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_IPV6 = 0x86dd;
 
 export const IPV4_HDR_LEN = 20; // RFC 791, without options
+export const IPV4_VERSION_IHL_OFF = 0;
+/** Version 4, header length 5 words: the first byte of a header without options. */
+export const IPV4_VERSION_IHL_NO_OPTIONS = 0x45;
 export const IPV4_TOS_OFF = 1;
 export const IPV4_TOTAL_LEN_OFF = 2;
 export const IPV4_ID_OFF = 4;
@@ -34,11 +37,23 @@ export const UDP_DST_PORT_OFF = 2;
 export const UDP_LEN_OFF = 4;
 export const UDP_CSUM_OFF = 6;
 
-export const TCP_CSUM_OFF = 16; // RFC 9293
+// RFC 9293 §3.1 (CWR and ECE from RFC 3168 §6.1)
+export const TCP_HDR_LEN = 20;
+export const TCP_SEQ_OFF = 4;
+export const TCP_ACK_OFF = 8;
 export const TCP_DATA_OFF_OFF = 12;
+export const TCP_FLAGS_OFF = 13;
+export const TCP_WINDOW_OFF = 14;
+export const TCP_CSUM_OFF = 16;
+export const TCP_FIN = 0x01;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+export const TCP_CWR = 0x80;
 
 // RFC 7348 §5: 8-byte VXLAN header, flags byte with only the I bit, 24-bit VNI in bytes 4-6.
 export const VXLAN_HDR_LEN = 8;
+export const VXLAN_FLAGS_OFF = 0;
+export const VXLAN_VNI_OFF = 4; // 24 bits; bytes 1-3 and 7 are reserved
 export const VXLAN_FLAGS_I = 0x08;
 
 /** Outer IPv4 + UDP + VXLAN in front of the inner Ethernet frame. */

@@ -4,6 +4,7 @@
 // way out, the outer IPv4+UDP+VXLAN headers (36 B) and, on the way in, the VXLAN header (8 B) or the
 // virtio_net_hdr (10 B) that replaces it. One slot holds the largest datagram a kernel peer sends (64 KiB).
 
+import { UDP_BATCH_SIZE } from "../native-bindings/batch-io-ffi.ts";
 import { META_AUX, META_AUX2, type RingLayout } from "./spsc-ring.ts";
 
 // What the tx ring's per-slot meta words mean (META_LEN and META_PEER_IP as named in spsc-ring.ts):
@@ -27,13 +28,13 @@ export const SLOT_STRIDE = SLOT_HEADROOM + FRAME_CAPACITY; // 73,920, a multiple
 /** The largest frame the TAP hands us (a 64 KiB TSO super-frame). */
 export const TAP_READ_CAPACITY = 65535 + 14;
 /**
- * 32 slots per ring: one batch. Every slot of a busy ring gets touched (64 KiB receives and super-frames),
- * so each slot is 72 KiB of resident memory; 64 slots moved no more traffic here (bench/e2e.ts) and cost
- * 4.6 MiB more per worker pair.
+ * 32 slots per ring: one batch. Every slot of a busy ring gets touched (64 KiB receives and super-frames), so
+ * each slot is 72 KiB of resident memory, and more slots moved no more traffic (docs/performance.md,
+ * "Figures behind the code").
  */
 export const DEFAULT_RING_SLOTS = 32;
-/** Datagrams per sendmmsg/recvmmsg: 32 performs like 64 on this kind of machine (docs/bun-ffi-notes.md §2). */
-export const BATCH_SIZE = 32;
+/** Frames the tap worker reads from the TAP per turn before it drains the rx ring again: one UDP batch. */
+export const BATCH_SIZE = UDP_BATCH_SIZE;
 /** Upper bound on a worker's sleep, so a lost wake-up could never hang shutdown. */
 export const IDLE_POLL_MS = 1000;
 

@@ -3,14 +3,8 @@
 
 import { describe, expect, test } from "bun:test";
 import { createSimdWordSum, SIMD_SUM_MAX_BYTES, simdSumSupported, SUM_MODULE_BYTES } from "../../../dataplane/checksum-simd.ts";
-import { SeededRandom } from "./fixtures/seeded-random.ts";
-
-/** The reference: u32 sum of the little-endian words of b[p, p + (n & ~1)). */
-function referenceSum(b: Uint8Array, p: number, n: number): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < n; i += 2) sum += b[p + i] | (b[p + i + 1] << 8);
-  return sum >>> 0;
-}
+import { littleEndianWordSum } from "../../support/frames.ts";
+import { SeededRandom } from "../../support/random.ts";
 
 describe("the SIMD word sum", () => {
   const memory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
@@ -28,7 +22,7 @@ describe("the SIMD word sum", () => {
   test("equals the reference for every length 0..300 at every alignment 0..17 (seed 3)", () => {
     const sum = createSimdWordSum(memory)!;
     new SeededRandom(3).fill(bytes.subarray(0, 4096));
-    for (let p = 0; p < 18; p++) for (let n = 0; n <= 300; n++) expect([p, n, sum(p, n) >>> 0]).toEqual([p, n, referenceSum(bytes, p, n)]);
+    for (let p = 0; p < 18; p++) for (let n = 0; n <= 300; n++) expect([p, n, sum(p, n) >>> 0]).toEqual([p, n, littleEndianWordSum(bytes, p, n)]);
   });
 
   test("equals the reference on random spans up to 64 KiB (seed 5)", () => {
@@ -38,7 +32,7 @@ describe("the SIMD word sum", () => {
     for (let k = 0; k < 300; k++) {
       const n = rng.int(65_536);
       const p = rng.int(140_000 - n);
-      expect(sum(p, n) >>> 0).toBe(referenceSum(bytes, p, n));
+      expect(sum(p, n) >>> 0).toBe(littleEndianWordSum(bytes, p, n));
     }
   });
 

@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16, sumWords } from "../../../dataplane/checksum.ts";
 import {
+  ETH,
   fromHex,
   ip4,
   ipv4Frame,
@@ -17,7 +18,7 @@ import {
   referenceTransportChecksum,
   transportInfo,
 } from "../../support/frames.ts";
-import { SeededRandom } from "./fixtures/seeded-random.ts";
+import { SeededRandom } from "../../support/random.ts";
 
 describe("known vectors", () => {
   test.each([
@@ -158,5 +159,4 @@ describe("putU16 and getU16", () => {
   });
 });
 
-const ETH = { dst: "02:00:00:00:00:02", src: "02:00:00:00:00:01" };
 const PAYLOAD = new SeededRandom(99).bytes(333);

@@ -7,6 +7,7 @@ import { innerEcn, writeOuterHeaders, writeVxlanHeader } from "../../../dataplan
 import { FLANNEL_VXLAN_PORT, OUTER_HDR_LEN, VXLAN_MTU_OVERHEAD } from "../../../dataplane/wire.ts";
 import {
   arpRequestFrame,
+  ETH,
   hex,
   ip4,
   ip4Bytes,
@@ -18,7 +19,6 @@ import {
   withHeadroom,
 } from "../../support/frames.ts";
 
-const ETH = { dst: "ee:ff:80:00:00:02", src: "ee:ff:80:00:00:01" };
 const HEADROOM = 64;
 const SENTINEL = 0xa5;
 

@@ -4,10 +4,17 @@
 import { describe, expect, test } from "bun:test";
 import { innerFlowHash, sourcePortFromHash } from "../../../dataplane/flow-hash.ts";
 import { SOURCE_PORT_MAX, SOURCE_PORT_MIN } from "../../../dataplane/wire.ts";
-import { arpRequestFrame, ETHERTYPE_IPV4, ethernetFrame, ip4, ipv4Frame, ipv6Frame, type L4Spec } from "../../support/frames.ts";
-import { SeededRandom } from "./fixtures/seeded-random.ts";
-
-const ETH = { dst: "ee:ff:80:00:00:02", src: "ee:ff:80:00:00:01" };
+import {
+  arpRequestFrame,
+  ETH,
+  ethernetFrame,
+  ETHERTYPE_IPV4,
+  ip4,
+  ipv4Frame,
+  ipv6Frame,
+  type L4Spec,
+} from "../../support/frames.ts";
+import { SeededRandom } from "../../support/random.ts";
 
 /** udp_flow_src_port() from include/net/udp.h, in u32/u64 arithmetic. */
 function kernelPort(hash: number, min = 32768, max = 60999): number {

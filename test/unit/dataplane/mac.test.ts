@@ -1,30 +1,9 @@
-// dataplane/mac.ts: text form as Go's net.HardwareAddr writes it into leases, and the two-number form
-// (hi, lo) the hot path compares.
+// dataplane/mac.ts: the two-number form (hi, lo) the hot path compares, and the multicast and locally
+// administered bits. The text forms are native-bindings/mac-address.ts (mac-address.test.ts).
 
 import { describe, expect, test } from "bun:test";
-import { formatMac, isMulticastAt, isUnicastLocalMac, macHiAt, macLoAt, macParts, parseMac, randomVtepMac } from "../../../dataplane/mac.ts";
-
-describe("parseMac and formatMac", () => {
-  test.each([
-    { text: "ee:ff:80:00:00:01", bytes: [0xee, 0xff, 0x80, 0, 0, 1], formatted: "ee:ff:80:00:00:01" },
-    { text: "0A:1b:2C:3d:4E:5f", bytes: [0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f], formatted: "0a:1b:2c:3d:4e:5f" },
-    { text: "ff:ff:ff:ff:ff:ff", bytes: [255, 255, 255, 255, 255, 255], formatted: "ff:ff:ff:ff:ff:ff" },
-  ])("$text parses to its bytes and formats back lowercase", ({ text, bytes, formatted }) => {
-    expect(Array.from(parseMac(text))).toEqual([...bytes]);
-    expect(formatMac(parseMac(text))).toBe(formatted);
-  });
-
-  test.each(["", "ee:ff:80:00:00", "ee:ff:80:00:00:01:02", "ee-ff-80-00-00-01", "eeff.8000.0001", "ee:ff:80:00:00:0g", "e:ff:80:00:00:01", " ee:ff:80:00:00:01"])(
-    "refuses %p",
-    (text) => {
-      expect(() => parseMac(text)).toThrow("invalid MAC address");
-    },
-  );
-
-  test("formatMac uses only the first six bytes", () => {
-    expect(formatMac(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8))).toBe("01:02:03:04:05:06");
-  });
-});
+import { isMulticastAt, isUnicastLocalMac, macHiAt, macLoAt, macParts, randomVtepMac } from "../../../dataplane/mac.ts";
+import { formatMac, macToBytes } from "../../../native-bindings/mac-address.ts";
 
 describe("the two-number form", () => {
   test("hi is the first two bytes, lo the last four as a u32, at any offset", () => {
@@ -38,9 +17,9 @@ describe("the two-number form", () => {
   });
 
   test("different MACs give different (hi, lo) pairs in both halves", () => {
-    const a = macParts(parseMac("02:00:00:00:00:01"));
-    const b = macParts(parseMac("02:01:00:00:00:01"));
-    const c = macParts(parseMac("02:00:00:00:00:02"));
+    const a = macParts(macToBytes("02:00:00:00:00:01"));
+    const b = macParts(macToBytes("02:01:00:00:00:01"));
+    const c = macParts(macToBytes("02:00:00:00:00:02"));
     expect([a.hi === b.hi, a.lo === b.lo, a.hi === c.hi, a.lo === c.lo]).toEqual([false, true, true, false]);
   });
 });
@@ -54,8 +33,8 @@ describe("address kinds", () => {
     { mac: "ee:ff:80:00:00:01", multicast: false, unicastLocal: true },
     { mac: "00:16:3e:00:00:01", multicast: false, unicastLocal: false }, // globally administered
   ])("$mac: multicast $multicast, locally administered unicast $unicastLocal", ({ mac, multicast, unicastLocal }) => {
-    expect(isMulticastAt(parseMac(mac), 0)).toBe(multicast);
-    expect(isUnicastLocalMac(parseMac(mac))).toBe(unicastLocal);
+    expect(isMulticastAt(macToBytes(mac), 0)).toBe(multicast);
+    expect(isUnicastLocalMac(macToBytes(mac))).toBe(unicastLocal);
   });
 
   test("a MAC of the wrong length is not a unicast local MAC", () => {

@@ -4,12 +4,14 @@
 // test/support/frames.ts from the input frames; a frame left alone must be what writeRxVirtioHeader makes.
 
 import { describe, expect, test } from "bun:test";
-import { coalesceHeadroom, coalesceTcpFrames } from "../../../dataplane/tcp-coalesce.ts";
+import { Coalescer, coalesceHeadroom } from "../../../dataplane/tcp-coalesce.ts";
+import { Segmenter } from "../../../dataplane/segmenter.ts";
 import { segmentTcpSuperFrame } from "../../../dataplane/tcp-segment.ts";
 import { writeRxVirtioHeader } from "../../../dataplane/virtio-header.ts";
 import {
   arpRequestFrame,
   concatBytes,
+  ETH,
   hex,
   ip4,
   ipv4Frame,
@@ -18,26 +20,23 @@ import {
   referenceChecksum,
   referenceTransportChecksum,
   TCP_ACK,
+  TCP_CWR,
+  TCP_ECE,
   TCP_FIN,
   TCP_PSH,
+  TCP_RST,
   TCP_SYN,
+  TCP_URG,
   transportInfo,
 } from "../../support/frames.ts";
-import { SeededRandom } from "./fixtures/seeded-random.ts";
-
-// include/uapi/linux/virtio_net.h
-const NEEDS_CSUM = 1;
-const GSO_NONE = 0;
-const GSO_TCPV4 = 1;
-const GSO_TCPV6 = 4;
-const TCP_RST = 0x04;
-const TCP_URG = 0x20;
-const TCP_ECE = 0x40;
-const TCP_CWR = 0x80;
+import { GSO_NONE, GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, readVnetHeader, VNET_HDR_LEN, type VnetHeader } from "../../support/virtio-net.ts";
+import { SeededRandom } from "../../support/random.ts";
 
 const TAP_MTU = 1450;
-const ETH = { dst: "ee:ff:80:00:00:01", src: "ee:ff:80:00:00:02" };
 const SENTINEL = 0xa5;
+// One of each for the file, as a worker has one.
+const coalescer = new Coalescer();
+const segmenter = new Segmenter();
 const TS = (val: number) => Uint8Array.of(1, 1, 8, 10, val >>> 24, (val >>> 16) & 0xff, (val >>> 8) & 0xff, val & 0xff, 0, 0, 0, 9);
 
 interface Seg {
@@ -115,21 +114,20 @@ function groBatch(frames: Uint8Array[], gap = 8, headroom = coalesceHeadroom(fra
 }
 
 interface Output {
-  vnet: { flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number };
+  vnet: VnetHeader;
   frame: Uint8Array;
   raw: Uint8Array;
 }
 
 /** A TAP write: [virtio_net_hdr (little-endian fields)][frame]. */
 function parseOutput(raw: Uint8Array): Output {
-  const le = (o: number) => raw[o] | (raw[o + 1] << 8);
-  return { vnet: { flags: raw[0], gsoType: raw[1], hdrLen: le(2), gsoSize: le(4), csumStart: le(6), csumOffset: le(8) }, frame: raw.slice(10), raw };
+  return { vnet: readVnetHeader(raw, 0), frame: raw.slice(VNET_HDR_LEN), raw };
 }
 
 function coalesce(b: Batch, tapMtu = TAP_MTU): { n: number; outs: Output[]; outOffs: Int32Array; outLens: Int32Array } {
   const outOffs = new Int32Array(b.offs.length);
   const outLens = new Int32Array(b.offs.length);
-  const n = coalesceTcpFrames(b.buf, b.offs, b.lens, b.offs.length, tapMtu, outOffs, outLens);
+  const n = coalescer.coalesce(b.buf, b.offs, b.lens, b.offs.length, tapMtu, outOffs, outLens);
   const outs = Array.from({ length: Math.max(0, n) }, (_, k) => parseOutput(b.buf.slice(outOffs[k], outOffs[k] + outLens[k])));
   return { n, outs, outOffs, outLens };
 }
@@ -282,14 +280,14 @@ describe("segment, then coalesce: the super-frame comes back", () => {
     const train = new Uint8Array(80 * 1024).fill(SENTINEL);
     const result = new Int32Array(3);
     const trainOff = coalesceHeadroom(64); // where the VXLAN header of datagram 0 starts
-    const n = segmentTcpSuperFrame(src, 64, original.length, 54, 1, train, trainOff, train.length - trainOff, result);
+    const n = segmentTcpSuperFrame(segmenter, src, 64, original.length, 54, 1, train, trainOff, train.length - trainOff, result);
     expect(n).toBeGreaterThan(1);
     // A UDP GRO receive of that train is the same bytes: datagrams of result[0] bytes, back to back.
     const offs = Int32Array.from({ length: n }, (_, i) => trainOff + i * result[0] + 8);
     const lens = Int32Array.from({ length: n }, (_, i) => (i === n - 1 ? result[1] : result[0]) - 8);
     const outOffs = new Int32Array(n);
     const outLens = new Int32Array(n);
-    expect(coalesceTcpFrames(train, offs, lens, n, TAP_MTU, outOffs, outLens)).toBe(1);
+    expect(coalescer.coalesce(train, offs, lens, n, TAP_MTU, outOffs, outLens)).toBe(1);
     expect(outOffs[0]).toBe(offs[0] - 10);
     const o = parseOutput(train.slice(outOffs[0], outOffs[0] + outLens[0]));
     const hdrLen = t.l4Off + (original[t.l4Off + 12] >>> 4) * 4;
@@ -341,13 +339,13 @@ describe("coalesceTcpFrames places frames within the batch", () => {
   test.each(refuse)("refuses %s, writing nothing", (_name, breakIt) => {
     const [b, mtu] = breakIt(groBatch([A[0], { ...A[1], srcPort: 1 }, A[2]].map(tcpFrame)));
     const before = b.buf.slice();
-    expect(coalesceTcpFrames(b.buf, b.offs, b.lens, 3, mtu ?? TAP_MTU, new Int32Array(3), new Int32Array(3))).toBe(-1);
+    expect(coalescer.coalesce(b.buf, b.offs, b.lens, 3, mtu ?? TAP_MTU, new Int32Array(3), new Int32Array(3))).toBe(-1);
     expect(Buffer.compare(b.buf, before)).toBe(0);
   });
   test("refuses output arrays shorter than count; an empty batch gives 0", () => {
     const b = groBatch([A[0], A[1]].map(tcpFrame));
-    expect(coalesceTcpFrames(b.buf, b.offs, b.lens, 2, TAP_MTU, new Int32Array(1), new Int32Array(2))).toBe(-1);
-    expect(coalesceTcpFrames(b.buf, b.offs, b.lens, 0, TAP_MTU, new Int32Array(0), new Int32Array(0))).toBe(0);
+    expect(coalescer.coalesce(b.buf, b.offs, b.lens, 2, TAP_MTU, new Int32Array(1), new Int32Array(2))).toBe(-1);
+    expect(coalescer.coalesce(b.buf, b.offs, b.lens, 0, TAP_MTU, new Int32Array(0), new Int32Array(0))).toBe(0);
   });
 });
 
@@ -416,7 +414,7 @@ describe("coalesceTcpFrames, seeded random batches", () => {
         frames.push(canonical(kernelFinish(o)));
         continue;
       }
-      const n = segmentTcpSuperFrame(o.raw, 10, o.raw.length - 10, 0, 1, train, 0, train.length, result);
+      const n = segmentTcpSuperFrame(segmenter, o.raw, 10, o.raw.length - 10, 0, 1, train, 0, train.length, result);
       expect(n).toBeGreaterThan(1);
       for (let i = 0; i < n; i++) frames.push(canonical(train.slice(i * result[0] + 8, i * result[0] + (i === n - 1 ? result[1] : result[0]))));
     }
@@ -452,7 +450,7 @@ describe("coalesceTcpFrames, seeded random batches", () => {
       const outOffs = new Int32Array(count);
       const outLens = new Int32Array(count);
       let n = 0;
-      expect(() => (n = coalesceTcpFrames(b.buf, b.offs, b.lens, count, TAP_MTU, outOffs, outLens))).not.toThrow();
+      expect(() => (n = coalescer.coalesce(b.buf, b.offs, b.lens, count, TAP_MTU, outOffs, outLens))).not.toThrow();
       expect(n >= 1 && n <= count).toBe(true);
       for (let k = 0; k < n; k++) {
         expect(outLens[k]).toBeGreaterThan(10);

@@ -3,38 +3,31 @@
 // checksums share nothing with the data plane), and checked with its reference checksum checkers.
 
 import { describe, expect, test } from "bun:test";
-import { gsoSendSegments, segmentTcpSuperFrame, useFastWordSum } from "../../../dataplane/tcp-segment.ts";
+import { Segmenter } from "../../../dataplane/segmenter.ts";
+import { segmentTcpSuperFrame } from "../../../dataplane/tcp-segment.ts";
+import { gsoSendSegments } from "../../../dataplane/train.ts";
 import { createSimdWordSum } from "../../../dataplane/checksum-simd.ts";
 import { UDP_GSO_MAX_BYTES, UDP_GSO_MAX_SEGMENTS as UDP_MAX_SEGMENTS } from "../../../native-bindings/udp-gso.ts";
 import {
+  ETH,
   hex,
-  ip4,
   ipv4Frame,
   ipv4HeaderChecksumValid,
   ipv6Frame,
   TCP_ACK,
+  TCP_CWR,
+  TCP_ECE,
   TCP_FIN,
   TCP_PSH,
   transportChecksumValid,
+  V4,
+  V6,
   vxlanDatagram,
 } from "../../support/frames.ts";
-import { SeededRandom } from "./fixtures/seeded-random.ts";
+import { GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
+import { SeededRandom } from "../../support/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
 
-// include/uapi/linux/virtio_net.h, spelled out so that the module's constants are checked too.
-const NEEDS_CSUM = 1;
-const GSO_NONE = 0;
-const GSO_TCPV4 = 1;
-const GSO_UDP = 3;
-const GSO_TCPV6 = 4;
-const GSO_UDP_L4 = 5;
-const GSO_ECN = 0x80;
-const TCP_ECE = 0x40;
-const TCP_CWR = 0x80;
-
-const ETH = { dst: "ee:ff:80:00:00:02", src: "ee:ff:80:00:00:01" };
-const V4 = { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") };
-const V6 = { src: "fd00:244:1::2", dst: "fd00:244:2::3" };
 const VNI = 0x0a0b0c;
 const SENTINEL = 0xa5;
 const TIMESTAMPS = Uint8Array.of(1, 1, 8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0); // NOP NOP TS
@@ -90,19 +83,6 @@ function headerLen(frame: Uint8Array): number {
   return 14 + ipHl + (frame[14 + ipHl + 12] >>> 4) * 4;
 }
 
-function writeVnet(b: Uint8Array, at: number, v: { flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number }): void {
-  const le16 = (o: number, x: number) => {
-    b[at + o] = x & 0xff;
-    b[at + o + 1] = (x >>> 8) & 0xff;
-  };
-  b[at] = v.flags;
-  b[at + 1] = v.gsoType;
-  le16(2, v.hdrLen);
-  le16(4, v.gsoSize);
-  le16(6, v.csumStart);
-  le16(8, v.csumOffset);
-}
-
 function tsoVnet(s: SuperFrameSpec, frame: Uint8Array) {
   const hdrLen = headerLen(frame);
   const ipHl = s.family === 4 ? (frame[14] & 0x0f) * 4 : 40;
@@ -115,7 +95,9 @@ const LAYOUTS: readonly Layout[] = ["two buffers", "one buffer, output after the
 // The tx ring's case in a worker: the buffer is a shared WebAssembly.Memory's, its sums done by checksum-simd.ts.
 const simdMemory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
 const simdBytes = new Uint8Array(simdMemory.buffer);
-useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
+// One Segmenter for the file, as a worker has one.
+const segmenter = new Segmenter();
+segmenter.useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
 
 interface Setup {
   src: Uint8Array;
@@ -128,13 +110,13 @@ interface Setup {
 }
 
 /** Places [virtio_net_hdr][frame] and an output area (sentinel-filled) as the layout says. */
-function place(frame: Uint8Array, vnet: Parameters<typeof writeVnet>[2], layout: Layout = "two buffers", room = 96 * 1024): Setup {
+function place(frame: Uint8Array, vnet: VnetHeader, layout: Layout = "two buffers", room = 96 * 1024): Setup {
   const odd = layout === "odd addresses" ? 1 : 0;
   const frameOff = 64 + odd;
   if (layout === "two buffers" || layout === "odd addresses") {
     const src = new Uint8Array(frameOff + frame.length + 64).fill(SENTINEL);
     src.set(frame, frameOff);
-    writeVnet(src, frameOff - 10, vnet);
+    writeVnetHeader(src, frameOff - 10, vnet);
     const big = new Uint8Array(room + 128).fill(SENTINEL);
     const out = big.subarray(odd, odd + room + 64); // a view with a byteOffset, odd for "odd addresses"
     return { src, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out, outOff: 32, outCapacity: room };
@@ -144,13 +126,13 @@ function place(frame: Uint8Array, vnet: Parameters<typeof writeVnet>[2], layout:
   const b = layout === "in place" || layout === "one buffer, output after the frame" ? new Uint8Array(length) : simdBytes.subarray(0, length);
   b.fill(SENTINEL);
   b.set(frame, frameOff);
-  writeVnet(b, frameOff - 10, vnet);
+  writeVnetHeader(b, frameOff - 10, vnet);
   const outOff = inPlace ? frameOff : frameOff + frame.length + 64;
   return { src: b, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out: b, outOff, outCapacity: room };
 }
 
 function segment(st: Setup, result = new Int32Array(3)): number {
-  return segmentTcpSuperFrame(st.src, st.frameOff, st.frameLen, st.vnetOff, VNI, st.out, st.outOff, st.outCapacity, result);
+  return segmentTcpSuperFrame(segmenter, st.src, st.frameOff, st.frameLen, st.vnetOff, VNI, st.out, st.outOff, st.outCapacity, result);
 }
 
 function datagramsOf(st: Setup, n: number, result: Int32Array): Uint8Array[] {
@@ -245,7 +227,7 @@ describe("segmentTcpSuperFrame, what it accepts", () => {
 describe("segmentTcpSuperFrame refuses, writing nothing", () => {
   type Mutation = (st: Setup, v: ReturnType<typeof tsoVnet>) => void;
   const base: SuperFrameSpec = { family: 4, payloadLen: 5000, mss: 1398, tcpOptions: TIMESTAMPS };
-  const setVnet = (st: Setup, v: ReturnType<typeof tsoVnet>) => writeVnet(st.src, st.vnetOff, v);
+  const setVnet = (st: Setup, v: ReturnType<typeof tsoVnet>) => writeVnetHeader(st.src, st.vnetOff, v);
   const put16 = (b: Uint8Array, at: number, x: number) => ((b[at] = x >>> 8), (b[at + 1] = x & 0xff));
   const cases: [string, Mutation, SuperFrameSpec?, number?][] = [
     ["gso_type NONE (finishTxFrame's job)", (st, v) => setVnet(st, { ...v, gsoType: GSO_NONE })],
@@ -346,7 +328,7 @@ describe("the fast payload sum", () => {
     let made = 0;
     const s: SuperFrameSpec = { family: 4, payloadLen: 9000, mss: 1398, tcpOptions: TIMESTAMPS };
     try {
-      useFastWordSum(simdMemory.buffer, () => {
+      segmenter.useFastWordSum(simdMemory.buffer, () => {
         made++;
         return null; // as on a runtime without WebAssembly SIMD
       });
@@ -354,7 +336,7 @@ describe("the fast payload sum", () => {
       expectSegmentation(s, "in place, payload sums in WebAssembly SIMD");
       expectSegmentation(s, "in place, payload sums in WebAssembly SIMD");
       expect(made).toBe(1);
-      useFastWordSum(simdMemory.buffer, () => {
+      segmenter.useFastWordSum(simdMemory.buffer, () => {
         made++;
         return createSimdWordSum(simdMemory);
       });
@@ -362,7 +344,7 @@ describe("the fast payload sum", () => {
       expectSegmentation(s, "in place, payload sums in WebAssembly SIMD");
       expect(made).toBe(2);
     } finally {
-      useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
+      segmenter.useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
     }
   });
 });

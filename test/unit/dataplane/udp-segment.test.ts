@@ -4,25 +4,25 @@
 // with the data plane's checksum code.
 
 import { describe, expect, test } from "bun:test";
+import { Segmenter } from "../../../dataplane/segmenter.ts";
 import { segmentUdpSuperFrame } from "../../../dataplane/udp-segment.ts";
-import { hex, ip4, ipv4Frame, ipv6Frame } from "../../support/frames.ts";
-import { SeededRandom } from "./fixtures/seeded-random.ts";
+import {
+  ETH,
+  hex,
+  ipv4Frame,
+  ipv6Frame,
+  onesComplementSum,
+  V4,
+  V6,
+} from "../../support/frames.ts";
+import { GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
+import { SeededRandom } from "../../support/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
 
-// include/uapi/linux/virtio_net.h, spelled out so that the module's constants are checked too.
-const NEEDS_CSUM = 1;
-const GSO_NONE = 0;
-const GSO_TCPV4 = 1;
-const GSO_UDP = 3;
-const GSO_TCPV6 = 4;
-const GSO_UDP_L4 = 5;
-const GSO_ECN = 0x80;
-
-const ETH = { dst: "ee:ff:80:00:00:02", src: "ee:ff:80:00:00:01" };
-const V4 = { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") };
-const V6 = { src: "fd00:244:1::2", dst: "fd00:244:2::3" };
 const VNI = 0x0a0b0c;
 const SENTINEL = 0xa5;
+// One Segmenter for the file, as a worker has one.
+const segmenter = new Segmenter();
 const RECORD_ROUTE = Uint8Array.of(7, 7, 4, 0, 0, 0, 0); // RFC 791 record route, one empty slot (8 bytes padded)
 const NOPS = Uint8Array.of(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1); // 12 bytes of NOP options
 
@@ -47,24 +47,13 @@ function superFrame(s: Spec): Uint8Array {
   return ipv4Frame(ETH, { ...V4, id: s.id ?? 0x1234, tos: 0x02, dontFragment: s.dontFragment ?? true, options: s.ipOptions }, l4);
 }
 
-// ---- plain reference code: byte loops, nothing shared with the module ----
+// ---- plain reference code: byte loops, nothing shared with the module (the sum: test/support/frames.ts) ----
 
 const be16 = (b: Uint8Array, at: number) => (b[at] << 8) | b[at + 1];
 const set16 = (b: Uint8Array, at: number, x: number) => {
   b[at] = (x >>> 8) & 0xff;
   b[at + 1] = x & 0xff;
 };
-
-/** RFC 1071 sum of the concatenated byte lists, folded, not complemented. */
-function plainSum(...parts: ArrayLike<number>[]): number {
-  const bytes: number[] = [];
-  for (const p of parts) for (let i = 0; i < p.length; i++) bytes.push(p[i]);
-  if (bytes.length % 2) bytes.push(0);
-  let sum = 0;
-  for (let i = 0; i < bytes.length; i += 2) sum += bytes[i] * 256 + bytes[i + 1];
-  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
-  return sum;
-}
 
 /** The pseudo-header of a UDP segment in Ethernet frame `f` (RFC 768, RFC 8200 §8.1). */
 function pseudoHeader(f: Uint8Array, udpLen: number): number[] {
@@ -97,12 +86,12 @@ function referenceSegments(frame: Uint8Array, gso: number): Uint8Array[] {
       set16(f, 16, ipHl + udpLen);
       set16(f, 18, (be16(frame, 18) + i) % 65536);
       set16(f, 24, 0);
-      set16(f, 24, ~plainSum(f.subarray(14, 14 + ipHl)) & 0xffff);
+      set16(f, 24, ~onesComplementSum(f.subarray(14, 14 + ipHl)) & 0xffff);
     } else set16(f, 18, udpLen);
     const udp = 14 + ipHl;
     set16(f, udp + 4, udpLen);
     set16(f, udp + 6, 0);
-    const c = ~plainSum(pseudoHeader(f, udpLen), f.subarray(udp)) & 0xffff;
+    const c = ~onesComplementSum(pseudoHeader(f, udpLen), f.subarray(udp)) & 0xffff;
     set16(f, udp + 6, c === 0 ? 0xffff : c);
     out.push(d);
   }
@@ -126,7 +115,7 @@ function checkDatagram(d: Uint8Array, frame: Uint8Array, gso: number, i: number,
     expect(be16(f, 18)).toBe((be16(frame, 18) + i) & 0xffff);
     // everything else in the header (options included) as in the template
     for (let k = 0; k < ipHl; k++) if (k < 2 || (k >= 6 && k !== 10 && k !== 11)) expect(f[14 + k]).toBe(frame[14 + k]);
-    expect(plainSum(f.subarray(14, 14 + ipHl))).toBe(0xffff); // header checksum verifies to 0
+    expect(onesComplementSum(f.subarray(14, 14 + ipHl))).toBe(0xffff); // header checksum verifies to 0
   } else {
     expect(be16(f, 18)).toBe(udpLen);
     expect(hex(f.subarray(14, 18))).toBe(hex(frame.subarray(14, 18)));
@@ -135,36 +124,14 @@ function checkDatagram(d: Uint8Array, frame: Uint8Array, gso: number, i: number,
   expect(hex(f.subarray(udp, udp + 4))).toBe(hex(frame.subarray(udp, udp + 4))); // ports
   expect(be16(f, udp + 4)).toBe(udpLen);
   expect(be16(f, udp + 6)).not.toBe(0); // always a checksum, also over IPv4
-  expect(plainSum(pseudoHeader(f, udpLen), f.subarray(udp))).toBe(0xffff);
+  expect(onesComplementSum(pseudoHeader(f, udpLen), f.subarray(udp))).toBe(0xffff);
   const start = udp + 8 + i * gso;
   expect(hex(f.subarray(udp + 8))).toBe(hex(frame.subarray(start, start + chunkLen)));
 }
 
 // ---- placing [virtio_net_hdr][frame] and an output area ----
 
-interface Vnet {
-  flags: number;
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-}
-
-function writeVnet(b: Uint8Array, at: number, v: Vnet): void {
-  const le16 = (o: number, x: number) => {
-    b[at + o] = x & 0xff;
-    b[at + o + 1] = (x >>> 8) & 0xff;
-  };
-  b[at] = v.flags;
-  b[at + 1] = v.gsoType;
-  le16(2, v.hdrLen);
-  le16(4, v.gsoSize);
-  le16(6, v.csumStart);
-  le16(8, v.csumOffset);
-}
-
-function usoVnet(gso: number, frame: Uint8Array): Vnet {
+function usoVnet(gso: number, frame: Uint8Array): VnetHeader {
   const l4 = 14 + ipHeaderLen(frame);
   return { flags: NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen: l4 + 8, gsoSize: gso, csumStart: l4, csumOffset: 6 };
 }
@@ -182,13 +149,13 @@ interface Setup {
   outCapacity: number;
 }
 
-function place(frame: Uint8Array, vnet: Vnet, layout: Layout = "two buffers", room = 96 * 1024): Setup {
+function place(frame: Uint8Array, vnet: VnetHeader, layout: Layout = "two buffers", room = 96 * 1024): Setup {
   const odd = layout === "odd addresses" ? 1 : 0;
   const frameOff = 64 + odd;
   if (layout === "two buffers" || layout === "odd addresses") {
     const src = new Uint8Array(frameOff + frame.length + 64).fill(SENTINEL);
     src.set(frame, frameOff);
-    writeVnet(src, frameOff - 10, vnet);
+    writeVnetHeader(src, frameOff - 10, vnet);
     const big = new Uint8Array(room + 128).fill(SENTINEL);
     const out = big.subarray(odd, odd + room + 64); // a view with a byteOffset, odd for "odd addresses"
     return { src, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out, outOff: 32, outCapacity: room };
@@ -196,13 +163,13 @@ function place(frame: Uint8Array, vnet: Vnet, layout: Layout = "two buffers", ro
   const inPlace = layout === "in place";
   const b = new Uint8Array(frameOff + (inPlace ? 0 : frame.length + 64) + room + 64).fill(SENTINEL);
   b.set(frame, frameOff);
-  writeVnet(b, frameOff - 10, vnet);
+  writeVnetHeader(b, frameOff - 10, vnet);
   const outOff = inPlace ? frameOff : frameOff + frame.length + 64;
   return { src: b, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out: b, outOff, outCapacity: room };
 }
 
 function segment(st: Setup, result = new Int32Array(3)): number {
-  return segmentUdpSuperFrame(st.src, st.frameOff, st.frameLen, st.vnetOff, VNI, st.out, st.outOff, st.outCapacity, result);
+  return segmentUdpSuperFrame(segmenter, st.src, st.frameOff, st.frameLen, st.vnetOff, VNI, st.out, st.outOff, st.outCapacity, result);
 }
 
 function datagramsOf(st: Setup, n: number, result: Int32Array): Uint8Array[] {
@@ -293,7 +260,7 @@ describe("segmentUdpSuperFrame matches the reference segmentation", () => {
 });
 
 describe("segmentUdpSuperFrame, what it accepts", () => {
-  const ok = (name: string, tweak: (v: Vnet, frame: Uint8Array) => void, extra = 0) =>
+  const ok = (name: string, tweak: (v: VnetHeader, frame: Uint8Array) => void, extra = 0) =>
     test(name, () => {
       const frame = superFrame({ family: 4, payloadLen: 5000, gso: 1422 });
       const v = usoVnet(1422, frame);
@@ -312,10 +279,10 @@ describe("segmentUdpSuperFrame, what it accepts", () => {
 });
 
 describe("segmentUdpSuperFrame refuses, writing nothing", () => {
-  type Mutation = (st: Setup, v: Vnet) => void;
+  type Mutation = (st: Setup, v: VnetHeader) => void;
   const base: Spec = { family: 4, payloadLen: 5000, gso: 1422 };
   const v6: Spec = { ...base, family: 6 };
-  const setVnet = (st: Setup, v: Vnet) => writeVnet(st.src, st.vnetOff, v);
+  const setVnet = (st: Setup, v: VnetHeader) => writeVnetHeader(st.src, st.vnetOff, v);
   const ip = (st: Setup) => st.frameOff + 14;
   const cases: [string, Mutation, Spec?, number?][] = [
     ["gso_type NONE", (st, v) => setVnet(st, { ...v, gsoType: GSO_NONE })],

@@ -8,29 +8,21 @@ import { ACCEPT } from "../../../dataplane/decap.ts";
 import { finishTxFrame, VIRTIO_NET_HDR_LEN, writeRxVirtioHeader } from "../../../dataplane/virtio-header.ts";
 import {
   arpRequestFrame,
+  ETH,
   hex,
   ip4,
   ipv4Frame,
+  type Ipv4Spec,
   ipv6Frame,
+  type L4Spec,
   onesComplementSum,
   referenceTransportChecksum,
   transportChecksumValid,
   transportInfo,
-  type Ipv4Spec,
-  type L4Spec,
 } from "../../support/frames.ts";
-import { SeededRandom } from "./fixtures/seeded-random.ts";
+import { DATA_VALID, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, readVnetHeader, VNET_HDR_LEN, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
+import { SeededRandom } from "../../support/random.ts";
 
-// include/uapi/linux/virtio_net.h, spelled out here so the test checks the module's constants too.
-const NEEDS_CSUM = 1;
-const DATA_VALID = 2;
-const GSO_NONE = 0;
-const GSO_TCPV4 = 1;
-const GSO_UDP = 3;
-const GSO_TCPV6 = 4;
-const GSO_UDP_L4 = 5;
-
-const ETH = { dst: "ee:ff:80:00:00:01", src: "ee:ff:80:00:00:02" };
 const V4 = { src: ip4("10.244.2.5"), dst: ip4("10.244.1.7") };
 const V6 = { src: "fd00:244:2::5", dst: "fd00:244:1::7" };
 const TAP_MTU = 1450;
@@ -38,34 +30,9 @@ const FRAME_OFF = 64;
 const SENTINEL = 0xa5;
 const TIMESTAMPS = Uint8Array.of(1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2); // NOP NOP TS: 12 bytes of TCP options
 
-interface VnetHeader {
-  flags: number;
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-}
-
-function readVnet(b: Uint8Array, frameOff: number): VnetHeader {
-  const h = frameOff - 10;
-  const le16 = (at: number) => b[h + at] | (b[h + at + 1] << 8); // virtio fields are little-endian
-  return { flags: b[h], gsoType: b[h + 1], hdrLen: le16(2), gsoSize: le16(4), csumStart: le16(6), csumOffset: le16(8) };
-}
-
-function writeVnet(b: Uint8Array, frameOff: number, v: VnetHeader): void {
-  const h = frameOff - 10;
-  const le16 = (at: number, x: number) => {
-    b[h + at] = x & 0xff;
-    b[h + at + 1] = x >>> 8;
-  };
-  b[h] = v.flags;
-  b[h + 1] = v.gsoType;
-  le16(2, v.hdrLen);
-  le16(4, v.gsoSize);
-  le16(6, v.csumStart);
-  le16(8, v.csumOffset);
-}
+// The header in front of the frame at `frameOff`.
+const readVnet = (b: Uint8Array, frameOff: number) => readVnetHeader(b, frameOff - VNET_HDR_LEN);
+const writeVnet = (b: Uint8Array, frameOff: number, v: VnetHeader) => writeVnetHeader(b, frameOff - VNET_HDR_LEN, v);
 
 /** What skb_checksum_help() does with a CHECKSUM_PARTIAL frame: sum [csum_start, end), fold, complement. */
 function kernelFinish(frame: Uint8Array, v: VnetHeader): Uint8Array {

@@ -1,0 +1,100 @@
+// The udp worker's loop: owns the VXLAN socket's receives and the sends (raw socket, source-port sockets).
+//
+// Flow, one turn:
+//   1. drain the tx ring (udp-output.ts): a batch of plain frames with one send (send slot i is tx slot i's
+//      outer header: no copy), or a train with UDP GSO from the flow's source port, 64 KiB per send;
+//   2. holding the rx ring's intake lock, receive a batch straight into free rx slots (udp-intake.ts: each
+//      datagram checked, the virtio_net_hdr written over its VXLAN header). While the tap worker sleeps with
+//      the rx ring drained, the receive goes to the TAP from here (shortcuts.ts, writeDirect: GRO runs
+//      coalesced as the tap worker would); otherwise publish, waking the tap worker if it sleeps. The tap
+//      worker may hold the lock for a moment to take over one reply: the socket is then read on the next turn;
+//   2b. after a lone datagram's direct write, take the answer from the TAP if it is already queued there
+//       (takeOverOne);
+// and with nothing done, 3. sleep in the Waiter until a datagram arrives (if the rx ring has room), the
+// blocked send can go on, the tx ring has frames or the rx ring has room again (the doorbell).
+// The direct write saves the wake-up that dominates a ping's round trip and, under TCP load, one wake-up per
+// receive on the way to the TAP (docs/performance.md, "Figures behind the code").
+
+import { WAKE_WRITABLE } from "../native-bindings/batch-io.ts";
+import { WAKEUPS } from "./counters.ts";
+import { Segmenter } from "./segmenter.ts";
+import { takeOverOne, writeDirect } from "./shortcuts.ts";
+import { TapIntake } from "./tap-intake.ts";
+import { TapOutput } from "./tap-output.ts";
+import { UdpIntake } from "./udp-intake.ts";
+import { UdpOutput } from "./udp-output.ts";
+import type { NodeSettings, WorkerIo, WorkerMemory } from "./worker-context.ts";
+import { IDLE_POLL_MS, RUN_STOP, type WorkerMessage } from "./worker-init.ts";
+
+export class UdpWorkerLoop {
+  readonly #memory: WorkerMemory;
+  readonly #io: WorkerIo;
+  readonly #intake: UdpIntake;
+  readonly #output: UdpOutput;
+  /** The tap worker's step for a whole receive (direct). */
+  readonly #directOutput: TapOutput;
+  /** The tap worker's intake, for the one reply taken over (2b); its rare super-frame is cut with the JavaScript sum. */
+  readonly #replyIntake: TapIntake;
+
+  constructor(memory: WorkerMemory, io: WorkerIo, settings: NodeSettings, post: (m: WorkerMessage) => void) {
+    this.#memory = memory;
+    this.#io = io;
+    this.#intake = new UdpIntake(io.udp, memory, settings);
+    this.#output = new UdpOutput(io.udp, memory, io.peerBell, post);
+    this.#directOutput = new TapOutput(io.tap, memory, settings);
+    this.#replyIntake = new TapIntake(io.tap, memory, settings, new Segmenter());
+  }
+
+  /** Whether a send stopped at EAGAIN and waits for the socket to be writable. */
+  get sendBlocked(): boolean {
+    return this.#output.blocked;
+  }
+
+  /** Steps 1, 2 and 2b; returns whether there was anything to do. */
+  turn(): boolean {
+    const { tx, rx, counters } = this.#memory;
+    // 1. tx ring -> sends
+    let worked = this.#output.drain();
+
+    // 2. receive -> rx ring (or straight to the TAP), under the intake lock.
+    let wroteDirect = false;
+    if (rx.tryLockIntake()) {
+      const first = rx.head & rx.mask;
+      const got = this.#intake.fill(rx.freeCount());
+      if (got > 0) {
+        if (rx.drainedAndAsleep()) wroteDirect = writeDirect(rx, this.#directOutput, first, got, counters);
+        else if (rx.publish(got)) this.#io.peerBell.ring();
+        worked = true;
+      }
+      rx.unlockIntake();
+    }
+
+    // 2b. After a lone datagram's write the answer may be waiting already (a local reply is often queued on
+    //     the TAP within the write): take it from the TAP rather than wait for the sleeping tap worker to wake.
+    if (wroteDirect) takeOverOne(tx, this.#replyIntake, counters);
+    return worked;
+  }
+
+  /**
+   * Step 3: sleeps until a datagram arrives (if there is room for it), the tx ring has frames, the blocked
+   * send can go on, or the tap worker freed rx slots.
+   */
+  idle(): void {
+    const { tx, rx, counters } = this.#memory;
+    const output = this.#output;
+    const rxFull = rx.freeCount() === 0;
+    const txPending = !output.blocked && tx.prepareSleep();
+    const spacePending = rxFull && rx.prepareWaitForSpace();
+    if (!txPending && !spacePending) {
+      if ((this.#io.waiter.wait(!rxFull, output.blocked, IDLE_POLL_MS) & WAKE_WRITABLE) !== 0) output.blocked = false;
+      counters[WAKEUPS]++;
+    }
+    tx.endSleep();
+    rx.endWaitForSpace();
+  }
+
+  /** Turns until the control thread sets the stop flag, sleeping when there is nothing to do. */
+  run(run: Int32Array): void {
+    while (Atomics.load(run, RUN_STOP) === 0) if (!this.turn()) this.idle();
+  }
+}

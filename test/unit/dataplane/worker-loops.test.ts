@@ -1,0 +1,257 @@
+// dataplane/tap-loop.ts, dataplane/udp-loop.ts and dataplane/shortcuts.ts: both worker loops of one pair,
+// driven turn by turn in one thread over the in-memory doubles of their fds. A worker "asleep" is one whose
+// consumer side announced its sleep (SpscRing.prepareSleep) and has not woken yet, as between its Waiter's
+// poll() and its return; the tests set that state directly, and play the kernel through the wires.
+
+import { describe, expect, test } from "bun:test";
+import { WAKE_WRITABLE } from "../../../native-bindings/batch-io.ts";
+import { DIRECT_FRAMES, TAKEN_OVER } from "../../../dataplane/counters.ts";
+import { Segmenter } from "../../../dataplane/segmenter.ts";
+import { TapWorkerLoop } from "../../../dataplane/tap-loop.ts";
+import { UdpWorkerLoop } from "../../../dataplane/udp-loop.ts";
+import { RUN_STATE_BYTES, RUN_STOP } from "../../../dataplane/worker-init.ts";
+import { concatBytes, TCP_ACK } from "../../support/frames.ts";
+import { datagram, fromPeer, icmp, makeWorld, PEER_IP, tapRead, toPeer, type World } from "./fixtures/worker-world.ts";
+import { SeededRandom } from "../../support/random.ts";
+
+const EBADFD = 77;
+
+function loops(w: World): { tap: TapWorkerLoop; udp: UdpWorkerLoop } {
+  return {
+    tap: new TapWorkerLoop(w.tapSide.memory, w.tapSide.io, w.settings, new Segmenter(), w.post),
+    udp: new UdpWorkerLoop(w.udpSide.memory, w.udpSide.io, w.settings, w.post),
+  };
+}
+
+/** The echo sequence number of an ICMP frame from icmp(): at `at` the Ethernet header starts. */
+function echoSeq(b: Uint8Array, at: number): number {
+  return ((b[at + 14 + 20 + 6] << 8) | b[at + 14 + 20 + 7]) >>> 0;
+}
+
+const sentSeqs = (w: World) => w.udpWire.sent.map((d) => echoSeq(d.bytes, 36));
+const writtenSeqs = (w: World) => w.tapWire.written.map((f) => echoSeq(f, 10));
+
+describe("both workers awake", () => {
+  test("a TAP frame crosses the tx ring to the udp worker's send, a datagram the rx ring to the tap worker's write; no bell, no shortcut", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    w.tapWire.incoming.push(tapRead(toPeer(icmp(1))));
+    w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(2, 0))), peer: PEER_IP });
+    expect(tap.turn()).toBe(true);
+    expect(w.udpWire.sent.length).toBe(0);
+    expect(udp.turn()).toBe(true);
+    expect(sentSeqs(w)).toEqual([1]);
+    expect(w.tapWire.written.length).toBe(0);
+    expect(tap.turn()).toBe(true);
+    expect(writtenSeqs(w)).toEqual([2]);
+    expect([tap.turn(), udp.turn()]).toEqual([false, false]);
+    expect([w.tapSide.io.peerBell.rings, w.udpSide.io.peerBell.rings]).toEqual([0, 0]);
+    expect([w.tapSide.memory.counters[DIRECT_FRAMES], w.udpSide.memory.counters[DIRECT_FRAMES]]).toEqual([0, 0]);
+  });
+
+  test("a batch read while the udp worker sleeps is published and wakes it; the udp worker sends it with one send", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    for (let i = 1; i <= 3; i++) w.tapWire.incoming.push(tapRead(toPeer(icmp(i))));
+    expect(w.udpSide.memory.tx.prepareSleep()).toBe(false);
+    tap.turn();
+    expect(w.tapSide.io.peerBell.rings).toBe(1);
+    w.udpSide.memory.tx.endSleep();
+    udp.turn();
+    expect(sentSeqs(w)).toEqual([1, 2, 3]);
+    expect(w.udpSide.io.udp.sendCalls).toBe(1);
+  });
+});
+
+describe("the direct shortcut and the take-over", () => {
+  test("a lone frame while the udp worker sleeps with the ring drained goes out from the tap worker, unpublished and unrung", () => {
+    const w = makeWorld();
+    const { tap } = loops(w);
+    w.tapWire.incoming.push(tapRead(toPeer(icmp(1))));
+    w.udpSide.memory.tx.prepareSleep();
+    tap.turn();
+    expect(sentSeqs(w)).toEqual([1]);
+    expect(w.tapSide.memory.counters[DIRECT_FRAMES]).toBe(1);
+    expect(w.udpSide.memory.tx.availableCount()).toBe(0);
+    expect(w.tapSide.io.peerBell.rings).toBe(0);
+  });
+
+  test("take-over under the intake lock: the answer already waiting after a direct send is read by the tap worker into the rx ring, then written", () => {
+    const w = makeWorld();
+    const { tap } = loops(w);
+    w.udpWire.onSend = () => w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(1, 0))), peer: PEER_IP });
+    w.tapWire.incoming.push(tapRead(toPeer(icmp(1))));
+    w.udpSide.memory.tx.prepareSleep();
+    tap.turn();
+    expect(w.tapSide.memory.counters[TAKEN_OVER]).toBe(1);
+    expect(w.udpWire.incoming.length).toBe(0);
+    expect(w.tapSide.memory.rx.availableCount()).toBe(1);
+    expect(w.udpSide.io.udp.receiveCalls).toBe(0); // the udp worker slept through it
+    tap.turn();
+    expect(writtenSeqs(w)).toEqual([1]);
+  });
+
+  test("no take-over while the udp worker holds the rx intake lock: the answer stays on the socket and keeps its order", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(1, 0))), peer: PEER_IP });
+    w.udpWire.onSend = () => {
+      // The udp worker woke for the first datagram and is inside its intake when the answer arrives.
+      w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(2, 0))), peer: PEER_IP });
+      expect(w.udpSide.memory.rx.tryLockIntake()).toBe(true);
+    };
+    w.tapWire.incoming.push(tapRead(toPeer(icmp(2))));
+    w.udpSide.memory.tx.prepareSleep();
+    tap.turn();
+    expect(sentSeqs(w)).toEqual([2]);
+    expect(w.tapSide.memory.counters[TAKEN_OVER]).toBe(0);
+    expect(w.udpWire.incoming.length).toBe(2);
+    w.udpSide.memory.rx.unlockIntake();
+    w.udpSide.memory.tx.endSleep();
+    udp.turn();
+    tap.turn();
+    expect(writtenSeqs(w)).toEqual([1, 2]);
+  });
+
+  test("a lone datagram while the tap worker sleeps is written to the TAP by the udp worker, and the reply that write queued is taken over", () => {
+    const w = makeWorld();
+    const { udp } = loops(w);
+    w.tapWire.onWrite = () => w.tapWire.incoming.push(tapRead(toPeer(icmp(7, 0))));
+    w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(7))), peer: PEER_IP });
+    w.tapSide.memory.rx.prepareSleep();
+    udp.turn();
+    expect(writtenSeqs(w)).toEqual([7]);
+    const { counters } = w.udpSide.memory;
+    expect([counters[DIRECT_FRAMES], counters[TAKEN_OVER]]).toEqual([1, 1]);
+    expect(w.tapSide.memory.rx.availableCount()).toBe(0);
+    udp.turn();
+    expect(sentSeqs(w)).toEqual([7]);
+  });
+
+  test("a whole GRO receive goes to the TAP directly, coalesced, and no take-over follows it", () => {
+    const w = makeWorld();
+    const { udp } = loops(w);
+    const segment = (k: number) =>
+      datagram(fromPeer({ kind: "tcp", srcPort: 5201, dstPort: 40000, seq: 1 + 1000 * k, ack: 5, flags: TCP_ACK, payload: new Uint8Array(1000) }, { id: k, dontFragment: true }));
+    w.udpWire.incoming.push({ bytes: concatBytes(segment(0), segment(1), segment(2)), peer: PEER_IP, segmentSize: segment(0).length });
+    w.tapWire.incoming.push(tapRead(toPeer(icmp(1))));
+    w.tapSide.memory.rx.prepareSleep();
+    udp.turn();
+    expect(w.tapWire.written.length).toBe(1);
+    expect([w.udpSide.memory.counters[DIRECT_FRAMES], w.udpSide.memory.counters[TAKEN_OVER]]).toEqual([3, 0]);
+    expect(w.tapWire.incoming.length).toBe(1);
+  });
+});
+
+describe("full rings and a full socket", () => {
+  test("a full tx ring: the tap worker stops reading, sleeps without asking for the TAP, and the udp worker's release wakes it", () => {
+    const w = makeWorld({ slots: 8 });
+    const { tap, udp } = loops(w);
+    for (let i = 0; i < 10; i++) w.tapWire.incoming.push(tapRead(toPeer(icmp(i))));
+    tap.turn();
+    expect(w.tapWire.incoming.length).toBe(2);
+    const reads = w.tapSide.io.tap.reads;
+    expect(tap.turn()).toBe(false);
+    expect(w.tapSide.io.tap.reads).toBe(reads);
+    w.tapSide.io.waiter.whileAsleep = () => void udp.turn();
+    tap.idle();
+    expect(w.tapSide.io.waiter.calls).toEqual([{ readable: false, writable: false }]);
+    expect(w.udpSide.io.peerBell.rings).toBe(1);
+    tap.turn();
+    udp.turn();
+    expect(sentSeqs(w)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  test("a full rx ring: the udp worker stops receiving, sleeps without asking for the socket, and the tap worker's release wakes it", () => {
+    const w = makeWorld({ slots: 8 });
+    const { tap, udp } = loops(w);
+    for (let i = 0; i < 10; i++) w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(i, 0))), peer: PEER_IP });
+    udp.turn();
+    const calls = w.udpSide.io.udp.receiveCalls;
+    expect(udp.turn()).toBe(false);
+    expect(w.udpSide.io.udp.receiveCalls).toBe(calls);
+    w.udpSide.io.waiter.whileAsleep = () => void tap.turn();
+    udp.idle();
+    expect(w.udpSide.io.waiter.calls).toEqual([{ readable: false, writable: false }]);
+    expect(w.tapSide.io.peerBell.rings).toBe(1);
+    udp.turn();
+    tap.turn();
+    expect(writtenSeqs(w)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  test("a full socket: the udp worker keeps the frames and waits for the socket to be writable, then sends them", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    w.tapWire.incoming.push(tapRead(toPeer(icmp(1))), tapRead(toPeer(icmp(2))));
+    tap.turn();
+    w.udpWire.sendRoom = 0;
+    udp.turn();
+    expect(udp.sendBlocked).toBe(true);
+    expect(udp.turn()).toBe(false);
+    w.udpSide.io.waiter.next = WAKE_WRITABLE;
+    w.udpWire.sendRoom = Number.POSITIVE_INFINITY;
+    udp.idle();
+    expect(w.udpSide.io.waiter.calls).toEqual([{ readable: true, writable: true }]);
+    expect(udp.sendBlocked).toBe(false);
+    udp.turn();
+    expect(sentSeqs(w)).toEqual([1, 2]);
+  });
+});
+
+test("a TAP deleted under the tap worker: one fatal message, then it waits for the stop without touching the TAP", () => {
+  const w = makeWorld();
+  const { tap } = loops(w);
+  const run = new Int32Array(new SharedArrayBuffer(RUN_STATE_BYTES));
+  w.tapWire.readErrno = EBADFD;
+  w.tapSide.io.waiter.whileAsleep = () => Atomics.store(run, RUN_STOP, 1);
+  tap.run(run);
+  expect(w.posts).toEqual([{ type: "fatal", message: "TAP flannel.1 failed: EBADFD (File descriptor in bad state); was it deleted?" }]);
+  expect(w.tapSide.io.waiter.calls).toEqual([{ readable: false, writable: false }]);
+  expect(w.tapSide.io.tap.reads).toBe(1);
+});
+
+test("many frames both ways, turns and sleeps in seeded random order: every frame arrives once, in order, through rings and shortcuts", () => {
+  // Frames that took each shortcut, over all seeds: tap worker direct, udp worker direct, taken over by each.
+  const shortcuts = [0, 0, 0, 0];
+  for (let seed = 1; seed <= 20; seed++) {
+    const rng = new SeededRandom(seed);
+    const w = makeWorld({ slots: 8 });
+    const { tap, udp } = loops(w);
+    let out = 0;
+    let back = 0;
+    let tapAsleep = false;
+    let udpAsleep = false;
+    // An answer for some sends and some writes, as a kernel peer or a local stack gives one.
+    w.udpWire.onSend = (ds) => {
+      for (const _ of ds) if (rng.chance(0.3)) w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(back++, 0))), peer: PEER_IP });
+    };
+    w.tapWire.onWrite = () => {
+      if (rng.chance(0.3)) w.tapWire.incoming.push(tapRead(toPeer(icmp(out++))));
+    };
+    for (let step = 0; step < 400; step++) {
+      const r = rng.int(6);
+      if (r === 0) for (let k = rng.range(1, 12); k > 0; k--) w.tapWire.incoming.push(tapRead(toPeer(icmp(out++))));
+      else if (r === 1) for (let k = rng.range(1, 12); k > 0; k--) w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(back++, 0))), peer: PEER_IP });
+      else if (r === 2 || r === 3) {
+        if (tapAsleep) w.tapSide.memory.rx.endSleep();
+        tapAsleep = false;
+        // A worker with nothing to do goes to sleep (and stays asleep until its next turn), as in its idle().
+        if (!tap.turn() && !w.tapSide.memory.rx.prepareSleep()) tapAsleep = true;
+      } else {
+        if (udpAsleep) w.udpSide.memory.tx.endSleep();
+        udpAsleep = false;
+        if (!udp.turn() && !w.udpSide.memory.tx.prepareSleep()) udpAsleep = true;
+      }
+    }
+    w.udpWire.onSend = null;
+    w.tapWire.onWrite = null;
+    w.tapSide.memory.rx.endSleep();
+    w.udpSide.memory.tx.endSleep();
+    for (let i = 0; i < 200 && (tap.turn() || udp.turn() || tap.turn()); i++);
+    expect([seed, sentSeqs(w)]).toEqual([seed, Array.from({ length: out }, (_, i) => i)]);
+    expect([seed, writtenSeqs(w)]).toEqual([seed, Array.from({ length: back }, (_, i) => i)]);
+    const [t, u] = [w.tapSide.memory.counters, w.udpSide.memory.counters];
+    [t[DIRECT_FRAMES], u[DIRECT_FRAMES], t[TAKEN_OVER], u[TAKEN_OVER]].forEach((n, k) => (shortcuts[k] += n));
+  }
+  for (const n of shortcuts) expect(n).toBeGreaterThan(0);
+});
