@@ -3,9 +3,9 @@
 // the first reply after it) and the gap between the new process logging readiness and the first reply.
 // Run: node_modules/.bin/bun bench/agent-restart-gap.ts [rounds=3]
 
-import { type AgentNode, startAgentMesh } from "../test/support/flannelette-agent.ts";
-import { HubEtcd } from "../test/support/etcd-in-netns.ts";
-import { createTopology } from "../test/support/netns.ts";
+import { type AgentNode, startAgentMesh } from "../testbed/flannelette-agent.ts";
+import { HubEtcd } from "../testbed/etcd-in-netns.ts";
+import { createTopology } from "../testbed/netns.ts";
 
 const rounds = Number(process.argv[2] ?? 3);
 const topo = await createTopology({ nodes: 2, prefix: "fnl-gap-" });

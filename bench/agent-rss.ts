@@ -5,10 +5,10 @@
 // file-backed pages at the end.
 // Run (root): node_modules/.bin/bun bench/agent-rss.ts [seconds=5]
 
-import { type AgentNode, startAgentMesh } from "../test/support/flannelette-agent.ts";
-import { HubEtcd } from "../test/support/etcd-in-netns.ts";
-import { createTopology } from "../test/support/netns.ts";
-import { iperf3Tcp } from "../test/support/traffic.ts";
+import { type AgentNode, startAgentMesh } from "../testbed/flannelette-agent.ts";
+import { HubEtcd } from "../testbed/etcd-in-netns.ts";
+import { createTopology } from "../testbed/netns.ts";
+import { iperf3Tcp } from "../testbed/traffic.ts";
 import { readStatusKiB, SAMPLE_INTERVAL_MS } from "./e2e/load.ts";
 
 const seconds = Number(process.argv[2] ?? 5);

@@ -26,10 +26,10 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
-import { createTopology, type Topology } from "../test/support/netns.ts";
-import { leaseOf } from "../test/support/kernel-vxlan.ts";
-import { randomVtepMac } from "../test/support/ipv4.ts";
-import { requireTool } from "../test/support/process.ts";
+import { createTopology, type Topology } from "../testbed/netns.ts";
+import { leaseOf } from "../testbed/kernel-vxlan.ts";
+import { randomVtepMac } from "../testbed/ipv4.ts";
+import { requireTool } from "../testbed/process.ts";
 import { assertAlive, assertDataplaneCli, dataplaneHasFlag, readStats, startNode, stopNode, type NodeKind,
   type RunningNode } from "./e2e/nodes.ts";
 import { measureDirection, ratiosTo, type Figures, type MeasureParams, type Ratios } from "./e2e/measure.ts";

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { connectEtcdRegistry } from "../control/leases/registry.ts";
 import { createLogger } from "../control/log.ts";
-import { startEtcdServer } from "../test/support/etcd-server.ts";
+import { startEtcdServer } from "../testbed/etcd-server.ts";
 
 const PREFIX = "/coreos.com/network";
 const rounds = Number(process.argv[2] ?? 50);

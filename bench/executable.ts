@@ -8,11 +8,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildExecutable } from "../deploy/build.ts";
-import { HubEtcd } from "../test/support/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, movePodAddress, NETWORK_CONFIG, waitForPeerRoutes } from "../test/support/flannelette-agent.ts";
-import { FlanneldStandIn } from "../test/support/flanneld-stand-in.ts";
-import { createTopology } from "../test/support/netns.ts";
-import { iperf3Tcp } from "../test/support/traffic.ts";
+import { HubEtcd } from "../testbed/etcd-in-netns.ts";
+import { AgentNode, CONFIG_KEY, movePodAddress, NETWORK_CONFIG, waitForPeerRoutes } from "../testbed/flannelette-agent.ts";
+import { FlanneldStandIn } from "../testbed/flanneld-stand-in.ts";
+import { createTopology } from "../testbed/netns.ts";
+import { iperf3Tcp } from "../testbed/traffic.ts";
 import { readStatusKiB, SAMPLE_INTERVAL_MS } from "./e2e/load.ts";
 
 const rounds = Number(process.argv[2] ?? 3);

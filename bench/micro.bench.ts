@@ -11,8 +11,8 @@ import { createRingMemory, SpscRing } from "../dataplane/spsc-ring.ts";
 import { Segmenter } from "../dataplane/segmenter.ts";
 import { segmentUdpSuperFrame } from "../dataplane/udp-segment.ts";
 import { writeRxVirtioHeader } from "../dataplane/virtio-header.ts";
-import { ip4, ipv4Frame, vxlanDatagram, withHeadroom, ETH } from "../test/support/frames.ts";
-import { SeededRandom } from "../test/support/random.ts";
+import { ip4, ipv4Frame, vxlanDatagram, withHeadroom, ETH } from "../testbed/frames.ts";
+import { SeededRandom } from "../testbed/random.ts";
 
 const HEADROOM = 64;
 const rng = new SeededRandom(1);

@@ -8,8 +8,8 @@ import { Coalescer, coalesceHeadroom } from "../dataplane/tcp-coalesce.ts";
 import { Segmenter } from "../dataplane/segmenter.ts";
 import { segmentTcpSuperFrame } from "../dataplane/tcp-segment.ts";
 import { createSimdWordSum } from "../dataplane/checksum-simd.ts";
-import { ip4, ipv4Frame, TCP_ACK, ETH } from "../test/support/frames.ts";
-import { SeededRandom } from "../test/support/random.ts";
+import { ip4, ipv4Frame, TCP_ACK, ETH } from "../testbed/frames.ts";
+import { SeededRandom } from "../testbed/random.ts";
 
 const rng = new SeededRandom(3);
 const IP = { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") };

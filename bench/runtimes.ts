@@ -18,11 +18,11 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { buildNodeBundle } from "../deploy/build-node.ts";
-import { leaseOf, configureKernelVxlanNode } from "../test/support/kernel-vxlan.ts";
-import { BUN, startDataplaneNode, type DataplaneNode } from "../test/support/flannelette-node.ts";
-import { createTopology, type Topology } from "../test/support/netns.ts";
-import { requireTool } from "../test/support/process.ts";
-import { iperf3Tcp, median, ping, type TcpResult } from "../test/support/traffic.ts";
+import { leaseOf, configureKernelVxlanNode } from "../testbed/kernel-vxlan.ts";
+import { BUN, startDataplaneNode, type DataplaneNode } from "../testbed/flannelette-node.ts";
+import { createTopology, type Topology } from "../testbed/netns.ts";
+import { requireTool } from "../testbed/process.ts";
+import { iperf3Tcp, median, ping, type TcpResult } from "../testbed/traffic.ts";
 import { loadAverage, LoadSampler, resolveExecPid, type LoadWindow } from "./e2e/load.ts";
 import { hostInfo } from "./e2e/report.ts";
 

@@ -4,7 +4,7 @@
 // Prints the leases, a ping matrix between all pod addresses and a short iperf3 figure, then tears
 // everything down (also on Ctrl-C).
 //
-// The namespace tooling is the tests' (test/support/): the demo exists only in a source checkout.
+// The namespace tooling is testbed/'s, shared with the tests and the benchmarks.
 
 import { DEMO_USAGE } from "./usage.ts";
 import { between, flagHelp, parseFlags, type FlagSet } from "./flags.ts";
@@ -42,11 +42,11 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("demo: needs root (it creates network namespaces); run it as root");
   const withKernel = flags.bool("kernel-node");
 
-  const { createTopology } = await import("../test/support/netns.ts");
-  const { HubEtcd, ETCD_ENDPOINT } = await import("../test/support/etcd-in-netns.ts");
-  const agentSupport = await import("../test/support/flannelette-agent.ts");
-  const { FlanneldStandIn } = await import("../test/support/flanneld-stand-in.ts");
-  const { iperf3Tcp, ping } = await import("../test/support/traffic.ts");
+  const { createTopology } = await import("../testbed/netns.ts");
+  const { HubEtcd, ETCD_ENDPOINT } = await import("../testbed/etcd-in-netns.ts");
+  const agentSupport = await import("../testbed/flannelette-agent.ts");
+  const { FlanneldStandIn } = await import("../testbed/flanneld-stand-in.ts");
+  const { iperf3Tcp, ping } = await import("../testbed/traffic.ts");
 
   const out = (line = "") => process.stdout.write(line + "\n");
   const topo = await createTopology({ nodes: count + (withKernel ? 1 : 0), prefix: "fnl-demo-" });

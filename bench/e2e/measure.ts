@@ -4,8 +4,8 @@
 // plane's CPU time and RSS are sampled (load.ts). Reported figures are the medians of the rounds; the rounds
 // themselves are kept.
 
-import type { NetnsNode, Topology } from "../../test/support/netns.ts";
-import { iperf3Tcp, iperf3Udp, median, percentile, ping, type TcpResult } from "../../test/support/traffic.ts";
+import type { NetnsNode, Topology } from "../../testbed/netns.ts";
+import { iperf3Tcp, iperf3Udp, median, percentile, ping, type TcpResult } from "../../testbed/traffic.ts";
 import { LoadSampler, type LoadWindow, type Watched } from "./load.ts";
 
 export interface MeasureParams {

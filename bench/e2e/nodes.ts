@@ -1,11 +1,11 @@
 // Brings up one node of a scenario: either a kernel flannel.1 (configured as flanneld does) or our data plane
-// started through the CLI contract (test/support/flannelette-node.ts), with flannel's kernel entries around it.
+// started through the CLI contract (testbed/flannelette-node.ts), with flannel's kernel entries around it.
 
 import { existsSync, realpathSync } from "node:fs";
 import { basename } from "node:path";
-import type { NetnsNode, Topology } from "../../test/support/netns.ts";
-import { configureKernelVxlanNode, type KernelPeer } from "../../test/support/kernel-vxlan.ts";
-import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../../test/support/flannelette-node.ts";
+import type { NetnsNode, Topology } from "../../testbed/netns.ts";
+import { configureKernelVxlanNode, type KernelPeer } from "../../testbed/kernel-vxlan.ts";
+import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../../testbed/flannelette-node.ts";
 import { resolveExecPid } from "./load.ts";
 
 export type NodeKind = "kernel" | "flannelette";

@@ -10,8 +10,8 @@
 // start of the last reading (of either stage) that did not.
 
 import { type ExpectedPeers, forwardingMismatches, peerStateMismatches, readAgentPeerState,
-  readForwardingFigures } from "../../test/support/agent-peer-state.ts";
-import type { Topology } from "../../test/support/netns.ts";
+  readForwardingFigures } from "../../testbed/agent-peer-state.ts";
+import type { Topology } from "../../testbed/netns.ts";
 
 const MIN_GAP_MS = 10;
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { cleanupAll } from "../support/cleanup.ts";
 import { bundleForNode, NODE, runJson, type NodeBundle } from "../support/node-bundle.ts";
-import { type EtcdServer, startEtcdServer } from "../support/etcd-server.ts";
+import { type EtcdServer, startEtcdServer } from "../../testbed/etcd-server.ts";
 import { createTestPki, type TestPki } from "../support/test-pki.ts";
 
 const CHILD = resolve(import.meta.dir, "node-fixtures/registry-child.ts");

@@ -7,7 +7,7 @@ import { EtcdGateway } from "../../control/leases/etcd-gateway.ts";
 import { connectEtcdRegistry, createEtcdRegistry, type EtcdConnectOptions } from "../../control/leases/registry.ts";
 import { createLogger } from "../../control/log.ts";
 import { RawEtcd } from "../support/etcd-raw.ts";
-import { type EtcdServer, startEtcdServer } from "../support/etcd-server.ts";
+import { type EtcdServer, startEtcdServer } from "../../testbed/etcd-server.ts";
 import { createTestPki, type TestPki } from "../support/test-pki.ts";
 
 function capturingLog(): { log: ReturnType<typeof createLogger>; lines: string[] } {

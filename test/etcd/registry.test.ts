@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ControlError } from "../../control/control-error.ts";
 import { connectEtcdRegistry, type LeaseEvent, type LeaseRegistry } from "../../control/leases/registry.ts";
 import { RawEtcd } from "../support/etcd-raw.ts";
-import { type EtcdServer, startEtcdServer } from "../support/etcd-server.ts";
+import { type EtcdServer, startEtcdServer } from "../../testbed/etcd-server.ts";
 import { createLogger } from "../../control/log.ts";
 
 let server: EtcdServer;

@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { ETCD_ENDPOINT, HubEtcd } from "../support/etcd-in-netns.ts";
-import { BUN, CLI } from "../support/flannelette-node.ts";
-import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
-import { runCommand, type SpawnedProcess } from "../support/process.ts";
-import { ping, waitFor } from "../support/traffic.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { ETCD_ENDPOINT, HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { BUN, CLI } from "../../testbed/flannelette-node.ts";
+import { createTopology, UNDERLAY_DEV, type Topology } from "../../testbed/netns.ts";
+import { runCommand, type SpawnedProcess } from "../../testbed/process.ts";
+import { ping, waitFor } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const LOCK_REFUSAL = (path: string, pid: number) =>

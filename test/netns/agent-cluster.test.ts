@@ -2,12 +2,12 @@
 // byte for byte, every pod reaches every other pod, and subnet.env is flannel's.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
 import { DROP_REASONS } from "../../dataplane/counters.ts";
-import { BUN } from "../support/flannelette-node.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { ping } from "../support/traffic.ts";
+import { BUN } from "../../testbed/flannelette-node.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const LEASE_VALUE = /^\{"PublicIP":"192\.0\.2\.1[1-3]","PublicIPv6":null,"BackendType":"vxlan","BackendData":\{"VNI":1,"VtepMAC":"[0-9a-f]{2}(:[0-9a-f]{2}){5}"\}\}$/;

@@ -2,9 +2,9 @@
 // last subnets.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { AgentNode, CONFIG_KEY, createAgentNode, SUBNETS_PREFIX } from "../support/flannelette-agent.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, SUBNETS_PREFIX } from "../../testbed/flannelette-agent.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { isRoot } from "../support/root.ts";
 
 const VX = '"Backend":{"Type":"vxlan"}';

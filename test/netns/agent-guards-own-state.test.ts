@@ -5,13 +5,13 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cleanupAll } from "../support/cleanup.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { FlanneldStandIn } from "../support/flanneld-stand-in.ts";
-import { readForwardingFigures, readPeerNeighbors, readPeerRoutes } from "../support/agent-peer-state.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { FlanneldStandIn } from "../../testbed/flanneld-stand-in.ts";
+import { readForwardingFigures, readPeerNeighbors, readPeerRoutes } from "../../testbed/agent-peer-state.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { expectedPeers, type LeaseWrite, RandomLeases, type RandomLease } from "../support/random-leases.ts";
-import { ping, waitFor } from "../support/traffic.ts";
+import { ping, waitFor } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const HEALTHZ_PORT = 8081;

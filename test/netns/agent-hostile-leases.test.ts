@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { macFilePath } from "../../control/agent/vtep-mac-store.ts";
 import { cleanupAll } from "../support/cleanup.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { ping, waitFor } from "../support/traffic.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { ping, waitFor } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const CLONED_MAC = "0a:58:0a:f4:aa:01"; // n1 and n2's shared state

@@ -5,11 +5,11 @@
 // Only kernel entries are made for the leases' PublicIPs (198.18.0.0/15); nothing is ever sent to them.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type AgentNode, CONFIG_KEY, createAgentNode, SUBNETS_PREFIX } from "../support/flannelette-agent.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { type AgentPeerState, expectedPeers, type ExpectedPeer, peerStateMismatches, readAgentPeerState } from "../support/agent-peer-state.ts";
-import { generateLeases, SCALE_NETWORK_CONFIG, writeLeaseChanges } from "../support/lease-writer.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
+import { type AgentNode, CONFIG_KEY, createAgentNode, SUBNETS_PREFIX } from "../../testbed/flannelette-agent.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { type AgentPeerState, expectedPeers, type ExpectedPeer, peerStateMismatches, readAgentPeerState } from "../../testbed/agent-peer-state.ts";
+import { generateLeases, SCALE_NETWORK_CONFIG, writeLeaseChanges } from "../../testbed/lease-writer.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { isRoot } from "../support/root.ts";
 
 const HEALTHZ_PORT = 8081;

@@ -8,11 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildNodeBundle } from "../../deploy/build-node.ts";
 import { cleanupAll } from "../support/cleanup.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
 import { NODE } from "../support/node-bundle.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { iperf3Tcp, ping } from "../support/traffic.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { iperf3Tcp, ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 describe.skipIf(!isRoot || NODE === null)("a Node.js agent and a Bun agent in one flannel network", () => {

@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { cleanupAll } from "../support/cleanup.ts";
 import { EtcdCluster } from "../support/etcd-cluster.ts";
-import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { BUN } from "../support/flannelette-node.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import type { SpawnedProcess } from "../support/process.ts";
+import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { BUN } from "../../testbed/flannelette-node.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import type { SpawnedProcess } from "../../testbed/process.ts";
 import { createTestPki, type TestPki } from "../support/test-pki.ts";
-import { ping, waitFor } from "../support/traffic.ts";
+import { ping, waitFor } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const PREFIX = "fnl-pe-";

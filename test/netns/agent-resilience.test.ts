@@ -3,11 +3,11 @@
 // n4 joins only after etcd came back.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { FlanneldStandIn } from "../support/flanneld-stand-in.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { ping, waitFor } from "../support/traffic.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { FlanneldStandIn } from "../../testbed/flanneld-stand-in.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { ping, waitFor } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const KERNEL_SUBNET = "10.244.200.0/24";

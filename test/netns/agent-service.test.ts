@@ -13,12 +13,12 @@ import { join } from "node:path";
 import { missingCapabilitiesMessage, parseEffectiveCapabilities, REQUIRED_CAPABILITIES } from "../../control/agent/capabilities.ts";
 import { loadLibc } from "../../native-bindings/index.ts";
 import { UnixDatagramSocket } from "../../native-bindings/unix-datagram.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { BUN, CLI } from "../support/flannelette-node.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { runCommand } from "../support/process.ts";
-import { ping, waitFor } from "../support/traffic.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { BUN, CLI } from "../../testbed/flannelette-node.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { runCommand } from "../../testbed/process.ts";
+import { ping, waitFor } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const NOBODY = 65534;

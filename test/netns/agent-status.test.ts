@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import type { AgentStatus } from "../../control/agent/status-report.ts";
 import { cleanupAll } from "../support/cleanup.ts";
-import { ETCD_ENDPOINT, HubEtcd } from "../support/etcd-in-netns.ts";
-import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { BUN, CLI } from "../support/flannelette-node.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { ping } from "../support/traffic.ts";
+import { ETCD_ENDPOINT, HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { BUN, CLI } from "../../testbed/flannelette-node.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 describe.skipIf(!isRoot)("flannelette status against a live agent", () => {

@@ -10,11 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildNodeBundle } from "../../deploy/build-node.ts";
 import { decodeVxlan, parsePcap, startCapture } from "../support/capture.ts";
-import { startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
-import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
-import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
+import { startDataplaneNode, type DataplaneNode } from "../../testbed/flannelette-node.ts";
+import { configureKernelVxlanNode, leaseOf } from "../../testbed/kernel-vxlan.ts";
+import { createTopology, UNDERLAY_DEV, type Topology } from "../../testbed/netns.ts";
 import { NODE } from "../support/node-bundle.ts";
-import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
+import { iperf3Tcp, iperf3Udp, ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const OUR_MAC = "0a:58:0a:f4:01:01";

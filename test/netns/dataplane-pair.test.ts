@@ -2,10 +2,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
-import { leaseOf } from "../support/kernel-vxlan.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
+import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../../testbed/flannelette-node.ts";
+import { leaseOf } from "../../testbed/kernel-vxlan.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { iperf3Tcp, iperf3Udp, ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const MAC_1 = "0a:58:0a:f4:01:01";

@@ -8,11 +8,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildExecutable } from "../../deploy/build.ts";
-import { HubEtcd } from "../support/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, waitForPeerRoutes } from "../support/flannelette-agent.ts";
-import { FlanneldStandIn } from "../support/flanneld-stand-in.ts";
-import { createTopology, type Topology } from "../support/netns.ts";
-import { iperf3Tcp, ping } from "../support/traffic.ts";
+import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
+import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import { FlanneldStandIn } from "../../testbed/flanneld-stand-in.ts";
+import { createTopology, type Topology } from "../../testbed/netns.ts";
+import { iperf3Tcp, ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const REPO = resolve(import.meta.dir, "../..");

@@ -2,11 +2,11 @@
 // other both ways, TCP and UDP pass, and the underlay carries VXLAN on 8472 with VNI 1 and flannel's MACs.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTopology, listNamespaces, type Topology } from "../support/netns.ts";
-import { configureKernelVxlanNode, leaseOf, type KernelVxlanDevice } from "../support/kernel-vxlan.ts";
-import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
+import { createTopology, listNamespaces, type Topology } from "../../testbed/netns.ts";
+import { configureKernelVxlanNode, leaseOf, type KernelVxlanDevice } from "../../testbed/kernel-vxlan.ts";
+import { iperf3Tcp, iperf3Udp, ping } from "../../testbed/traffic.ts";
 import { decodeVxlan, parsePcap, startCapture } from "../support/capture.ts";
-import { randomVtepMac } from "../support/ipv4.ts";
+import { randomVtepMac } from "../../testbed/ipv4.ts";
 import { isRoot } from "../support/root.ts";
 
 // Unique to this file's run, so the leak check below never looks at anyone else's namespaces.

@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import type { DropReason } from "../../dataplane/counters.ts";
-import { BUN, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
-import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
-import { createTopology, UNDERLAY_DEV, type Topology } from "../support/netns.ts";
-import { ping } from "../support/traffic.ts";
+import { BUN, startDataplaneNode, type DataplaneNode } from "../../testbed/flannelette-node.ts";
+import { configureKernelVxlanNode, leaseOf } from "../../testbed/kernel-vxlan.ts";
+import { createTopology, UNDERLAY_DEV, type Topology } from "../../testbed/netns.ts";
+import { ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const OUR_MAC = "0a:58:0a:f4:01:01";

@@ -4,10 +4,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { BUN, startDataplaneNode, type DataplaneNode } from "../support/flannelette-node.ts";
-import { configureKernelVxlanNode, leaseOf } from "../support/kernel-vxlan.ts";
-import { createTopology, type NetnsNode, type Topology } from "../support/netns.ts";
-import { iperf3Tcp, iperf3Udp, ping } from "../support/traffic.ts";
+import { BUN, startDataplaneNode, type DataplaneNode } from "../../testbed/flannelette-node.ts";
+import { configureKernelVxlanNode, leaseOf } from "../../testbed/kernel-vxlan.ts";
+import { createTopology, type NetnsNode, type Topology } from "../../testbed/netns.ts";
+import { iperf3Tcp, iperf3Udp, ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
 const MAC_1 = "0a:58:0a:f4:01:01";

@@ -4,7 +4,7 @@
 // command names the namespace, and the namespace is deleted at the end whatever happened.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ip4 } from "../support/ipv4.ts";
+import { ip4 } from "../../testbed/ipv4.ts";
 import type { RtnetlinkOp } from "../../native-bindings/rtnetlink.ts";
 import type { CallResult, ErrorJson } from "./fixtures/rtnetlink-child.ts";
 import { isRoot } from "../support/root.ts";

@@ -1,8 +1,8 @@
 // Underlay captures: tcpdump writes classic pcap to stdout, and we decode the VXLAN packets ourselves rather
 // than trusting tcpdump's text, so a test can check every header field the kernel checks (flannel-compat §10).
 
-import type { ProcessHost } from "./traffic.ts";
-import { requireTool, type SpawnedProcess } from "./process.ts";
+import type { ProcessHost } from "../../testbed/traffic.ts";
+import { requireTool, type SpawnedProcess } from "../../testbed/process.ts";
 import { formatIp4 } from "../../native-bindings/ip4.ts";
 import { formatMac } from "../../native-bindings/mac-address.ts";
 

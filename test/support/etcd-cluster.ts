@@ -12,9 +12,9 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Topology } from "./netns.ts";
-import { requireTool, type SpawnedProcess } from "./process.ts";
-import { waitFor } from "./traffic.ts";
+import type { Topology } from "../../testbed/netns.ts";
+import { requireTool, type SpawnedProcess } from "../../testbed/process.ts";
+import { waitFor } from "../../testbed/traffic.ts";
 
 export interface EtcdClusterTls {
   readonly caFile: string;

@@ -8,8 +8,8 @@
 // No traffic ever goes to the random PublicIPs (198.18.0.0/15, the benchmarking range): the agent only makes
 // kernel and forwarding entries for them, and nothing sends to their subnets.
 
-import { SeededRandom } from "./random.ts";
-import { SUBNETS_PREFIX } from "./flannelette-agent.ts";
+import { SeededRandom } from "../../testbed/random.ts";
+import { SUBNETS_PREFIX } from "../../testbed/flannelette-agent.ts";
 
 export interface Context {
   /** Third octets of 10.244.x.0/24 keys that must never be written (ours, the good peer's). */

@@ -10,7 +10,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireTool, runCommand } from "./process.ts";
+import { requireTool, runCommand } from "../../testbed/process.ts";
 
 export interface CertPair {
   readonly certFile: string;

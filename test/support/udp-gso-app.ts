@@ -12,7 +12,7 @@ import { createSocket } from "node:dgram";
 import { loadLibc } from "../../native-bindings/index.ts";
 import { openUdpSourceSocket, UdpGsoSender } from "../../native-bindings/udp-gso.ts";
 import { EAGAIN } from "../../native-bindings/linux/errno.ts";
-import { ip4 } from "./ipv4.ts";
+import { ip4 } from "../../testbed/ipv4.ts";
 
 function fill(buf: Uint8Array, firstDatagram: number, segmentSize: number, bytes: number): number {
   let k = firstDatagram;

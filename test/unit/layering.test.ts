@@ -5,7 +5,8 @@
 //   - only native-bindings/bun-libc.ts imports bun:ffi, and only native-bindings/koffi-libc.ts imports koffi;
 //   - native-bindings/ imports nothing from dataplane/ or control/;
 //   - dataplane/ imports nothing from control/ and nothing named etcd;
-//   - control/ uses only the data plane's public surface: dataplane.ts, mac.ts, counters.ts, wire.ts.
+//   - control/ uses only the data plane's public surface: dataplane.ts, mac.ts, counters.ts, wire.ts;
+//   - nothing shipped (those three, deploy/, testbed/) and no benchmark (bench/) imports from test/.
 
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
@@ -14,6 +15,8 @@ import ts from "typescript";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const LAYERS = ["native-bindings", "dataplane", "control"] as const;
+/** Everything outside test/ that is scanned: the layers, the build, the testbed and the benchmarks. */
+const SCANNED = [...LAYERS, "deploy", "testbed", "bench"] as const;
 const FFI_FILE = "native-bindings/bun-libc.ts";
 const KOFFI_FILE = "native-bindings/koffi-libc.ts";
 const DATAPLANE_SURFACE = new Set(["dataplane/dataplane.ts", "dataplane/mac.ts", "dataplane/counters.ts", "dataplane/wire.ts"]);
@@ -62,6 +65,7 @@ function layeringViolations(file: string, source: string): string[] {
       out.push(`${where}: native-bindings/ must not import from ${targetLayer}/`);
     if (layer === "dataplane" && targetLayer === "control") out.push(`${where}: dataplane/ must not import from control/`);
     if (layer === "dataplane" && /etcd/i.test(specifier)) out.push(`${where}: dataplane/ must not import anything etcd`);
+    if (layer !== "test" && targetLayer === "test") out.push(`${where}: only tests may import from test/ (shared tooling belongs in testbed/)`);
     if (layer === "control" && targetLayer === "dataplane" && !DATAPLANE_SURFACE.has(target))
       out.push(`${where}: control/ may use only ${[...DATAPLANE_SURFACE].join(", ")}`);
   }
@@ -99,6 +103,11 @@ describe("the checker", () => {
     { name: "control/ importing dataplane.ts", file: "control/run.ts", source: `import { Dataplane } from "../dataplane/dataplane.ts";`, bad: false },
     { name: "control/ importing mac.ts, counters.ts and wire.ts", file: "control/leases/lease.ts", source: `import { formatMac } from "../../dataplane/mac.ts";\nimport { Drop } from "../../dataplane/counters.ts";\nimport { FLANNEL_VXLAN_PORT } from "../../dataplane/wire.ts";`, bad: false },
     { name: "imports inside comments and strings", file: "control/cli.ts", source: `// import { dlopen } from "bun:ffi";\nconst hint = 'import x from "../dataplane/spsc-ring.ts"';\n/* require("etcd3") */`, bad: false },
+    { name: "the demo importing test/", file: "control/demo-command.ts", source: `const n = await import("../test/support/root.ts");`, bad: true },
+    { name: "a benchmark importing test/", file: "bench/e2e/nodes.ts", source: `import { ETH } from "../../test/support/frames.ts";`, bad: true },
+    { name: "the testbed importing test/", file: "testbed/netns.ts", source: `import { isRoot } from "../test/support/root.ts";`, bad: true },
+    { name: "a benchmark importing the testbed", file: "bench/scale.ts", source: `import { createTopology } from "../testbed/netns.ts";`, bad: false },
+    { name: "a test importing test/ and the testbed", file: "test/netns/x.test.ts", source: `import { isRoot } from "../support/root.ts";\nimport { ping } from "../../testbed/traffic.ts";`, bad: false },
     { name: "look-alikes that are not module references", file: "dataplane/dataplane.ts", source: `const a = Array.from("../control/cli.ts"); const u = new URL("../control/x.ts", "file:///");`, bad: false },
   ])("$name is a violation: $bad", ({ file, source, bad }) => {
     const found = layeringViolations(file, source);
@@ -114,10 +123,10 @@ describe("the checker", () => {
 });
 
 describe("the source tree", () => {
-  const files = LAYERS.flatMap(sourceFiles);
+  const files = SCANNED.flatMap(sourceFiles);
 
   test("has files in every layer, and the scan sees bun-libc.ts's bun:ffi import and koffi-libc.ts's koffi import", () => {
-    for (const layer of LAYERS) expect([layer, files.some((f) => f.startsWith(`${layer}/`))]).toEqual([layer, true]);
+    for (const dir of SCANNED) expect([dir, files.some((f) => f.startsWith(`${dir}/`))]).toEqual([dir, true]);
     expect(findImports(FFI_FILE, readFileSync(posix.join(ROOT, FFI_FILE), "utf8")).map((r) => r.specifier)).toContain("bun:ffi");
     expect(findImports(KOFFI_FILE, readFileSync(posix.join(ROOT, KOFFI_FILE), "utf8")).map((r) => r.specifier)).toContain("koffi");
   });

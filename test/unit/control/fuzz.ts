@@ -1,4 +1,4 @@
-// Input mutation and corpora for the fuzz loops; their randomness is test/support/random.ts's `seededRandom`,
+// Input mutation and corpora for the fuzz loops; their randomness is testbed/random.ts's `seededRandom`,
 // so every failure names its seed.
 
 const TOKENS = [

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { foldName, type GoJsonValue, parseGoJson } from "../../../control/go-json.ts";
 import { loadCorpus, mutate } from "./fuzz.ts";
-import { seededRandom } from "../../support/random.ts";
+import { seededRandom } from "../../../testbed/random.ts";
 
 function toJs(value: GoJsonValue): unknown {
   switch (value.kind) {

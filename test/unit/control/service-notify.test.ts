@@ -9,7 +9,7 @@ import { loadLibc } from "../../../native-bindings/index.ts";
 import { UnixDatagramSocket } from "../../../native-bindings/unix-datagram.ts";
 import { createServiceNotifier, watchdogIntervalMs } from "../../../control/agent/service-notify.ts";
 import { createLogger, type Logger } from "../../../control/log.ts";
-import { waitFor } from "../../support/traffic.ts";
+import { waitFor } from "../../../testbed/traffic.ts";
 
 const REPO = resolve(import.meta.dir, "../../..");
 const BUN = resolve(REPO, "node_modules/.bin/bun");

@@ -3,8 +3,8 @@
 
 import { describe, expect, test } from "bun:test";
 import { createSimdWordSum, SIMD_SUM_MAX_BYTES, simdSumSupported, SUM_MODULE_BYTES } from "../../../dataplane/checksum-simd.ts";
-import { littleEndianWordSum } from "../../support/frames.ts";
-import { SeededRandom } from "../../support/random.ts";
+import { littleEndianWordSum } from "../../../testbed/frames.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 describe("the SIMD word sum", () => {
   const memory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });

@@ -1,4 +1,4 @@
-// dataplane/checksum.ts against the plain reference in test/support/frames.ts: known RFC vectors, random
+// dataplane/checksum.ts against the plain reference in testbed/frames.ts: known RFC vectors, random
 // data at odd lengths and offsets, and the IPv4/IPv6 pseudo-header sums.
 
 import { describe, expect, test } from "bun:test";
@@ -17,8 +17,8 @@ import {
   referenceChecksum,
   referenceTransportChecksum,
   transportInfo,
-} from "../../support/frames.ts";
-import { SeededRandom } from "../../support/random.ts";
+} from "../../../testbed/frames.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 describe("known vectors", () => {
   test.each([

@@ -5,9 +5,9 @@
 import { describe, expect, test } from "bun:test";
 import { Drop, DROP_REASONS } from "../../../dataplane/counters.ts";
 import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity, isOneEncapsulatedPacket } from "../../../dataplane/decap.ts";
-import { ETHERTYPE_IPV4, ethernetFrame, fromHex, hex, ip4, ipv4Frame, ipv6Frame, macBytes, vxlanDatagram } from "../../support/frames.ts";
+import { ETHERTYPE_IPV4, ethernetFrame, fromHex, hex, ip4, ipv4Frame, ipv6Frame, macBytes, vxlanDatagram } from "../../../testbed/frames.ts";
 import corpus from "./fixtures/vxlan-datagrams.json";
-import { SeededRandom } from "../../support/random.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 const VNI = 1;
 const OURS = "ee:ff:80:00:00:01"; // the low four bytes have their high bit set: catches signed/unsigned mix-ups

@@ -17,7 +17,7 @@ import {
   vxlanDatagram,
   vxlanIpv4Packet,
   withHeadroom,
-} from "../../support/frames.ts";
+} from "../../../testbed/frames.ts";
 
 const HEADROOM = 64;
 const SENTINEL = 0xa5;

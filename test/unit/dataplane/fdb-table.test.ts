@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { Worker } from "node:worker_threads";
 import { createFdbMemory, FDB_DEFAULT_CAPACITY, FdbReader, FdbWriter } from "../../../dataplane/fdb-table.ts";
 import { CONTROL_WORDS, ipFor, LOOKUP_DONE, LOOKUP_RESULT, READY, type ReaderData, type ReaderResult, STOP } from "./fixtures/fdb-protocol.ts";
-import { SeededRandom } from "../../support/random.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 interface Mac {
   hi: number;

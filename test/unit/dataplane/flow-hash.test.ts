@@ -13,8 +13,8 @@ import {
   ipv4Frame,
   ipv6Frame,
   type L4Spec,
-} from "../../support/frames.ts";
-import { SeededRandom } from "../../support/random.ts";
+} from "../../../testbed/frames.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 /** udp_flow_src_port() from include/net/udp.h, in u32/u64 arithmetic. */
 function kernelPort(hash: number, min = 32768, max = 60999): number {

@@ -8,7 +8,7 @@ import { META_LEN, META_PEER_IP, META_WORDS } from "../../../dataplane/spsc-ring
 import { TapIntake } from "../../../dataplane/tap-intake.ts";
 import { UdpIntake } from "../../../dataplane/udp-intake.ts";
 import { RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT } from "../../../dataplane/worker-init.ts";
-import { concatBytes, hex, TCP_ACK, TCP_PSH } from "../../support/frames.ts";
+import { concatBytes, hex, TCP_ACK, TCP_PSH } from "../../../testbed/frames.ts";
 import { GSO_TCPV4, NEEDS_CSUM } from "../../support/virtio-net.ts";
 import { datagram, fromPeer, icmp, LOCAL_IP, makeWorld, PEER_IP, PORT, STRANGER_MAC, tapRead, toPeer, VNI, type World } from "./fixtures/worker-world.ts";
 

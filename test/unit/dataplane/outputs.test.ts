@@ -10,7 +10,7 @@ import { TapOutput } from "../../../dataplane/tap-output.ts";
 import { UdpIntake } from "../../../dataplane/udp-intake.ts";
 import { UdpOutput } from "../../../dataplane/udp-output.ts";
 import { SLOT_HEADROOM } from "../../../dataplane/worker-init.ts";
-import { concatBytes, hex, TCP_ACK, TCP_PSH } from "../../support/frames.ts";
+import { concatBytes, hex, TCP_ACK, TCP_PSH } from "../../../testbed/frames.ts";
 import { GSO_TCPV4, NEEDS_CSUM } from "../../support/virtio-net.ts";
 import { datagram, fromPeer, icmp, makeWorld, PEER_IP, tapRead, toPeer, VNI, type World } from "./fixtures/worker-world.ts";
 

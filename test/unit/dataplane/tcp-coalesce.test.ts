@@ -1,7 +1,7 @@
 // dataplane/tcp-coalesce.ts: inner frames of a UDP GRO receive turned into TAP writes, runs of one TCP flow
 // merged into GSO super-frames. A merged frame is checked the way the kernel will use it: its checksum is
 // finished as skb_checksum_help() does and the result must equal the frame built by the reference code of
-// test/support/frames.ts from the input frames; a frame left alone must be what writeRxVirtioHeader makes.
+// testbed/frames.ts from the input frames; a frame left alone must be what writeRxVirtioHeader makes.
 
 import { describe, expect, test } from "bun:test";
 import { Coalescer, coalesceHeadroom } from "../../../dataplane/tcp-coalesce.ts";
@@ -28,9 +28,9 @@ import {
   TCP_SYN,
   TCP_URG,
   transportInfo,
-} from "../../support/frames.ts";
+} from "../../../testbed/frames.ts";
 import { GSO_NONE, GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, readVnetHeader, VNET_HDR_LEN, type VnetHeader } from "../../support/virtio-net.ts";
-import { SeededRandom } from "../../support/random.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 const TAP_MTU = 1450;
 const SENTINEL = 0xa5;

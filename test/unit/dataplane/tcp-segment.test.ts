@@ -1,5 +1,5 @@
 // dataplane/tcp-segment.ts: TSO super-frames cut into VXLAN datagrams. Every datagram is compared byte for
-// byte with a segment built independently by test/support/frames.ts (the reference builders, whose
+// byte with a segment built independently by testbed/frames.ts (the reference builders, whose
 // checksums share nothing with the data plane), and checked with its reference checksum checkers.
 
 import { describe, expect, test } from "bun:test";
@@ -23,9 +23,9 @@ import {
   V4,
   V6,
   vxlanDatagram,
-} from "../../support/frames.ts";
+} from "../../../testbed/frames.ts";
 import { GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
-import { SeededRandom } from "../../support/random.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
 
 const VNI = 0x0a0b0c;

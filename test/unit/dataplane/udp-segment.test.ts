@@ -14,9 +14,9 @@ import {
   onesComplementSum,
   V4,
   V6,
-} from "../../support/frames.ts";
+} from "../../../testbed/frames.ts";
 import { GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
-import { SeededRandom } from "../../support/random.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
 
 const VNI = 0x0a0b0c;
@@ -47,7 +47,7 @@ function superFrame(s: Spec): Uint8Array {
   return ipv4Frame(ETH, { ...V4, id: s.id ?? 0x1234, tos: 0x02, dontFragment: s.dontFragment ?? true, options: s.ipOptions }, l4);
 }
 
-// ---- plain reference code: byte loops, nothing shared with the module (the sum: test/support/frames.ts) ----
+// ---- plain reference code: byte loops, nothing shared with the module (the sum: testbed/frames.ts) ----
 
 const be16 = (b: Uint8Array, at: number) => (b[at] << 8) | b[at + 1];
 const set16 = (b: Uint8Array, at: number, x: number) => {

@@ -1,6 +1,6 @@
 // dataplane/virtio-header.ts: the virtio_net_hdr we put in front of frames written to the TAP, proven by
 // finishing each marked checksum the way the kernel does (skb_checksum_help) and comparing the result
-// with the reference checksum of test/support/frames.ts; and finishTxFrame on frames the TAP hands us.
+// with the reference checksum of testbed/frames.ts; and finishTxFrame on frames the TAP hands us.
 
 import { describe, expect, test } from "bun:test";
 import { Drop } from "../../../dataplane/counters.ts";
@@ -19,9 +19,9 @@ import {
   referenceTransportChecksum,
   transportChecksumValid,
   transportInfo,
-} from "../../support/frames.ts";
+} from "../../../testbed/frames.ts";
 import { DATA_VALID, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, readVnetHeader, VNET_HDR_LEN, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
-import { SeededRandom } from "../../support/random.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 const V4 = { src: ip4("10.244.2.5"), dst: ip4("10.244.1.7") };
 const V6 = { src: "fd00:244:2::5", dst: "fd00:244:1::7" };

@@ -10,9 +10,9 @@ import { Segmenter } from "../../../dataplane/segmenter.ts";
 import { TapWorkerLoop } from "../../../dataplane/tap-loop.ts";
 import { UdpWorkerLoop } from "../../../dataplane/udp-loop.ts";
 import { RUN_STATE_BYTES, RUN_STOP } from "../../../dataplane/worker-init.ts";
-import { concatBytes, TCP_ACK } from "../../support/frames.ts";
+import { concatBytes, TCP_ACK } from "../../../testbed/frames.ts";
 import { datagram, fromPeer, icmp, makeWorld, PEER_IP, tapRead, toPeer, type World } from "./fixtures/worker-world.ts";
-import { SeededRandom } from "../../support/random.ts";
+import { SeededRandom } from "../../../testbed/random.ts";
 
 const EBADFD = 77;
 

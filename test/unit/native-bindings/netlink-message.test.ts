@@ -10,7 +10,7 @@ import {
 import { decodeAddress, decodeLink, decodeNeighbor, decodeRoute } from "../../../native-bindings/rtnetlink-reply.ts";
 import { isIp4 } from "../../../native-bindings/ip4.ts";
 import { isMacAddress } from "../../../native-bindings/mac-address.ts";
-import { seededRandom } from "../../support/random.ts";
+import { seededRandom } from "../../../testbed/random.ts";
 import { CAPTURED_REPLIES } from "./captured-replies.ts";
 
 function viewOf(hex: string): DataView {

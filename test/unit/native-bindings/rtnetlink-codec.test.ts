@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { NetlinkParseError, NetlinkWriter, readMessages, type NetlinkHeader } from "../../../native-bindings/netlink-message.ts";
 import { formatIp4 } from "../../../native-bindings/ip4.ts";
-import { ip4 } from "../../support/ipv4.ts";
+import { ip4 } from "../../../testbed/ipv4.ts";
 import { decodeAddress, decodeLink, decodeNeighbor, decodeRoute } from "../../../native-bindings/rtnetlink-reply.ts";
 import {
   describeOp, encodeOp, encodeQuery, validateOp, type RtnetlinkOp, type RtnetlinkQuery,

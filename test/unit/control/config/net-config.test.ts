@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { type NetConfig, type NetConfigErrorCode, parseNetConfig } from "../../../../control/config/net-config.ts";
 import { formatCidr4, formatIp4 } from "../../../../native-bindings/ip4.ts";
 import { loadCorpus, mutate } from "../fuzz.ts";
-import { seededRandom } from "../../../support/random.ts";
+import { seededRandom } from "../../../../testbed/random.ts";
 
 const VX = '"Backend":{"Type":"vxlan"}';
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { type Cidr4, formatCidr4, parseCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { type AcquireResult, type KnownLease, type SubnetRange, fitsRange, freeSubnets, nextCandidate, planAcquire } from "../../../../control/leases/allocate.ts";
-import { seededRandom } from "../../../support/random.ts";
+import { seededRandom } from "../../../../testbed/random.ts";
 
 const ip = (text: string) => parseIp4(text)!;
 const cidr = (text: string) => parseCidr4(text)!;

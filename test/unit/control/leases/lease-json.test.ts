@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { decodeLeaseValue, decodeLeaseValueInFull, encodeLeaseValue, type LeaseDecodeCode } from "../../../../control/leases/lease-json.ts";
 import { loadCorpus, mutate } from "../fuzz.ts";
-import { seededRandom } from "../../../support/random.ts";
+import { seededRandom } from "../../../../testbed/random.ts";
 
 const ip = (text: string) => parseIp4(text)!;
 

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { formatCidr4, parseCidr4 } from "../../../../native-bindings/ip4.ts";
 import { parseSubnetKey, subnetKey } from "../../../../control/leases/subnet-key.ts";
 import { loadCorpus, mutate } from "../fuzz.ts";
-import { seededRandom } from "../../../support/random.ts";
+import { seededRandom } from "../../../../testbed/random.ts";
 
 describe("subnetKey", () => {
   test.each([

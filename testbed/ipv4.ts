@@ -2,9 +2,9 @@
 // native-bindings/mac-address.ts, Go's rules): they throw where those return null, so that a typo in a test
 // fails loudly, and build the text `ip` command lines take. Addresses are u32 values, as in the data plane.
 
-import { randomVtepMac as randomVtepMacBytes } from "../../dataplane/mac.ts";
-import { type Cidr4, formatCidr4, formatIp4, parseCidr4, parseIp4 } from "../../native-bindings/ip4.ts";
-import { canonicalMac, formatMac } from "../../native-bindings/mac-address.ts";
+import { randomVtepMac as randomVtepMacBytes } from "../dataplane/mac.ts";
+import { type Cidr4, formatCidr4, formatIp4, parseCidr4, parseIp4 } from "../native-bindings/ip4.ts";
+import { canonicalMac, formatMac } from "../native-bindings/mac-address.ts";
 
 /** "10.1.2.3" as a u32 value; throws on anything Go's net.ParseIP refuses. */
 export function ip4(text: string): number {

@@ -7,7 +7,7 @@
 // of the tests. Builders use only this file, the standard library and the address text modules (the data
 // plane never parses text), so a test comparing the data plane against them is a real check.
 
-import { macToBytes } from "../../native-bindings/mac-address.ts";
+import { macToBytes } from "../native-bindings/mac-address.ts";
 import { ip4 } from "./ipv4.ts";
 
 export { ip4 };

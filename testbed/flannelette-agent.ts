@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ETCD_ENDPOINT } from "./etcd-in-netns.ts";
-import { formatIp4 } from "../../native-bindings/ip4.ts";
+import { formatIp4 } from "../native-bindings/ip4.ts";
 import { ip4 } from "./ipv4.ts";
 import { BUN, CLI } from "./flannelette-node.ts";
 import { UNDERLAY_DEV, type NetnsNode, type Topology } from "./netns.ts";

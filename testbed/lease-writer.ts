@@ -9,8 +9,8 @@
 // No traffic ever goes to the generated PublicIPs (198.18.0.0/15, the benchmarking range): agents only make
 // kernel entries for them, and node namespaces have no route there.
 
-import { formatIp4 } from "../../native-bindings/ip4.ts";
-import { formatMac } from "../../native-bindings/mac-address.ts";
+import { formatIp4 } from "../native-bindings/ip4.ts";
+import { formatMac } from "../native-bindings/mac-address.ts";
 import type { Topology } from "./netns.ts";
 import { BUN } from "./flannelette-node.ts";
 import { SUBNETS_PREFIX } from "./flannelette-agent.ts";

@@ -2,13 +2,13 @@
 // the kernel entries flanneld would make around flannel.1 (address, neighbors, routes; see overlay-peer.ts).
 
 import { resolve } from "node:path";
-import type { DataplaneCounters } from "../../dataplane/counters.ts";
+import type { DataplaneCounters } from "../dataplane/counters.ts";
 import { addOverlayRoute, assignTapAddress } from "./overlay-peer.ts";
 import type { NetnsNode, Topology } from "./netns.ts";
 import type { SpawnedProcess } from "./process.ts";
 import { waitFor } from "./traffic.ts";
 
-const REPO = resolve(import.meta.dir, "../..");
+const REPO = resolve(import.meta.dir, "..");
 export const BUN = resolve(REPO, "node_modules/.bin/bun");
 export const CLI = resolve(REPO, "control/cli.ts");
 
