@@ -25,10 +25,16 @@ try {
     const readyAt = Date.now() / 1000;
     await Bun.sleep(2000);
     await pinger.stop();
-    const replies = pinger.stdoutLines().map((l) => /^\[(\d+\.\d+)\] \d+ bytes from/.exec(l)?.[1]).filter((t) => t !== undefined).map(Number);
+    const replies = pinger
+      .stdoutLines()
+      .map((l) => /^\[(\d+\.\d+)\] \d+ bytes from/.exec(l)?.[1])
+      .filter((t) => t !== undefined)
+      .map(Number);
     const before = Math.max(...replies.filter((t) => t < stopAt));
     const after = Math.min(...replies.filter((t) => t > stopAt));
-    console.log(`round ${round}: forwarding stopped for ${((after - before) * 1000).toFixed(0)} ms in all; first reply ${((after - readyAt) * 1000).toFixed(0)} ms after the new process was ready`);
+    console.log(
+      `round ${round}: forwarding stopped for ${((after - before) * 1000).toFixed(0)} ms in all; first reply ${((after - readyAt) * 1000).toFixed(0)} ms after the new process was ready`,
+    );
   }
 } finally {
   await topo.destroy();

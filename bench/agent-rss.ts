@@ -24,7 +24,10 @@ try {
   await Bun.sleep(2000);
   const idle = pids.map((pid) => statusKiB(pid, "VmRSS"));
   const max = [...idle];
-  const sampler = setInterval(() => pids.forEach((pid, i) => (max[i] = Math.max(max[i]!, statusKiB(pid, "VmRSS") || 0))), SAMPLE_INTERVAL_MS);
+  const sampler = setInterval(
+    () => pids.forEach((pid, i) => (max[i] = Math.max(max[i]!, statusKiB(pid, "VmRSS") || 0))),
+    SAMPLE_INTERVAL_MS,
+  );
   const rates: string[] = [];
   try {
     // One direction, the other, then a stream each way at once (iperf3 --bidir).
@@ -38,7 +41,9 @@ try {
   }
   console.log(`TCP ${rates.join(", ")}`);
   pids.forEach((pid, i) => {
-    console.log(`agent ${i + 1} (pid ${pid}): idle ${mib(idle[i]!)}, max under load ${mib(max[i]!)}, peak ${mib(statusKiB(pid, "VmHWM"))}; now ${mib(statusKiB(pid, "RssAnon"))} anonymous + ${mib(statusKiB(pid, "RssFile"))} file-backed`);
+    console.log(
+      `agent ${i + 1} (pid ${pid}): idle ${mib(idle[i]!)}, max under load ${mib(max[i]!)}, peak ${mib(statusKiB(pid, "VmHWM"))}; now ${mib(statusKiB(pid, "RssAnon"))} anonymous + ${mib(statusKiB(pid, "RssFile"))} file-backed`,
+    );
   });
 } finally {
   await topo.destroy();

@@ -30,8 +30,16 @@ import { createTopology, type Topology } from "../testbed/netns.ts";
 import { leaseOf } from "../testbed/kernel-vxlan.ts";
 import { randomVtepMac } from "../testbed/ipv4.ts";
 import { requireTool } from "../testbed/process.ts";
-import { assertAlive, assertDataplaneCli, dataplaneHasFlag, readStats, startNode, stopNode, type NodeKind,
-  type RunningNode } from "./e2e/nodes.ts";
+import {
+  assertAlive,
+  assertDataplaneCli,
+  dataplaneHasFlag,
+  readStats,
+  startNode,
+  stopNode,
+  type NodeKind,
+  type RunningNode,
+} from "./e2e/nodes.ts";
 import { measureDirection, ratiosTo, type Figures, type MeasureParams, type Ratios } from "./e2e/measure.ts";
 import { backgroundBusyCores, loadAverage } from "./e2e/load.ts";
 import { hostInfo, type E2eReport, type ScenarioResult } from "./e2e/report.ts";
@@ -52,20 +60,40 @@ interface ScenarioSpec {
 }
 
 const SCENARIOS: readonly ScenarioSpec[] = [
-  { id: "kernel", name: "kernel↔kernel", kinds: ["kernel", "kernel"], dataplaneArgs: [],
-    directions: [{ label: "kernel→kernel", client: 0, server: 1 }] },
-  { id: "flannelette", name: "flannelette↔flannelette", kinds: ["flannelette", "flannelette"], dataplaneArgs: [],
-    directions: [{ label: "flannelette→flannelette", client: 0, server: 1 }] },
-  { id: "mixed", name: "flannelette↔kernel", kinds: ["flannelette", "kernel"], dataplaneArgs: [],
+  {
+    id: "kernel",
+    name: "kernel↔kernel",
+    kinds: ["kernel", "kernel"],
+    dataplaneArgs: [],
+    directions: [{ label: "kernel→kernel", client: 0, server: 1 }],
+  },
+  {
+    id: "flannelette",
+    name: "flannelette↔flannelette",
+    kinds: ["flannelette", "flannelette"],
+    dataplaneArgs: [],
+    directions: [{ label: "flannelette→flannelette", client: 0, server: 1 }],
+  },
+  {
+    id: "mixed",
+    name: "flannelette↔kernel",
+    kinds: ["flannelette", "kernel"],
+    dataplaneArgs: [],
     directions: [
       { label: "flannelette→kernel", client: 0, server: 1 },
       { label: "kernel→flannelette", client: 1, server: 0 },
-    ] },
-  ...([1, 2] as const).map((n): ScenarioSpec => ({
-    id: `workers${n}`, name: `flannelette↔flannelette --workers ${n}`, kinds: ["flannelette", "flannelette"],
-    dataplaneArgs: ["--workers", `${n}`], needsFlag: "workers",
-    directions: [{ label: `flannelette→flannelette --workers ${n}`, client: 0, server: 1 }],
-  })),
+    ],
+  },
+  ...([1, 2] as const).map(
+    (n): ScenarioSpec => ({
+      id: `workers${n}`,
+      name: `flannelette↔flannelette --workers ${n}`,
+      kinds: ["flannelette", "flannelette"],
+      dataplaneArgs: ["--workers", `${n}`],
+      needsFlag: "workers",
+      directions: [{ label: `flannelette→flannelette --workers ${n}`, client: 0, server: 1 }],
+    }),
+  ),
 ];
 
 interface Options {
@@ -120,10 +148,20 @@ function parseOptions(): Options {
 /** Never throws: a failure is printed as one FAIL line and kept, with any directions already measured. */
 async function runScenario(spec: ScenarioSpec, opts: Options, kernel: Figures | null): Promise<ScenarioResult> {
   const loadBefore = { loadavg: loadAverage(), busyCores: await backgroundBusyCores(1000) };
-  const result: ScenarioResult = { id: spec.id, name: spec.name, dataplaneArgs: spec.dataplaneArgs, ok: false,
-    loadBefore, directions: [], dataplaneStats: {}, shutdownMs: {} };
-  console.log(`\n== ${spec.name}   (load average ${loadBefore.loadavg}; ${loadBefore.busyCores.toFixed(2)} cores ` +
-    "busy over the last second before it)");
+  const result: ScenarioResult = {
+    id: spec.id,
+    name: spec.name,
+    dataplaneArgs: spec.dataplaneArgs,
+    ok: false,
+    loadBefore,
+    directions: [],
+    dataplaneStats: {},
+    shutdownMs: {},
+  };
+  console.log(
+    `\n== ${spec.name}   (load average ${loadBefore.loadavg}; ${loadBefore.busyCores.toFixed(2)} cores ` +
+      "busy over the last second before it)",
+  );
   try {
     if (spec.kinds.includes("flannelette")) assertDataplaneCli();
     const topo = await createTopology({ nodes: 2 });
@@ -140,16 +178,22 @@ async function runScenario(spec: ScenarioSpec, opts: Options, kernel: Figures | 
   return result;
 }
 
-async function measureScenario(topo: Topology, spec: ScenarioSpec, opts: Options, kernel: Figures | null,
-  result: ScenarioResult): Promise<void> {
+async function measureScenario(
+  topo: Topology,
+  spec: ScenarioSpec,
+  opts: Options,
+  kernel: Figures | null,
+  result: ScenarioResult,
+): Promise<void> {
   const { params } = opts;
   const running: RunningNode[] = [];
   try {
     const macs = [randomVtepMac(), randomVtepMac()];
     for (const i of [0, 1] as const) {
       const other = 1 - i;
-      running.push(await startNode(topo, spec.kinds[i], topo.nodes[i], macs[i],
-        [leaseOf(topo.nodes[other], macs[other])], spec.dataplaneArgs));
+      running.push(
+        await startNode(topo, spec.kinds[i], topo.nodes[i], macs[i], [leaseOf(topo.nodes[other], macs[other])], spec.dataplaneArgs),
+      );
     }
     const watch = running.flatMap((n) => (n.pid === null ? [] : [{ name: n.node.ns, pid: n.pid }]));
     if (watch.length > 0) console.log(`   data plane PIDs: ${watch.map((w) => `${w.name}=${w.pid}`).join(", ")}`);
@@ -161,8 +205,7 @@ async function measureScenario(topo: Topology, spec: ScenarioSpec, opts: Options
       const figures = await measureDirection(topo, client, server, params, watch, check);
       const ratios = kernel && spec.id !== "kernel" ? ratiosTo(figures, kernel) : null;
       printFigures(figures, ratios, params);
-      result.directions.push({ label: d.label, client: client.ns, server: server.ns, figures,
-        ratiosToKernel: ratios });
+      result.directions.push({ label: d.label, client: client.ns, server: server.ns, figures, ratiosToKernel: ratios });
     }
     for (const n of running) {
       if (n.dataplane) result.dataplaneStats[n.node.ns] = await readStats(n);
@@ -181,34 +224,62 @@ const RSS_TARGET_MIB = 64;
 
 function printFigures(f: Figures, r: Ratios | null, p: MeasureParams): void {
   const x = (v: number | undefined): string => (v === undefined ? "" : `  (${v.toFixed(2)}x kernel)`);
-  for (const [t, ratio, cpuRatio] of [[f.tcp, r?.tcpGbps, r?.tcpCpuSPerGbit],
-    [f.tcpParallel, r?.tcpParallelGbps, r?.tcpParallelCpuSPerGbit]] as const) {
+  for (const [t, ratio, cpuRatio] of [
+    [f.tcp, r?.tcpGbps, r?.tcpCpuSPerGbit],
+    [f.tcpParallel, r?.tcpParallelGbps, r?.tcpParallelCpuSPerGbit],
+  ] as const) {
     const rounds = f.rounds.map((rd) => (t.streams === 1 ? rd.tcp : rd.tcpParallel).gbps.toFixed(2)).join(", ");
     const name = t.streams === 1 ? "tcp   " : `tcp x${t.streams}`;
-    console.log(`   ${name} ${t.gbps.toFixed(2)} Gbit/s  median of ${p.rounds}x${p.tcpSeconds} s [${rounds}],` +
-      ` retransmits ${t.retransmits}${x(ratio)}`);
-    const dp = t.dataplaneCpuSPerGbit === null ? ""
-      : `; data planes ${t.dataplaneCpuSPerGbit.toFixed(3)} = ${(100 * (t.dataplaneShare ?? 0)).toFixed(0)}% of it`;
+    console.log(
+      `   ${name} ${t.gbps.toFixed(2)} Gbit/s  median of ${p.rounds}x${p.tcpSeconds} s [${rounds}],` +
+        ` retransmits ${t.retransmits}${x(ratio)}`,
+    );
+    const dp =
+      t.dataplaneCpuSPerGbit === null
+        ? ""
+        : `; data planes ${t.dataplaneCpuSPerGbit.toFixed(3)} = ${(100 * (t.dataplaneShare ?? 0)).toFixed(0)}% of it`;
     console.log(`          cpu ${t.machineCpuSPerGbit.toFixed(3)} machine CPU-s per Gbit${x(cpuRatio)}${dp}`);
   }
   const rss = Object.entries(f.dataplaneMaxRssMiB);
   if (rss.length > 0) {
-    const mib = (m: Record<string, number>) => Object.entries(m).map(([ns, v]) => `${ns} ${v.toFixed(1)} MiB`).join(", ");
-    console.log(`   rss   max VmRSS under TCP load: ${mib(f.dataplaneMaxRssMiB)}; peak (VmHWM) since start: ` +
-      `${mib(f.dataplanePeakRssMiB)} (target <= ${RSS_TARGET_MIB} MiB)`);
+    const mib = (m: Record<string, number>) =>
+      Object.entries(m)
+        .map(([ns, v]) => `${ns} ${v.toFixed(1)} MiB`)
+        .join(", ");
+    console.log(
+      `   rss   max VmRSS under TCP load: ${mib(f.dataplaneMaxRssMiB)}; peak (VmHWM) since start: ` +
+        `${mib(f.dataplanePeakRssMiB)} (target <= ${RSS_TARGET_MIB} MiB)`,
+    );
   }
-  console.log(`   udp   ${Math.round(f.udpPps).toLocaleString("en-US")} pps received (${p.udpLen} B, bitrate ` +
-    `${p.udpBitrate}, sent ${Math.round(f.udpSentPps).toLocaleString("en-US")} pps, loss ` +
-    `${f.udpLossPercent.toFixed(1)}%)${x(r?.udpPps)}`);
+  console.log(
+    `   udp   ${Math.round(f.udpPps).toLocaleString("en-US")} pps received (${p.udpLen} B, bitrate ` +
+      `${p.udpBitrate}, sent ${Math.round(f.udpSentPps).toLocaleString("en-US")} pps, loss ` +
+      `${f.udpLossPercent.toFixed(1)}%)${x(r?.udpPps)}`,
+  );
   console.log(`   ping  avg ${f.pingAvgMs.toFixed(3)} ms${x(r?.pingAvgMs)}`);
-  console.log(`   ping  p99 ${f.pingP99Ms.toFixed(3)} ms${x(r?.pingP99Ms)}  (${p.pings} pings every ` +
-    `${p.pingIntervalMs} ms, loss ${f.pingLossPercent}%)`);
+  console.log(
+    `   ping  p99 ${f.pingP99Ms.toFixed(3)} ms${x(r?.pingP99Ms)}  (${p.pings} pings every ` +
+      `${p.pingIntervalMs} ms, loss ${f.pingLossPercent}%)`,
+  );
 }
 
 /** One line per direction, for copying into the README. */
 function printSummary(results: readonly ScenarioResult[], p: MeasureParams): void {
-  const rows: string[][] = [["direction", "TCP Gbit/s", `TCP x${p.parallel} Gbit/s`, "CPU-s/Gbit", "data plane share",
-    `CPU-s/Gbit x${p.parallel}`, "max RSS MiB", "peak RSS MiB", "UDP kpps", "ping avg ms", "ping p99 ms"]];
+  const rows: string[][] = [
+    [
+      "direction",
+      "TCP Gbit/s",
+      `TCP x${p.parallel} Gbit/s`,
+      "CPU-s/Gbit",
+      "data plane share",
+      `CPU-s/Gbit x${p.parallel}`,
+      "max RSS MiB",
+      "peak RSS MiB",
+      "UDP kpps",
+      "ping avg ms",
+      "ping p99 ms",
+    ],
+  ];
   const withRatio = (v: number, ratio: number | undefined, digits: number): string =>
     `${v.toFixed(digits)}${ratio === undefined ? "" : ` (${ratio.toFixed(2)}x)`}`;
   for (const s of results) {
@@ -217,7 +288,8 @@ function printSummary(results: readonly ScenarioResult[], p: MeasureParams): voi
       const r = d.ratiosToKernel ?? undefined;
       const rss = Object.values(f.dataplaneMaxRssMiB);
       const peak = Object.values(f.dataplanePeakRssMiB);
-      rows.push([d.label,
+      rows.push([
+        d.label,
         withRatio(f.tcp.gbps, r?.tcpGbps, 2),
         withRatio(f.tcpParallel.gbps, r?.tcpParallelGbps, 2),
         withRatio(f.tcp.machineCpuSPerGbit, r?.tcpCpuSPerGbit, 3),
@@ -227,7 +299,8 @@ function printSummary(results: readonly ScenarioResult[], p: MeasureParams): voi
         peak.length === 0 ? "-" : Math.max(...peak).toFixed(1),
         withRatio(f.udpPps / 1000, r?.udpPps, 0),
         withRatio(f.pingAvgMs, r?.pingAvgMs, 3),
-        withRatio(f.pingP99Ms, r?.pingP99Ms, 3)]);
+        withRatio(f.pingP99Ms, r?.pingP99Ms, 3),
+      ]);
     }
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
@@ -237,11 +310,17 @@ function printSummary(results: readonly ScenarioResult[], p: MeasureParams): voi
 
 /** Paths with uncommitted changes (read-only `git status`): the run measured the work tree, not just HEAD. */
 async function gitDirtyPaths(): Promise<string[]> {
-  const proc = Bun.spawn(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], { cwd: REPO_ROOT, stdout: "pipe",
-    stderr: "ignore" });
+  const proc = Bun.spawn(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], {
+    cwd: REPO_ROOT,
+    stdout: "pipe",
+    stderr: "ignore",
+  });
   const out = await new Response(proc.stdout).text();
   if ((await proc.exited) !== 0) return [];
-  return out.split("\n").filter(Boolean).map((l) => l.slice(3));
+  return out
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.slice(3));
 }
 
 async function gitCommit(): Promise<string | null> {

@@ -22,7 +22,10 @@ try {
   const before = statusMiB("VmRSS");
   const registry = await connectEtcdRegistry({ endpoints: [etcd.endpoint], prefix: PREFIX, log: createLogger(() => {}) });
   let events = 0;
-  const watch = registry.watchLeases((await registry.listLeases()).revision + 1, { onBatch: (b) => (events += b.length), onCompacted: () => {} });
+  const watch = registry.watchLeases((await registry.listLeases()).revision + 1, {
+    onBatch: (b) => (events += b.length),
+    onCompacted: () => {},
+  });
   const own = `${PREFIX}/subnets/10.244.1.0-24`;
   await registry.createLease(own, '{"PublicIP":"192.0.2.1"}', 60);
   for (let i = 0; i < rounds; i++) {

@@ -20,7 +20,14 @@ const seconds = Number(process.argv[3] ?? 3);
 const KERNEL_POD = "10.244.200.1";
 const MiB = 1024;
 
-interface Sample { variant: string; readyMs: number; idleRssMiB: number; idleAnonMiB: number; loadRssMiB: number; gbps: number }
+interface Sample {
+  variant: string;
+  readyMs: number;
+  idleRssMiB: number;
+  idleAnonMiB: number;
+  loadRssMiB: number;
+  gbps: number;
+}
 
 const buildDir = await mkdtemp(join(tmpdir(), "fnl-exe-bench-"));
 const agentDir = await mkdtemp(join(tmpdir(), "fnl-exe-bench-agent-"));
@@ -52,9 +59,13 @@ try {
         const [rss, anon] = readStatusKiB(pid, ["VmRSS", "RssAnon"]) ?? [NaN, NaN];
         let loadRss = rss;
         const sampler = setInterval(() => (loadRss = Math.max(loadRss, readStatusKiB(pid, ["VmRSS"])?.[0] ?? 0)), SAMPLE_INTERVAL_MS);
-        const tcp = await iperf3Tcp(topo, { ns: n2.ns, ip: KERNEL_POD }, { ns: n1.ns, ip: pod }, { seconds }).finally(() => clearInterval(sampler));
+        const tcp = await iperf3Tcp(topo, { ns: n2.ns, ip: KERNEL_POD }, { ns: n1.ns, ip: pod }, { seconds }).finally(() =>
+          clearInterval(sampler),
+        );
         samples.push({ variant, readyMs, idleRssMiB: rss / MiB, idleAnonMiB: anon / MiB, loadRssMiB: loadRss / MiB, gbps: tcp.gbps });
-        console.log(`round ${round + 1} ${variant}: ready in ${readyMs.toFixed(0)} ms, idle ${(rss / MiB).toFixed(1)} MiB (${(anon / MiB).toFixed(1)} anonymous), under load ${(loadRss / MiB).toFixed(1)} MiB, ${tcp.gbps.toFixed(2)} Gbit/s`);
+        console.log(
+          `round ${round + 1} ${variant}: ready in ${readyMs.toFixed(0)} ms, idle ${(rss / MiB).toFixed(1)} MiB (${(anon / MiB).toFixed(1)} anonymous), under load ${(loadRss / MiB).toFixed(1)} MiB, ${tcp.gbps.toFixed(2)} Gbit/s`,
+        );
       } finally {
         await agent.stop();
       }
@@ -62,14 +73,25 @@ try {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log(`\nexecutable: ${(built.bytes / 2 ** 20).toFixed(1)} MiB on disk (commit ${built.commit})`);
-  console.log("| | start to ready (ms) | RSS idle (MiB) | of it anonymous | RSS under a TCP stream (MiB) | TCP to the kernel node (Gbit/s) |");
+  console.log(
+    "| | start to ready (ms) | RSS idle (MiB) | of it anonymous | RSS under a TCP stream (MiB) | TCP to the kernel node (Gbit/s) |",
+  );
   console.log("| --- | --- | --- | --- | --- | --- |");
   for (const variant of Object.keys(variants)) {
     const s = samples.filter((x) => x.variant === variant);
     const m = (f: (x: Sample) => number, digits = 1) => median(s.map(f)).toFixed(digits);
-    console.log(`| ${variant} (median of ${s.length}) | ${m((x) => x.readyMs, 0)} | ${m((x) => x.idleRssMiB)} | ${m((x) => x.idleAnonMiB)} | ${m((x) => x.loadRssMiB)} | ${m((x) => x.gbps, 2)} |`);
+    console.log(
+      `| ${variant} (median of ${s.length}) | ${m((x) => x.readyMs, 0)} | ${m((x) => x.idleRssMiB)} | ${m((x) => x.idleAnonMiB)} | ${m((x) => x.loadRssMiB)} | ${m((x) => x.gbps, 2)} |`,
+    );
   }
-  const out = join(import.meta.dir, "results", `executable-${new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}.json`);
+  const out = join(
+    import.meta.dir,
+    "results",
+    `executable-${new Date()
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d+Z$/, "Z")}.json`,
+  );
   await writeFile(out, JSON.stringify({ bytes: built.bytes, commit: built.commit, rounds, seconds, samples }, null, 2) + "\n");
   console.log(`wrote ${out}`);
 } finally {

@@ -20,7 +20,11 @@ const LOCAL = ip4("192.168.10.1");
 const PEER = ip4("192.168.10.2");
 
 function tcpFrame(frameLen: number): Uint8Array {
-  return ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") }, { kind: "tcp", srcPort: 40000, dstPort: 443, payload: rng.bytes(frameLen - 54) });
+  return ipv4Frame(
+    ETH,
+    { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") },
+    { kind: "tcp", srcPort: 40000, dstPort: 443, payload: rng.bytes(frameLen - 54) },
+  );
 }
 
 group("encap: writeOuterHeaders + innerFlowHash + sourcePortFromHash (ns/frame)", () => {
@@ -57,7 +61,9 @@ group("SpscRing, one thread: copy 1500 B in, publish, copy out, release (ns/fram
   const consumer = new SpscRing(memory, layout);
   const src = rng.bytes(1500);
   const dst = new Uint8Array(1500);
-  const slotViews = Array.from({ length: layout.slotCount }, (_, i) => producer.bytes.subarray(producer.slotOffset(i), producer.slotOffset(i) + 1500));
+  const slotViews = Array.from({ length: layout.slotCount }, (_, i) =>
+    producer.bytes.subarray(producer.slotOffset(i), producer.slotOffset(i) + 1500),
+  );
   bench("push + pop", () => {
     producer.bytes.set(src, producer.slotOffset(producer.head));
     producer.publish(1);
@@ -91,7 +97,11 @@ group("internetChecksum (ns/call)", () => {
 group("segmentUdpSuperFrame: 65,507 B of UDP payload at gso_size 1,422, 47 datagrams (ns/super-frame)", () => {
   // The TCP counterpart is in bench/offload.bench.ts; this is its "two buffers" layout.
   const GSO = 1422;
-  const frame = ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") }, { kind: "udp", srcPort: 40000, dstPort: 5201, payload: rng.bytes(65507) });
+  const frame = ipv4Frame(
+    ETH,
+    { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") },
+    { kind: "udp", srcPort: 40000, dstPort: 5201, payload: rng.bytes(65507) },
+  );
   const src = withHeadroom(frame, HEADROOM);
   src.set(Uint8Array.of(1, 5, 42, 0, GSO & 0xff, GSO >>> 8, 34, 0, 6, 0), HEADROOM - 10); // NEEDS_CSUM, UDP_L4, csum 34+6
   const out = new Uint8Array(72 * 1024);
@@ -99,7 +109,9 @@ group("segmentUdpSuperFrame: 65,507 B of UDP payload at gso_size 1,422, 47 datag
   const segmenter = new Segmenter();
   const n = segmentUdpSuperFrame(segmenter, src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result);
   if (n !== 47 || result[0] !== 1472) throw new Error(`unexpected segmentation: ${n} × ${result[0]}`);
-  bench("IPv4, two buffers", () => do_not_optimize(segmentUdpSuperFrame(segmenter, src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result)));
+  bench("IPv4, two buffers", () =>
+    do_not_optimize(segmentUdpSuperFrame(segmenter, src, HEADROOM, frame.length, HEADROOM - 10, 1, out, 0, out.length, result)),
+  );
 });
 
 await run();

@@ -20,7 +20,11 @@ const HEADROOM = 128;
 
 // ---- segmentation ----
 
-const superFrame = ipv4Frame(ETH, { ...IP, id: 1 }, { kind: "tcp", srcPort: 40000, dstPort: 5201, seq: 1, flags: TCP_ACK, options: TIMESTAMPS, payload: rng.bytes(PAYLOAD) });
+const superFrame = ipv4Frame(
+  ETH,
+  { ...IP, id: 1 },
+  { kind: "tcp", srcPort: 40000, dstPort: 5201, seq: 1, flags: TCP_ACK, options: TIMESTAMPS, payload: rng.bytes(PAYLOAD) },
+);
 const VNET = Uint8Array.of(1, 1, 66, 0, MSS & 0xff, MSS >>> 8, 34, 0, 16, 0); // NEEDS_CSUM, TCPV4, hdr_len 66, csum 34+16
 const result = new Int32Array(3);
 
@@ -43,26 +47,56 @@ const inPlaceSimd = new Uint8Array(simdMemory.buffer, 0, inPlace.length);
 const segmenter = new Segmenter(); // one per worker in the data plane
 segmenter.useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
 const trainLen = (() => {
-  const n = segmentTcpSuperFrame(segmenter, twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result);
+  const n = segmentTcpSuperFrame(
+    segmenter,
+    twoBuffersSrc,
+    HEADROOM,
+    superFrame.length,
+    HEADROOM - 10,
+    1,
+    twoBuffersOut,
+    0,
+    twoBuffersOut.length,
+    result,
+  );
   if (n !== 47 || result[0] !== 1472) throw new Error(`unexpected segmentation: ${n} × ${result[0]}`);
   return result[2];
 })();
 
 group(`segmentTcpSuperFrame: ${PAYLOAD} B of payload at MSS ${MSS} with timestamps, 47 datagrams (ns/super-frame)`, () => {
   bench("two buffers (16-bit copy+sum loop)", () =>
-    do_not_optimize(segmentTcpSuperFrame(segmenter, twoBuffersSrc, HEADROOM, superFrame.length, HEADROOM - 10, 1, twoBuffersOut, 0, twoBuffersOut.length, result)),
+    do_not_optimize(
+      segmentTcpSuperFrame(
+        segmenter,
+        twoBuffersSrc,
+        HEADROOM,
+        superFrame.length,
+        HEADROOM - 10,
+        1,
+        twoBuffersOut,
+        0,
+        twoBuffersOut.length,
+        result,
+      ),
+    ),
   );
   const outOff = HEADROOM + superFrame.length + 64;
   bench("one buffer, separate area (copyWithin + sum)", () =>
-    do_not_optimize(segmentTcpSuperFrame(segmenter, oneBuffer, HEADROOM, superFrame.length, HEADROOM - 10, 1, oneBuffer, outOff, trainLen, result)),
+    do_not_optimize(
+      segmentTcpSuperFrame(segmenter, oneBuffer, HEADROOM, superFrame.length, HEADROOM - 10, 1, oneBuffer, outOff, trainLen, result),
+    ),
   );
   bench("in place, restore included", () => {
     inPlace.set(pristine);
-    do_not_optimize(segmentTcpSuperFrame(segmenter, inPlace, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlace, HEADROOM, trainLen, result));
+    do_not_optimize(
+      segmentTcpSuperFrame(segmenter, inPlace, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlace, HEADROOM, trainLen, result),
+    );
   });
   bench("in place, SIMD payload sums, restore included", () => {
     inPlaceSimd.set(pristine);
-    do_not_optimize(segmentTcpSuperFrame(segmenter, inPlaceSimd, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlaceSimd, HEADROOM, trainLen, result));
+    do_not_optimize(
+      segmentTcpSuperFrame(segmenter, inPlaceSimd, HEADROOM, superFrame.length, HEADROOM - 10, 1, inPlaceSimd, HEADROOM, trainLen, result),
+    );
   });
   bench("restore alone (64 KiB set)", () => do_not_optimize(inPlace.set(pristine)));
 });
@@ -72,7 +106,19 @@ group(`segmentTcpSuperFrame: ${PAYLOAD} B of payload at MSS ${MSS} with timestam
 /** 44 inner frames back to back as a UDP GRO receive leaves them ([VXLAN 8][frame] each). */
 function groBatch(payloadLen: number): { buf: Uint8Array; pristine: Uint8Array; offs: Int32Array; lens: Int32Array } {
   const frames = Array.from({ length: 44 }, (_, i) =>
-    ipv4Frame(ETH, { ...IP, id: 1 + i, dontFragment: true }, { kind: "tcp", srcPort: 5201, dstPort: 40000, seq: 1 + i * payloadLen, flags: TCP_ACK, options: TIMESTAMPS, payload: rng.bytes(payloadLen) }),
+    ipv4Frame(
+      ETH,
+      { ...IP, id: 1 + i, dontFragment: true },
+      {
+        kind: "tcp",
+        srcPort: 5201,
+        dstPort: 40000,
+        seq: 1 + i * payloadLen,
+        flags: TCP_ACK,
+        options: TIMESTAMPS,
+        payload: rng.bytes(payloadLen),
+      },
+    ),
   );
   const head = coalesceHeadroom(44);
   const buf = new Uint8Array(head + frames.reduce((t, f) => t + 8 + f.length, 0));
@@ -126,4 +172,6 @@ for (const [name, ns] of [
   console.log(`  ${name.padEnd(24)} ${(ns / 1000).toFixed(2).padStart(6)} µs per 64 KiB super-frame = ${gbps(PAYLOAD, ns)} Gbit/s`);
 }
 const gro = avg("44 × 1,398 B of one flow → 1 GSO frame, restore included") - restoreGro;
-console.log(`  ${"coalesce 44 segments".padEnd(24)} ${(gro / 1000).toFixed(2).padStart(6)} µs per 44 frames = ${gbps(44 * MSS, gro)} Gbit/s`);
+console.log(
+  `  ${"coalesce 44 segments".padEnd(24)} ${(gro / 1000).toFixed(2).padStart(6)} µs per 44 frames = ${gbps(44 * MSS, gro)} Gbit/s`,
+);

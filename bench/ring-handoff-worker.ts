@@ -41,7 +41,11 @@ if (init.role === "producer") {
   while (sent < init.messages) {
     const room = Math.min(outRing.freeCount(), 32, init.messages - sent);
     if (room === 0) {
-      sleepUntil(() => outRing.freeCount() > 0, () => outRing.prepareWaitForSpace(), () => outRing.endWaitForSpace());
+      sleepUntil(
+        () => outRing.freeCount() > 0,
+        () => outRing.prepareWaitForSpace(),
+        () => outRing.endWaitForSpace(),
+      );
       continue;
     }
     for (let k = 0; k < room; k++) {
@@ -59,7 +63,11 @@ if (init.role === "producer") {
   while (got < init.messages) {
     const n = inRing.availableCount();
     if (n === 0) {
-      sleepUntil(() => inRing.availableCount() > 0, () => inRing.prepareSleep(), () => inRing.endSleep());
+      sleepUntil(
+        () => inRing.availableCount() > 0,
+        () => inRing.prepareSleep(),
+        () => inRing.endSleep(),
+      );
       continue;
     }
     for (let k = 0; k < n; k++) {
@@ -73,7 +81,12 @@ if (init.role === "producer") {
 } else {
   // Echo: every frame that arrives on inRing goes back on outRing, one at a time (a ping-pong).
   for (let i = 0; i < init.messages; i++) {
-    while (inRing.availableCount() === 0) sleepUntil(() => inRing.availableCount() > 0, () => inRing.prepareSleep(), () => inRing.endSleep());
+    while (inRing.availableCount() === 0)
+      sleepUntil(
+        () => inRing.availableCount() > 0,
+        () => inRing.prepareSleep(),
+        () => inRing.endSleep(),
+      );
     inRing.release(1);
     outRing.meta[(outRing.head & outRing.mask) * META_WORDS + META_LEN] = 1;
     if (outRing.publish(1)) peer.ring();

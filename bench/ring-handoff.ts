@@ -49,7 +49,16 @@ async function pingPong(rounds: number): Promise<number[]> {
   const there = createRingMemory(layout);
   const back = createRingMemory(layout);
   const bells = [createEventFd(libc), createEventFd(libc)]; // [main, echo]
-  const echo = await spawn({ layout, messages: rounds, frameBytes: 64, role: "echo", inRing: there, outRing: back, ownBell: bells[1], peerBell: bells[0] });
+  const echo = await spawn({
+    layout,
+    messages: rounds,
+    frameBytes: 64,
+    role: "echo",
+    inRing: there,
+    outRing: back,
+    ownBell: bells[1],
+    peerBell: bells[0],
+  });
   const out = new SpscRing(there, layout);
   const inn = new SpscRing(back, layout);
   const own = new Doorbell(libc, bells[0]);
@@ -80,8 +89,14 @@ async function pingPong(rounds: number): Promise<number[]> {
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 for (const size of [64, 1500]) {
-  const runs = [await throughput(2_000_000, size), await throughput(2_000_000, size), await throughput(2_000_000, size)].sort((a, b) => a - b);
-  console.log(`ring hand-off, ${size} B frames, producer and consumer workers: ${runs[1].toFixed(0)} ns/frame (median of 3: ${runs.map((r) => r.toFixed(0)).join(", ")})`);
+  const runs = [await throughput(2_000_000, size), await throughput(2_000_000, size), await throughput(2_000_000, size)].sort(
+    (a, b) => a - b,
+  );
+  console.log(
+    `ring hand-off, ${size} B frames, producer and consumer workers: ${runs[1].toFixed(0)} ns/frame (median of 3: ${runs.map((r) => r.toFixed(0)).join(", ")})`,
+  );
 }
 const rtt = await pingPong(500);
-console.log(`wake-up round trip through two rings + eventfd + poll (both sides asleep): median ${pct(rtt, 50).toFixed(1)} µs, p99 ${pct(rtt, 99).toFixed(1)} µs`);
+console.log(
+  `wake-up round trip through two rings + eventfd + poll (both sides asleep): median ${pct(rtt, 50).toFixed(1)} µs, p99 ${pct(rtt, 99).toFixed(1)} µs`,
+);

@@ -81,9 +81,7 @@ async function inside(peers: number, rounds: number): Promise<void> {
     expectCounts(nl, ifindex, peers, "after the one-by-one add");
     failOnErrors(nl.batch(remove), "cleanup");
     rows.push({ batched, oneByOne, delete: deleted });
-    console.log(
-      `round ${round}: program ${peers} peers batched ${ms(batched)}, one-by-one ${ms(oneByOne)}; delete ${ms(deleted)}`,
-    );
+    console.log(`round ${round}: program ${peers} peers batched ${ms(batched)}, one-by-one ${ms(oneByOne)}; delete ${ms(deleted)}`);
   }
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(

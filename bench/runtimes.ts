@@ -103,12 +103,20 @@ try {
           if (!dp.process.running) throw new Error(`${runtime} data plane exited: ${dp.process.stderrTail()}`);
           const p = load.processes["dataplane"]!;
           const run: Run = {
-            round, runtime, direction, gbps: r.gbps, retransmits: r.retransmits, dataplaneCpuS: p.cpuS,
-            dataplaneCpuSPerGbit: p.cpuS / ((r.bytes * 8) / 1e9), peakRssMiB: p.peakRssKiB / 1024,
+            round,
+            runtime,
+            direction,
+            gbps: r.gbps,
+            retransmits: r.retransmits,
+            dataplaneCpuS: p.cpuS,
+            dataplaneCpuSPerGbit: p.cpuS / ((r.bytes * 8) / 1e9),
+            peakRssMiB: p.peakRssKiB / 1024,
           };
           runs.push(run);
-          process.stdout.write(`round ${round} ${runtime.padEnd(4)} ${DIRECTION_LABEL[direction].padEnd(18)} ${r.gbps.toFixed(2)} Gbit/s, ` +
-            `${run.dataplaneCpuSPerGbit.toFixed(3)} CPU-s/Gbit, peak RSS ${run.peakRssMiB.toFixed(1)} MiB\n`);
+          process.stdout.write(
+            `round ${round} ${runtime.padEnd(4)} ${DIRECTION_LABEL[direction].padEnd(18)} ${r.gbps.toFixed(2)} Gbit/s, ` +
+              `${run.dataplaneCpuSPerGbit.toFixed(3)} CPU-s/Gbit, peak RSS ${run.peakRssMiB.toFixed(1)} MiB\n`,
+          );
         }
       } finally {
         await dp.process.stop();
@@ -137,8 +145,13 @@ for (const direction of ["out", "in"] as const) {
     const mine = runs.filter((r) => r.runtime === runtime && r.direction === direction);
     const gbps = mine.map((r) => r.gbps);
     rows.push({
-      runtime, direction, gbpsMedian: median(gbps), gbpsMin: Math.min(...gbps), gbpsMax: Math.max(...gbps),
-      cpuSPerGbitMedian: median(mine.map((r) => r.dataplaneCpuSPerGbit)), peakRssMiBMedian: median(mine.map((r) => r.peakRssMiB)),
+      runtime,
+      direction,
+      gbpsMedian: median(gbps),
+      gbpsMin: Math.min(...gbps),
+      gbpsMax: Math.max(...gbps),
+      cpuSPerGbitMedian: median(mine.map((r) => r.dataplaneCpuSPerGbit)),
+      peakRssMiBMedian: median(mine.map((r) => r.peakRssMiB)),
       retransmits: mine.reduce((s, r) => s + r.retransmits, 0),
     });
   }
@@ -146,13 +159,17 @@ for (const direction of ["out", "in"] as const) {
 
 const host = { ...hostInfo(), node: nodeVersion };
 const loadavg = { start: loadStart, end: loadAverage() };
-process.stdout.write(`\n${rounds} rounds × ${seconds} s, one TCP stream, ${host.cpus} CPUs (${host.cpuModel}), kernel ${host.kernel}, ` +
-  `bun ${host.bun}, node ${nodeVersion}; load average ${loadavg.start} at the start, ${loadavg.end} at the end\n\n`);
+process.stdout.write(
+  `\n${rounds} rounds × ${seconds} s, one TCP stream, ${host.cpus} CPUs (${host.cpuModel}), kernel ${host.kernel}, ` +
+    `bun ${host.bun}, node ${nodeVersion}; load average ${loadavg.start} at the start, ${loadavg.end} at the end\n\n`,
+);
 process.stdout.write("| direction | runtime | Gbit/s (median) | range | data plane CPU-s/Gbit | peak RSS MiB | retransmits |\n");
 process.stdout.write("| --- | --- | --- | --- | --- | --- | --- |\n");
 for (const r of rows) {
-  process.stdout.write(`| ${DIRECTION_LABEL[r.direction]} | ${r.runtime} | ${r.gbpsMedian.toFixed(2)} | ${r.gbpsMin.toFixed(2)}–${r.gbpsMax.toFixed(2)} | ` +
-    `${r.cpuSPerGbitMedian.toFixed(3)} | ${r.peakRssMiBMedian.toFixed(1)} | ${r.retransmits} |\n`);
+  process.stdout.write(
+    `| ${DIRECTION_LABEL[r.direction]} | ${r.runtime} | ${r.gbpsMedian.toFixed(2)} | ${r.gbpsMin.toFixed(2)}–${r.gbpsMax.toFixed(2)} | ` +
+      `${r.cpuSPerGbitMedian.toFixed(3)} | ${r.peakRssMiBMedian.toFixed(1)} | ${r.retransmits} |\n`,
+  );
 }
 for (const direction of ["out", "in"] as const) {
   const [bun, node] = (["bun", "node"] as const).map((rt) => rows.find((r) => r.runtime === rt && r.direction === direction)!);
@@ -160,5 +177,9 @@ for (const direction of ["out", "in"] as const) {
 }
 
 mkdirSync(resolve(out, ".."), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), host, loadavg, params: { rounds, seconds, warmupS: WARMUP_S }, rows, runs }, null, 2) + "\n");
+writeFileSync(
+  out,
+  JSON.stringify({ date: new Date().toISOString(), host, loadavg, params: { rounds, seconds, warmupS: WARMUP_S }, rows, runs }, null, 2) +
+    "\n",
+);
 process.stdout.write(`wrote ${out}\n`);

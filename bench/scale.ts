@@ -155,7 +155,11 @@ async function peersInEtcd(etcd: HubEtcd, agent: AgentNode): Promise<Map<string,
 
 async function settle(w: Watch, expected: ExpectedPeers): Promise<SettleResult> {
   const result = await watchUntilSettled({
-    topo: w.topo, ns: w.topo.nodes[0]!.ns, healthzPort: HEALTHZ_PORT, expected, deadline: performance.now() + PROGRAM_TIMEOUT_MS,
+    topo: w.topo,
+    ns: w.topo.nodes[0]!.ns,
+    healthzPort: HEALTHZ_PORT,
+    expected,
+    deadline: performance.now() + PROGRAM_TIMEOUT_MS,
     assertAlive: () => {
       if (!w.agent.process?.running) throw new Error(`the agent exited: ${w.agent.process?.stderrTail()}`);
     },
@@ -190,7 +194,10 @@ async function startAndProgram(w: Watch, etcd: HubEtcd): Promise<ProgramTiming> 
   await w.agent.start(false);
   await w.agent.process!.waitForLine(/; ready$/, { stream: "stderr", timeoutMs: PROGRAM_TIMEOUT_MS });
   const readyMs = round(performance.now() - spawnedAt);
-  const synced = await w.agent.process!.waitForLine(/synced with etcd: \d+ peers programmed/, { stream: "stderr", timeoutMs: PROGRAM_TIMEOUT_MS });
+  const synced = await w.agent.process!.waitForLine(/synced with etcd: \d+ peers programmed/, {
+    stream: "stderr",
+    timeoutMs: PROGRAM_TIMEOUT_MS,
+  });
   const syncedMs = round(klogTimeMs(synced, spawnedWall) - spawnedWall);
   const r = await settle(w, await peersInEtcd(etcd, w.agent));
   return { readyMs, programmed: bracket(r, spawnedAt), syncedMs, watch: watchFigures(r) };
@@ -204,8 +211,12 @@ async function churn(w: Watch, etcd: HubEtcd, options: Options): Promise<ChurnRe
   // The writer stamps etcd's last acknowledgement with the wall clock (it runs in the hub namespace, same host).
   const lastWrite = report.lastWriteAt - performance.timeOrigin;
   return {
-    deletes: gone.length, puts: added.length, transactions: report.transactions, writeMs: report.lastWriteAt - report.firstWriteAt,
-    settled: bracket(r, lastWrite), watch: watchFigures(r),
+    deletes: gone.length,
+    puts: added.length,
+    transactions: report.transactions,
+    writeMs: report.lastWriteAt - report.firstWriteAt,
+    settled: bracket(r, lastWrite),
+    watch: watchFigures(r),
   };
 }
 
@@ -223,11 +234,16 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("needs root (network namespaces)");
   const options = parseOptions();
   const commit = git(["rev-parse", "--short", "HEAD"]).trim();
-  const dirty = git(["status", "--porcelain"]).split("\n").filter(Boolean).map((l) => l.slice(3));
+  const dirty = git(["status", "--porcelain"])
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.slice(3));
   const client = etcdClientName();
   const loadStart = loadAverage();
-  console.log(`scale: ${options.leases} leases, churn ${options.churn}; commit ${commit}${dirty.length ? ` + ${dirty.length} uncommitted paths` : ""};` +
-    ` etcd client: ${client}; load average ${loadStart}`);
+  console.log(
+    `scale: ${options.leases} leases, churn ${options.churn}; commit ${commit}${dirty.length ? ` + ${dirty.length} uncommitted paths` : ""};` +
+      ` etcd client: ${client}; load average ${loadStart}`,
+  );
 
   const topo = await createTopology({ nodes: 1, prefix: "fnl-sc-" });
   const agents: AgentNode[] = [];
@@ -244,18 +260,24 @@ async function main(): Promise<number> {
     await Bun.sleep(SETTLE_MS);
     const emptyMemory = await readMemory(empty.agent.process!.pid);
     await empty.agent.stop();
-    console.log(`empty cluster: ready after ${fmtMs(emptyTiming.readyMs)}, VmRSS ${fmtMib(emptyMemory.vmRssKiB)}, VmHWM ${fmtMib(emptyMemory.vmHwmKiB)}`);
+    console.log(
+      `empty cluster: ready after ${fmtMs(emptyTiming.readyMs)}, VmRSS ${fmtMib(emptyMemory.vmRssKiB)}, VmHWM ${fmtMib(emptyMemory.vmHwmKiB)}`,
+    );
 
     // 2. N leases before start. The empty run's own lease stays (flanneld keeps it on stop); the second agent
     // shares its PublicIP and so takes it over.
     const leases = generateLeases(options.leases, 0);
     const written = await writeLeaseChanges(topo, { puts: leases }, { inFlight: 4 });
-    console.log(`wrote ${leases.length} leases in ${written.transactions} transactions, ${fmtMs(written.lastWriteAt - written.firstWriteAt)}`);
+    console.log(
+      `wrote ${leases.length} leases in ${written.transactions} transactions, ${fmtMs(written.lastWriteAt - written.firstWriteAt)}`,
+    );
     const full: Watch = { topo, agent: await createAgentNode(topo, node, AGENT_FLAGS), peakForwardingEntries: 0 };
     agents.push(full.agent);
     const fullTiming = await startAndProgram(full, etcd);
-    console.log(`${options.leases} leases: ready after ${fmtMs(fullTiming.readyMs)}, all programmed ${fmtBracket(fullTiming.programmed)}` +
-      ` after start (${readingCost(fullTiming.watch)})`);
+    console.log(
+      `${options.leases} leases: ready after ${fmtMs(fullTiming.readyMs)}, all programmed ${fmtBracket(fullTiming.programmed)}` +
+        ` after start (${readingCost(fullTiming.watch)})`,
+    );
     if (fullTiming.programmed.byMs === null) console.log(`  still differs:\n  ${fullTiming.watch.mismatches.join("\n  ")}`);
     await Bun.sleep(SETTLE_MS);
     const fullMemory = await readMemory(full.agent.process!.pid);
@@ -263,8 +285,10 @@ async function main(): Promise<number> {
     // 3. Churn.
     const churned = options.churn > 0 ? await churn(full, etcd, options) : null;
     if (churned) {
-      console.log(`churn: ${churned.deletes} deletes + ${churned.puts} puts in ${churned.transactions} transactions (${fmtMs(churned.writeMs)}),` +
-        ` settled ${fmtBracket(churned.settled)} after the last write (${readingCost(churned.watch)})`);
+      console.log(
+        `churn: ${churned.deletes} deletes + ${churned.puts} puts in ${churned.transactions} transactions (${fmtMs(churned.writeMs)}),` +
+          ` settled ${fmtBracket(churned.settled)} after the last write (${readingCost(churned.watch)})`,
+      );
       if (churned.settled.byMs === null) console.log(`  still differs:\n  ${churned.watch.mismatches.join("\n  ")}`);
     }
     await Bun.sleep(SETTLE_MS);
@@ -273,11 +297,15 @@ async function main(): Promise<number> {
 
     const growthMib = mib(fullMemory.vmRssKiB - emptyMemory.vmRssKiB);
     const rows: [string, string, string][] = [
-      ["ready (\"; ready\" line) after start, empty / N leases", `${fmtMs(emptyTiming.readyMs)} / ${fmtMs(fullTiming.readyMs)}`, ""],
+      ['ready ("; ready" line) after start, empty / N leases', `${fmtMs(emptyTiming.readyMs)} / ${fmtMs(fullTiming.readyMs)}`, ""],
       [`all ${options.leases} peers programmed after start (agent's log)`, fmtMs(fullTiming.syncedMs), "< 2 s"],
       [`  the same, seen from outside`, fmtBracket(fullTiming.programmed), ""],
       [`churn ${options.churn}+${options.churn}: settled after the last write`, churned ? fmtBracket(churned.settled) : "-", "< 2 s"],
-      ["VmRSS empty / N peers / after churn", `${fmtMib(emptyMemory.vmRssKiB)} / ${fmtMib(fullMemory.vmRssKiB)} / ${fmtMib(afterChurnMemory.vmRssKiB)}`, ""],
+      [
+        "VmRSS empty / N peers / after churn",
+        `${fmtMib(emptyMemory.vmRssKiB)} / ${fmtMib(fullMemory.vmRssKiB)} / ${fmtMib(afterChurnMemory.vmRssKiB)}`,
+        "",
+      ],
       ["VmRSS growth, N peers over empty", `${growthMib.toFixed(1)} MiB`, "< 20 MiB"],
       ["  of which anonymous / file-backed, empty", `${fmtMib(emptyMemory.rssAnonKiB)} / ${fmtMib(emptyMemory.rssFileKiB)}`, ""],
       ["  of which anonymous / file-backed, N peers", `${fmtMib(fullMemory.rssAnonKiB)} / ${fmtMib(fullMemory.rssFileKiB)}`, ""],
@@ -290,11 +318,17 @@ async function main(): Promise<number> {
     console.log(`load average at the end: ${loadAverage()}`);
 
     const result = {
-      date: new Date().toISOString(), commit, uncommitted: dirty, etcdClient: client, host: hostInfo(), options: { leases: options.leases, churn: options.churn },
+      date: new Date().toISOString(),
+      commit,
+      uncommitted: dirty,
+      etcdClient: client,
+      host: hostInfo(),
+      options: { leases: options.leases, churn: options.churn },
       loadavg: { start: loadStart, end: loadAverage() },
       empty: { timing: emptyTiming, memory: emptyMemory },
       full: { timing: fullTiming, memory: fullMemory, memoryAfterChurn: afterChurnMemory },
-      churn: churned, rssGrowthMiB: growthMib,
+      churn: churned,
+      rssGrowthMiB: growthMib,
       forwardingTable: { peakEntriesSeen: full.peakForwardingEntries, limit: tableLimit },
     };
     mkdirSync(resolve(options.out, ".."), { recursive: true });

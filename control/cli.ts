@@ -42,7 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./status-command.ts")).runStatusCommand(rest);
     case "demo":
       // The demo drives namespaces and traffic with the test helpers, which are written for Bun.
-      if (typeof globalThis.Bun === "undefined") throw new Error("demo needs Bun (bun control/cli.ts demo); run and dataplane work under Node.js too");
+      if (typeof globalThis.Bun === "undefined")
+        throw new Error("demo needs Bun (bun control/cli.ts demo); run and dataplane work under Node.js too");
       return (await import("./demo-command.ts")).runDemoCommand(rest);
     case "version":
     case "--version":

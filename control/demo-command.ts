@@ -69,7 +69,8 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     }
     for (const node of topo.nodes.slice(0, count)) agents.push(await agentSupport.createAgentNode(topo, node));
     await Promise.all(agents.map((a) => a.start()));
-    for (const a of agents) nodes.push({ label: `n${a.node.index}`, ns: a.node.ns, pod: await agentSupport.movePodAddress(a), kind: "flannelette run" });
+    for (const a of agents)
+      nodes.push({ label: `n${a.node.index}`, ns: a.node.ns, pod: await agentSupport.movePodAddress(a), kind: "flannelette run" });
     if (flanneld) {
       await flanneld.sync();
       nodes.push({ label: `n${count + 1}`, ns: flanneld.node.ns, pod: KERNEL_POD, kind: "kernel flannel.1 (as flanneld)" });
@@ -78,7 +79,8 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
 
     out();
     out("leases in etcd (" + agentSupport.SUBNETS_PREFIX + ")");
-    for (const [key, value] of await etcd.list(agentSupport.SUBNETS_PREFIX)) out(`  ${key.slice(agentSupport.SUBNETS_PREFIX.length)}  ${value}`);
+    for (const [key, value] of await etcd.list(agentSupport.SUBNETS_PREFIX))
+      out(`  ${key.slice(agentSupport.SUBNETS_PREFIX.length)}  ${value}`);
     out();
     out(pad("node", 6) + pad("pod address", 16) + "data plane");
     for (const n of nodes) out(pad(n.label, 6) + pad(n.pod, 16) + n.kind);

@@ -19,7 +19,12 @@ import { RUN_USAGE } from "./usage.ts";
 export type FlagErrorCode = "FLAG_UNKNOWN" | "FLAG_MISSING_VALUE" | "FLAG_BAD_VALUE" | "FLAG_SYNTAX" | "FLAG_REQUIRED" | "COMMAND_UNKNOWN";
 
 const COMMAND_LINE_CODES: ReadonlySet<string> = new Set<FlagErrorCode>([
-  "FLAG_UNKNOWN", "FLAG_MISSING_VALUE", "FLAG_BAD_VALUE", "FLAG_SYNTAX", "FLAG_REQUIRED", "COMMAND_UNKNOWN",
+  "FLAG_UNKNOWN",
+  "FLAG_MISSING_VALUE",
+  "FLAG_BAD_VALUE",
+  "FLAG_SYNTAX",
+  "FLAG_REQUIRED",
+  "COMMAND_UNKNOWN",
 ]);
 
 export function flagError(code: FlagErrorCode, message: string): ControlError<FlagErrorCode> {
@@ -40,7 +45,14 @@ export function badFlagValue(flag: string, value: string, why: string, origin = 
 export type FlagCheck = (value: string) => string | null;
 
 export type FlagSpec =
-  | { readonly name: string; readonly kind: "string"; readonly default: string; readonly usage: string; readonly check?: FlagCheck; readonly required?: true }
+  | {
+      readonly name: string;
+      readonly kind: "string";
+      readonly default: string;
+      readonly usage: string;
+      readonly check?: FlagCheck;
+      readonly required?: true;
+    }
   | { readonly name: string; readonly kind: "int"; readonly default: number; readonly usage: string; readonly check?: FlagCheck }
   | { readonly name: string; readonly kind: "bool"; readonly default: boolean; readonly usage: string }
   /** Repeatable, each value checked; empty unless given. */
@@ -101,7 +113,12 @@ export function parseFlags(set: FlagSet, argv: readonly string[], env: Readonly<
   const byName = new Map(set.flags.map((f) => [f.name, f]));
   const seeHelp = `see flannelette ${set.command} --help`;
   const stray = (arg: string) =>
-    flagError("FLAG_SYNTAX", set.pointToHelp ? `unexpected argument ${JSON.stringify(arg)} (flags start with --; ${seeHelp})` : `unexpected argument: ${JSON.stringify(arg)}`);
+    flagError(
+      "FLAG_SYNTAX",
+      set.pointToHelp
+        ? `unexpected argument ${JSON.stringify(arg)} (flags start with --; ${seeHelp})`
+        : `unexpected argument: ${JSON.stringify(arg)}`,
+    );
   const values = new Map<string, Value>();
   const take = (spec: FlagSpec, text: string, origin = "") => {
     const value = checkedValue(spec, text, origin);
@@ -131,7 +148,8 @@ export function parseFlags(set: FlagSet, argv: readonly string[], env: Readonly<
   for (const spec of help ? [] : set.flags) {
     const fromEnv = set.fromEnvironment ? env[envName(spec.name)] : undefined;
     if (!values.has(spec.name) && fromEnv !== undefined && fromEnv !== "") take(spec, fromEnv, ` (from ${envName(spec.name)})`);
-    if (spec.kind === "string" && spec.required && (values.get(spec.name) ?? "") === "") throw flagError("FLAG_REQUIRED", `missing required flag: --${spec.name}`);
+    if (spec.kind === "string" && spec.required && (values.get(spec.name) ?? "") === "")
+      throw flagError("FLAG_REQUIRED", `missing required flag: --${spec.name}`);
   }
   const get = (name: string): Value => {
     const spec = byName.get(name);
@@ -217,7 +235,9 @@ export const DEFAULT_STATUS_SOCKET = "/run/flannelette/flannelette.sock";
 export const MAX_SOCKET_PATH_BYTES = 107;
 
 export function checkSocketPath(v: string): string | null {
-  return new TextEncoder().encode(v).length > MAX_SOCKET_PATH_BYTES ? `longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit of a Unix socket path` : null;
+  return new TextEncoder().encode(v).length > MAX_SOCKET_PATH_BYTES
+    ? `longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit of a Unix socket path`
+    : null;
 }
 
 const RUN_FLAG_SPECS: readonly FlagSpec[] = [

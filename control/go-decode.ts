@@ -11,11 +11,7 @@ export interface DecodeIssue {
 
 export type FieldHandler = (value: GoJsonValue, path: string) => DecodeIssue | undefined;
 
-export function decodeStruct(
-  obj: GoJsonObject,
-  structName: string,
-  fields: Readonly<Record<string, FieldHandler>>,
-): string | null {
+export function decodeStruct(obj: GoJsonObject, structName: string, fields: Readonly<Record<string, FieldHandler>>): string | null {
   const names = Object.keys(fields);
   const byFold = new Map(names.map((name) => [foldName(name), name]));
   let saved: string | null = null;

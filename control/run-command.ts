@@ -94,7 +94,8 @@ export function handleHarmlessSignals(agent: Pick<Agent, "snapshot">, log: Logge
       else process.stdout.write(`stats ${JSON.stringify(counters)}\n`);
     },
     SIGUSR2: () => log.info("SIGUSR2 received and ignored"),
-    SIGHUP: () => log.info("SIGHUP received: flannelette, like flanneld, does not reload its flags or the network config; restart it to apply changes"),
+    SIGHUP: () =>
+      log.info("SIGHUP received: flannelette, like flanneld, does not reload its flags or the network config; restart it to apply changes"),
   };
   for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
   return () => {

@@ -39,7 +39,10 @@ export function formatSubnetEnv(env: SubnetEnv): string {
 export async function makeSubnetFileDir(dir: string): Promise<void> {
   const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
-    const exists = await stat(d).then(() => true, () => false);
+    const exists = await stat(d).then(
+      () => true,
+      () => false,
+    );
     if (exists || dirname(d) === d) break;
     missing.unshift(d);
   }

@@ -22,10 +22,14 @@ export function checkoutCommit(root: string): string | null {
     if (!head.startsWith("ref: ")) return head.slice(0, 12);
     const ref = head.slice(5);
     try {
-      return readFileSync(resolve(root, ".git", ref), "utf8").trim().slice(0, 12);
+      return readFileSync(resolve(root, ".git", ref), "utf8")
+        .trim()
+        .slice(0, 12);
     } catch {
       // A packed ref: `<sha> <ref>` lines in .git/packed-refs.
-      const line = readFileSync(resolve(root, ".git/packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`));
+      const line = readFileSync(resolve(root, ".git/packed-refs"), "utf8")
+        .split("\n")
+        .find((l) => l.endsWith(` ${ref}`));
       return line ? line.slice(0, 12) : null;
     }
   } catch {

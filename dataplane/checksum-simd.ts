@@ -49,30 +49,63 @@ const i32x4ExtractLane = (lane: number) => [0xfd, 0x1b, lane];
 const I32_LOAD16_U = [0x2f, 0x01, 0x00];
 
 /** acc += extadd_pairwise_u(v128.load offset=`offset` p) */
-const addVector = (offset: number) => [...get(ACC), ...get(P), ...v128Load(offset), ...I32X4_EXTADD_PAIRWISE_I16X8_U, ...I32X4_ADD, ...set(ACC)];
+const addVector = (offset: number) => [
+  ...get(ACC),
+  ...get(P),
+  ...v128Load(offset),
+  ...I32X4_EXTADD_PAIRWISE_I16X8_U,
+  ...I32X4_ADD,
+  ...set(ACC),
+];
 
 /** end = p + (n & mask); then a loop taking `step` bytes per turn with `bodyOps` until p reaches end. */
 function stride(mask: number, step: number, bodyOps: number[]): number[] {
   return [
-    ...get(P), ...get(N), ...i32Const(mask), I32_AND, I32_ADD, ...set(END),
-    ...block, ...loop,
-    ...get(P), ...get(END), I32_GE_U, ...brIf(1),
+    ...get(P),
+    ...get(N),
+    ...i32Const(mask),
+    I32_AND,
+    I32_ADD,
+    ...set(END),
+    ...block,
+    ...loop,
+    ...get(P),
+    ...get(END),
+    I32_GE_U,
+    ...brIf(1),
     ...bodyOps,
-    ...get(P), ...i32Const(step), I32_ADD, ...set(P),
-    ...br(0), end, end,
+    ...get(P),
+    ...i32Const(step),
+    I32_ADD,
+    ...set(P),
+    ...br(0),
+    end,
+    end,
   ];
 }
 
 const SUM_BODY = [
-  2, 1, V128, 2, I32, // locals: $acc v128; $end, $words i32
+  2,
+  1,
+  V128,
+  2,
+  I32, // locals: $acc v128; $end, $words i32
   ...stride(-64, 64, [...addVector(0), ...addVector(16), ...addVector(32), ...addVector(48)]),
   ...stride(48, 16, addVector(0)),
   ...stride(14, 2, [...get(WORDS), ...get(P), ...I32_LOAD16_U, I32_ADD, ...set(WORDS)]),
   ...get(WORDS),
-  ...get(ACC), ...i32x4ExtractLane(0), I32_ADD,
-  ...get(ACC), ...i32x4ExtractLane(1), I32_ADD,
-  ...get(ACC), ...i32x4ExtractLane(2), I32_ADD,
-  ...get(ACC), ...i32x4ExtractLane(3), I32_ADD,
+  ...get(ACC),
+  ...i32x4ExtractLane(0),
+  I32_ADD,
+  ...get(ACC),
+  ...i32x4ExtractLane(1),
+  I32_ADD,
+  ...get(ACC),
+  ...i32x4ExtractLane(2),
+  I32_ADD,
+  ...get(ACC),
+  ...i32x4ExtractLane(3),
+  I32_ADD,
   end,
 ];
 
@@ -101,7 +134,14 @@ const section = (id: number, body: number[]) => [id, ...unsignedLeb(body.length)
 const name = (s: string) => [...unsignedLeb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
 
 export const SUM_MODULE_BYTES = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00, // "\0asm", version 1
   ...section(1, [1, 0x60, 2, I32, I32, 1, I32]), // type 0: (i32, i32) -> i32
   ...section(2, [1, ...name("ring"), ...name("memory"), 0x02, 0x03, ...unsignedLeb(1), ...unsignedLeb(65536)]), // shared memory
   ...section(3, [1, 0]), // function 0 has type 0

@@ -85,8 +85,13 @@ export function sumHostWords(words: Uint16Array<ArrayBufferLike>, b: Uint8Array,
  * Copies len >> 1 host-order words from src (from byte sAbs, even) to dst (to byte dAbs, even), two views of
  * whole buffers, in one pass, and returns their unfolded sum (the caller copies and adds a lone last byte).
  */
-export function copyAndSumHostWords(src: Uint16Array<ArrayBufferLike>, dst: Uint16Array<ArrayBufferLike>, sAbs: number, dAbs: number,
-  len: number): number {
+export function copyAndSumHostWords(
+  src: Uint16Array<ArrayBufferLike>,
+  dst: Uint16Array<ArrayBufferLike>,
+  sAbs: number,
+  dAbs: number,
+  len: number,
+): number {
   let i = sAbs >>> 1;
   let j = dAbs >>> 1;
   const stop = i + (len >>> 1);

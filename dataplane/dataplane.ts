@@ -80,9 +80,21 @@ export class Dataplane {
   readonly #bellFds: number[];
   #stopped = false;
 
-  private constructor(libc: Libc, tap: TapHandle, tapMtu: number, mac: Uint8Array, port: number, parts: {
-    fdb: FdbWriter; counters: SharedArrayBuffer; run: Int32Array; workers: WorkerThread[]; fds: number[]; bellFds: number[];
-  }) {
+  private constructor(
+    libc: Libc,
+    tap: TapHandle,
+    tapMtu: number,
+    mac: Uint8Array,
+    port: number,
+    parts: {
+      fdb: FdbWriter;
+      counters: SharedArrayBuffer;
+      run: Int32Array;
+      workers: WorkerThread[];
+      fds: number[];
+      bellFds: number[];
+    },
+  ) {
     this.#libc = libc;
     this.tapName = tap.name;
     this.tapMtu = tapMtu;
@@ -106,7 +118,8 @@ export class Dataplane {
     const tapMtu = checkedTapMtu(options);
     const log = options.log ?? (() => {});
     const queues = options.workers ?? defaultWorkerPairs();
-    if (!Number.isInteger(queues) || queues < 1 || queues > MAX_WORKER_PAIRS) throw new Error(`worker count ${queues} must be 1..${MAX_WORKER_PAIRS}`);
+    if (!Number.isInteger(queues) || queues < 1 || queues > MAX_WORKER_PAIRS)
+      throw new Error(`worker count ${queues} must be 1..${MAX_WORKER_PAIRS}`);
     const fds: number[] = [];
     try {
       const { udpFds, tapQueues } = openQueues(libc, options, port, queues, fds);
@@ -165,7 +178,12 @@ export class Dataplane {
       const failure = settled.find((r) => r.status === "rejected");
       if (failure) {
         // Stop the workers that did start before their fds are closed under them (by the catch below).
-        await stopWorkers(libc, run, bellFds, settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])));
+        await stopWorkers(
+          libc,
+          run,
+          bellFds,
+          settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])),
+        );
         throw failure.reason;
       }
       const workers = settled.map((r) => (r as PromiseFulfilledResult<WorkerThread>).value);
@@ -173,7 +191,14 @@ export class Dataplane {
         `data plane up: ${tap.name} mac ${formatMac(options.vtepMac)} mtu ${tapMtu}, VXLAN id ${options.vni} port ${port}, ` +
           `${queues} queue${queues > 1 ? "s" : ""} (${2 * queues} workers), FFI ${libc.backend}, offloads ${describeOffloads(offloads, uso, gsoMaxSegments, udpGro)}`,
       );
-      return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, { fdb: new FdbWriter(fdbMemory), counters, run, workers, fds, bellFds });
+      return new Dataplane(libc, tap, tapMtu, options.vtepMac, port, {
+        fdb: new FdbWriter(fdbMemory),
+        counters,
+        run,
+        workers,
+        fds,
+        bellFds,
+      });
     } catch (error) {
       for (const fd of fds) libc.close(fd);
       throw error;
@@ -222,7 +247,13 @@ function checkedTapMtu(options: DataplaneOptions): number {
 }
 
 /** One receive socket and one TAP queue per worker pair; each fd is pushed onto `fds` as soon as it is open. */
-function openQueues(libc: Libc, options: DataplaneOptions, port: number, queues: number, fds: number[]): { udpFds: number[]; tapQueues: TapHandle[] } {
+function openQueues(
+  libc: Libc,
+  options: DataplaneOptions,
+  port: number,
+  queues: number,
+  fds: number[],
+): { udpFds: number[]; tapQueues: TapHandle[] } {
   // Bind first: a taken port is the likeliest failure and should leave no TAP behind. With several
   // queues the sockets share the port (SO_REUSEPORT), so first prove nobody else holds it: a member of
   // a reuseport group would otherwise silently split traffic with another program.
@@ -246,7 +277,12 @@ function openQueues(libc: Libc, options: DataplaneOptions, port: number, queues:
  * segmentation (USO, Linux 6.2) is asked for where the kernel has it; older kernels refuse the whole
  * TUNSETOFFLOAD with EINVAL, so ask again without it. Each fallback is logged once.
  */
-function negotiateOffloads(libc: Libc, tapQueues: TapHandle[], wanted: boolean, log: (message: string) => void): { offloads: boolean; uso: boolean } {
+function negotiateOffloads(
+  libc: Libc,
+  tapQueues: TapHandle[],
+  wanted: boolean,
+  log: (message: string) => void,
+): { offloads: boolean; uso: boolean } {
   if (!wanted) return { offloads: false, uso: false };
   if (!udpGsoSupported(libc)) {
     log("UDP GSO (UDP_SEGMENT) unavailable; TAP offloads off, moving frames one by one"); // TSO frames would have no fast way out
@@ -291,7 +327,9 @@ function limitSuperFrameSegments(libc: Libc, tapName: string, underlayMtu: numbe
     rt.linkSetGsoMaxSegments(rt.linkIndex(tapName), segments);
     return segments;
   } catch (error) {
-    log(`cannot limit ${tapName} to ${segments} segments per super-frame (${(error as Error).message}); the last segments of a 64 KiB one go out in a second send`);
+    log(
+      `cannot limit ${tapName} to ${segments} segments per super-frame (${(error as Error).message}); the last segments of a 64 KiB one go out in a second send`,
+    );
     return 0;
   } finally {
     rt.close();
@@ -314,7 +352,12 @@ function onceOnly(report: (message: string) => void): (message: string) => void 
   };
 }
 
-function startWorker(name: WorkerName, init: WorkerInit, log: (message: string) => void, fatal: (message: string) => void): Promise<WorkerThread> {
+function startWorker(
+  name: WorkerName,
+  init: WorkerInit,
+  log: (message: string) => void,
+  fatal: (message: string) => void,
+): Promise<WorkerThread> {
   return new Promise((resolve, reject) => {
     const url = workerUrl(name);
     const worker = startWorkerThread(url, init, (message) => {

@@ -3,8 +3,21 @@
 
 import { Drop } from "./counters.ts";
 import { isMulticastAt, macHiAt, macLoAt } from "./mac.ts";
-import { ETH_DST_OFF, ETH_HDR_LEN, ETH_SRC_OFF, ETH_TYPE_OFF, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV4_TOTAL_LEN_OFF, IPV6_HDR_LEN,
-  IPV6_PAYLOAD_LEN_OFF, VXLAN_FLAGS_I, VXLAN_FLAGS_OFF, VXLAN_HDR_LEN, VXLAN_VNI_OFF } from "./wire.ts";
+import {
+  ETH_DST_OFF,
+  ETH_HDR_LEN,
+  ETH_SRC_OFF,
+  ETH_TYPE_OFF,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  IPV4_TOTAL_LEN_OFF,
+  IPV6_HDR_LEN,
+  IPV6_PAYLOAD_LEN_OFF,
+  VXLAN_FLAGS_I,
+  VXLAN_FLAGS_OFF,
+  VXLAN_HDR_LEN,
+  VXLAN_VNI_OFF,
+} from "./wire.ts";
 
 export const ACCEPT = -1;
 

@@ -131,8 +131,7 @@ export class FdbWriter {
     const lo = macLo | 0;
     const slot = this.#findMac(macHi, lo);
     if (slot >= 0 && w[slot + 3] === (ip | 0)) return;
-    if (slot < 0 && w[MAC_COUNT] >= Math.floor(this.#capacity * 0.75))
-      throw new Error(`forwarding table full (${w[MAC_COUNT]} entries)`);
+    if (slot < 0 && w[MAC_COUNT] >= Math.floor(this.#capacity * 0.75)) throw new Error(`forwarding table full (${w[MAC_COUNT]} entries)`);
     this.#beginEdit();
     if (slot >= 0) {
       this.#ipRelease(w[slot + 3]);

@@ -53,8 +53,7 @@ export function innerFlowHash(b: Uint8Array, frameOff: number, frameLen: number)
     h = mix(h, word32(b, ip + IPV4_DST_OFF));
     h = mix(h, proto);
     const fragment = (((b[ip + IPV4_FRAG_OFF] << 8) | b[ip + IPV4_FRAG_OFF + 1]) & IPV4_MF_OR_OFFSET) !== 0;
-    if (!fragment && (proto === IPPROTO_TCP || proto === IPPROTO_UDP) && frameLen >= ETH_HDR_LEN + ihl + 4)
-      h = mix(h, word32(b, ip + ihl));
+    if (!fragment && (proto === IPPROTO_TCP || proto === IPPROTO_UDP) && frameLen >= ETH_HDR_LEN + ihl + 4) h = mix(h, word32(b, ip + ihl));
     return finish(h);
   }
   if (type === ETHERTYPE_IPV6 && frameLen >= ETH_HDR_LEN + IPV6_HDR_LEN) {

@@ -37,8 +37,17 @@ export class Segmenter {
   }
 
   /** TrainLayout.layOut, and binds the whole-buffer views copyAndSum and copyHeaders use. */
-  layOut(src: Uint8Array, frameOff: number, frameLen: number, hdrLen: number, payLen: number, gsoSize: number,
-    out: Uint8Array, outOff: number, outCapacity: number): boolean {
+  layOut(
+    src: Uint8Array,
+    frameOff: number,
+    frameLen: number,
+    hdrLen: number,
+    payLen: number,
+    gsoSize: number,
+    out: Uint8Array,
+    outOff: number,
+    outCapacity: number,
+  ): boolean {
     if (!this.train.layOut(src, frameOff, frameLen, hdrLen, payLen, gsoSize, out, outOff, outCapacity)) return false;
     if (src.buffer !== this.#srcBuffer) {
       this.#srcBuffer = src.buffer;
@@ -82,10 +91,13 @@ export class Segmenter {
       return swap16(foldU32(a));
     }
     const sum = sEven ? sumHostWords(this.#srcWords, src, sOff, sAbs, len) : -1;
-    if (same) this.#outWhole.copyWithin(dAbs, sAbs, sAbs + len); // memmove: the in-place layout overlaps
+    if (same)
+      this.#outWhole.copyWithin(dAbs, sAbs, sAbs + len); // memmove: the in-place layout overlaps
     else for (let k = 0; k < len; k++) out[dOff + k] = src[sOff + k];
     if (sum >= 0) return sum;
-    return HOST_IS_LITTLE_ENDIAN && (dAbs & 1) === 0 ? sumHostWords(this.#outWords, out, dOff, dAbs, len) : foldU32(sumWords(out, dOff, len));
+    return HOST_IS_LITTLE_ENDIAN && (dAbs & 1) === 0
+      ? sumHostWords(this.#outWords, out, dOff, dAbs, len)
+      : foldU32(sumWords(out, dOff, len));
   }
 
   /**

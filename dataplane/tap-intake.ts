@@ -14,7 +14,12 @@
 
 import type { TapQueue } from "../native-bindings/batch-io.ts";
 import { EAGAIN, EINTR } from "../native-bindings/linux/errno.ts";
-import { VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_GSO_TYPE_OFF } from "../native-bindings/linux/virtio_net.ts";
+import {
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+  VNET_GSO_TYPE_OFF,
+} from "../native-bindings/linux/virtio_net.ts";
 import { Drop, DROPS_BASE } from "./counters.ts";
 import { ACCEPT } from "./decap.ts";
 import { writeOuterHeaders } from "./encap.ts";
@@ -123,9 +128,10 @@ export class TapIntake {
     // last segment first, so no byte is overwritten before it is read).
     const result = this.#segmentResult;
     const vnetOff = frameOff - VIRTIO_NET_HDR_LEN;
-    const segments = (gsoType & ~VIRTIO_NET_HDR_GSO_ECN) === VIRTIO_NET_HDR_GSO_UDP_L4
-      ? segmentUdpSuperFrame(this.#segmenter, txBytes, frameOff, frameLen, vnetOff, this.#vni, txBytes, frameOff, FRAME_CAPACITY, result)
-      : segmentTcpSuperFrame(this.#segmenter, txBytes, frameOff, frameLen, vnetOff, this.#vni, txBytes, frameOff, FRAME_CAPACITY, result);
+    const segments =
+      (gsoType & ~VIRTIO_NET_HDR_GSO_ECN) === VIRTIO_NET_HDR_GSO_UDP_L4
+        ? segmentUdpSuperFrame(this.#segmenter, txBytes, frameOff, frameLen, vnetOff, this.#vni, txBytes, frameOff, FRAME_CAPACITY, result)
+        : segmentTcpSuperFrame(this.#segmenter, txBytes, frameOff, frameLen, vnetOff, this.#vni, txBytes, frameOff, FRAME_CAPACITY, result);
     if (segments <= 0 || result[SEG_DATAGRAM_LEN] > this.#maxDatagramLen) {
       counters[DROPS_BASE + (segments <= 0 ? Drop.unsupported_offload : Drop.oversize)]++;
       return false;

@@ -111,7 +111,10 @@ export class TapWorkerLoop {
       const worked = this.turn();
       const broken = this.#intake.brokenErrno;
       if (broken !== 0) {
-        this.#post({ type: "fatal", message: `TAP ${this.#settings.tapName} failed: ${errnoName(broken)} (${errnoMessage(broken)}); was it deleted?` });
+        this.#post({
+          type: "fatal",
+          message: `TAP ${this.#settings.tapName} failed: ${errnoName(broken)} (${errnoMessage(broken)}); was it deleted?`,
+        });
         // Without its TAP this worker has nothing to do: wait for the stop, never spin on the dead fd.
         while (Atomics.load(run, RUN_STOP) === 0) this.#io.waiter.wait(false, false, IDLE_POLL_MS);
         return;

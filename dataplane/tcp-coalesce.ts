@@ -28,7 +28,12 @@
 // NEEDS_CSUM (virtio-header.ts, pitfall A of docs/bun-ffi-notes.md §4). An IPv4 header with a bad checksum is never
 // merged, so that the kernel still sees it and drops it.
 
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN } from "../native-bindings/linux/virtio_net.ts";
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_LEN,
+} from "../native-bindings/linux/virtio_net.ts";
 import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16, sumWords } from "./checksum.ts";
 import { isIndex } from "./train.ts";
 import { putVirtioHeader, writeRxVirtioHeader } from "./virtio-header.ts";
@@ -113,8 +118,15 @@ export class Coalescer {
    * 8 bytes apart that layout always fits). Writes only inside that range. outOffs and outLens also serve as
    * scratch, and are fully written only on success.
    */
-  coalesce(buf: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, tapMtu: number, outOffs: Int32Array,
-    outLens: Int32Array): number {
+  coalesce(
+    buf: Uint8Array,
+    offs: Int32Array,
+    lens: Int32Array,
+    count: number,
+    tapMtu: number,
+    outOffs: Int32Array,
+    outLens: Int32Array,
+  ): number {
     if (!isIndex(count) || !isIndex(tapMtu)) return -1;
     if (count === 0) return 0;
     if (count > offs.length || count > lens.length || count > outOffs.length || count > outLens.length) return -1;
@@ -169,7 +181,12 @@ export class Coalescer {
     let ipHl: number;
     let ipLen: number;
     if (type === ETHERTYPE_IPV4) {
-      if (b[ip] !== IPV4_VERSION_IHL_NO_OPTIONS || b[ip + IPV4_PROTO_OFF] !== IPPROTO_TCP || (getU16(b, ip + IPV4_FRAG_OFF) & IPV4_MF_OR_OFFSET) !== 0) return -1;
+      if (
+        b[ip] !== IPV4_VERSION_IHL_NO_OPTIONS ||
+        b[ip + IPV4_PROTO_OFF] !== IPPROTO_TCP ||
+        (getU16(b, ip + IPV4_FRAG_OFF) & IPV4_MF_OR_OFFSET) !== 0
+      )
+        return -1;
       ipHl = IPV4_HDR_LEN;
       ipLen = getU16(b, ip + IPV4_TOTAL_LEN_OFF);
       if (ETH_HDR_LEN + ipLen > len) return -1;
@@ -269,7 +286,9 @@ export class Coalescer {
       const y = offs[first + m];
       const len = lens[first + m];
       if (len <= hdrLen || !this.#matchesTemplate(v, y)) break; // the template reads only y's first hdrLen bytes
-      const yIpLen = v4 ? v.getUint16(y + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF) : IPV6_HDR_LEN + v.getUint16(y + ETH_HDR_LEN + IPV6_PAYLOAD_LEN_OFF);
+      const yIpLen = v4
+        ? v.getUint16(y + ETH_HDR_LEN + IPV4_TOTAL_LEN_OFF)
+        : IPV6_HDR_LEN + v.getUint16(y + ETH_HDR_LEN + IPV6_PAYLOAD_LEN_OFF);
       const pay = yIpLen - ipHl - tcpHl;
       // (No larger than the head, so within the TAP MTU as the head is.)
       if (ETH_HDR_LEN + yIpLen > len || pay <= 0 || pay > gsoSize || ipLen + pay > MAX_IP_LEN) break;
@@ -327,7 +346,15 @@ function mergeRun(b: Uint8Array, offs: Int32Array, first: number, m: number, d: 
   b[d + t + TCP_FLAGS_OFF] |= lastFlags & TCP_PSH;
   // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest.
   putU16(b, d + t + TCP_CSUM_OFF, fold16(pseudo));
-  putVirtioHeader(b, d - VIRTIO_NET_HDR_LEN, VIRTIO_NET_HDR_F_NEEDS_CSUM, v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6, hdrLen,
-    gsoSize, t, TCP_CSUM_OFF);
+  putVirtioHeader(
+    b,
+    d - VIRTIO_NET_HDR_LEN,
+    VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6,
+    hdrLen,
+    gsoSize,
+    t,
+    TCP_CSUM_OFF,
+  );
   return w - d;
 }

@@ -19,16 +19,47 @@
 // The train's layout, the result slots and the UDP GSO limits are train.ts's; the machinery both cuts share
 // (payload moves and sums, header copies) is the caller's Segmenter (segmenter.ts), one per worker.
 
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VNET_CSUM_OFFSET_OFF,
-  VNET_CSUM_START_OFF, VNET_FLAGS_OFF, VNET_GSO_SIZE_OFF, VNET_GSO_TYPE_OFF, VNET_HDR_LEN_OFF } from "../native-bindings/linux/virtio_net.ts";
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VNET_CSUM_OFFSET_OFF,
+  VNET_CSUM_START_OFF,
+  VNET_FLAGS_OFF,
+  VNET_GSO_SIZE_OFF,
+  VNET_GSO_TYPE_OFF,
+  VNET_HDR_LEN_OFF,
+} from "../native-bindings/linux/virtio_net.ts";
 import { foldU32, pseudoAddressSum, putU16 } from "./checksum.ts";
 import { writeVxlanHeader } from "./encap.ts";
 import { finishIpv4Header, ipv4TemplateSum, type Segmenter } from "./segmenter.ts";
 import { cutArgumentsValid } from "./train.ts";
 import { getLe16 } from "./virtio-header.ts";
-import { ETH_HDR_LEN, ETH_TYPE_OFF, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPV4_FRAG_OFF, IPV4_ID_OFF, IPV4_MF_OR_OFFSET, IPV4_PROTO_OFF,
-  IPV4_TOTAL_LEN_OFF, IPV6_HDR_LEN, IPV6_NEXT_HDR_OFF, IPV6_PAYLOAD_LEN_OFF, TCP_CSUM_OFF, TCP_CWR, TCP_DATA_OFF_OFF, TCP_FIN, TCP_FLAGS_OFF,
-  TCP_HDR_LEN, TCP_PSH, TCP_SEQ_OFF, VXLAN_HDR_LEN } from "./wire.ts";
+import {
+  ETH_HDR_LEN,
+  ETH_TYPE_OFF,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  IPPROTO_TCP,
+  IPV4_FRAG_OFF,
+  IPV4_ID_OFF,
+  IPV4_MF_OR_OFFSET,
+  IPV4_PROTO_OFF,
+  IPV4_TOTAL_LEN_OFF,
+  IPV6_HDR_LEN,
+  IPV6_NEXT_HDR_OFF,
+  IPV6_PAYLOAD_LEN_OFF,
+  TCP_CSUM_OFF,
+  TCP_CWR,
+  TCP_DATA_OFF_OFF,
+  TCP_FIN,
+  TCP_FLAGS_OFF,
+  TCP_HDR_LEN,
+  TCP_PSH,
+  TCP_SEQ_OFF,
+  VXLAN_HDR_LEN,
+} from "./wire.ts";
 
 /**
  * Cuts the TSO super-frame src[frameOff, frameOff+frameLen), whose virtio_net_hdr is src[vnetOff, +10),
@@ -101,7 +132,8 @@ export function segmentTcpSuperFrame(
   const ipBase = v4 ? ipv4TemplateSum(src, ip, ipHl) : 0;
   let tcpBase = pseudoAddressSum(src, ip, v4, IPPROTO_TCP);
   for (let k = 0; k < tcpHl; k += 2) {
-    if (k !== TCP_SEQ_OFF && k !== TCP_SEQ_OFF + 2 && k !== TCP_DATA_OFF_OFF && k !== TCP_CSUM_OFF) tcpBase += (src[tcp + k] << 8) | src[tcp + k + 1];
+    if (k !== TCP_SEQ_OFF && k !== TCP_SEQ_OFF + 2 && k !== TCP_DATA_OFF_OFF && k !== TCP_CSUM_OFF)
+      tcpBase += (src[tcp + k] << 8) | src[tcp + k + 1];
   }
   const offsetByte = src[tcp + TCP_DATA_OFF_OFF];
   const flags0 = src[tcp + TCP_FLAGS_OFF];

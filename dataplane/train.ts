@@ -43,8 +43,16 @@ export function isIndex(x: number): boolean {
  * virtio_net_hdr lie inside src, result has room for its 3 slots, and the frame can hold Ethernet, a
  * 20-byte IP header and `l4HdrLen` bytes of transport header.
  */
-export function cutArgumentsValid(src: Uint8Array, frameOff: number, frameLen: number, vnetOff: number, outOff: number,
-  outCapacity: number, result: Int32Array, l4HdrLen: number): boolean {
+export function cutArgumentsValid(
+  src: Uint8Array,
+  frameOff: number,
+  frameLen: number,
+  vnetOff: number,
+  outOff: number,
+  outCapacity: number,
+  result: Int32Array,
+  l4HdrLen: number,
+): boolean {
   if (!isIndex(frameOff) || !isIndex(frameLen) || !isIndex(vnetOff) || !isIndex(outOff) || !isIndex(outCapacity)) return false;
   if (frameOff + frameLen > src.length || vnetOff + VIRTIO_NET_HDR_LEN > src.length || result.length < SEG_RESULT_SLOTS) return false;
   return frameLen >= ETH_HDR_LEN + 20 + l4HdrLen;
@@ -63,8 +71,17 @@ export class TrainLayout {
    * `hdrLen` bytes of copied headers; false if it does not fit out[outOff, +outCapacity) or, in one buffer,
    * would start before the frame and overlap it (the cut writes toward higher addresses only).
    */
-  layOut(src: Uint8Array, frameOff: number, frameLen: number, hdrLen: number, payLen: number, gsoSize: number,
-    out: Uint8Array, outOff: number, outCapacity: number): boolean {
+  layOut(
+    src: Uint8Array,
+    frameOff: number,
+    frameLen: number,
+    hdrLen: number,
+    payLen: number,
+    gsoSize: number,
+    out: Uint8Array,
+    outOff: number,
+    outCapacity: number,
+  ): boolean {
     const count = payLen <= gsoSize ? 1 : Math.ceil(payLen / gsoSize);
     const lastPay = payLen - (count - 1) * gsoSize;
     const fullLen = VXLAN_HDR_LEN + hdrLen + gsoSize;

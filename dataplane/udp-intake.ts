@@ -38,7 +38,8 @@ export class UdpIntake {
     const slots = udp.receiveSlots;
     if (slots.count !== rx.slotCount) throw new Error(`${slots.count} receive slots for a ring of ${rx.slotCount}`);
     for (let i = 0; i < rx.slotCount; i++) {
-      if (slots.offsets[i] !== rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN) throw new Error(`receive slot ${i} is not the rx ring's slot ${i}`);
+      if (slots.offsets[i] !== rx.slotOffset(i) + SLOT_HEADROOM - VXLAN_HDR_LEN)
+        throw new Error(`receive slot ${i} is not the rx ring's slot ${i}`);
     }
     this.#udp = udp;
     this.#slots = slots;

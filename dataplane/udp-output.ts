@@ -38,7 +38,8 @@ export class UdpOutput {
     const slots = udp.sendSlots;
     if (slots.count !== tx.slotCount) throw new Error(`${slots.count} send slots for a ring of ${tx.slotCount}`);
     for (let i = 0; i < tx.slotCount; i++) {
-      if (slots.offsets[i] !== tx.slotOffset(i) + SLOT_HEADROOM - OUTER_HDR_LEN) throw new Error(`send slot ${i} is not the tx ring's slot ${i}`);
+      if (slots.offsets[i] !== tx.slotOffset(i) + SLOT_HEADROOM - OUTER_HDR_LEN)
+        throw new Error(`send slot ${i} is not the tx ring's slot ${i}`);
     }
     this.#udp = udp;
     this.#slots = slots;

@@ -11,16 +11,42 @@
 // summed once, adjusted per segment; payload summed while copied) are segmentTcpSuperFrame's; the
 // machinery is the caller's Segmenter (segmenter.ts).
 
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_CSUM_OFFSET_OFF, VNET_CSUM_START_OFF, VNET_FLAGS_OFF, VNET_GSO_SIZE_OFF,
-  VNET_GSO_TYPE_OFF, VNET_HDR_LEN_OFF } from "../native-bindings/linux/virtio_net.ts";
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+  VNET_CSUM_OFFSET_OFF,
+  VNET_CSUM_START_OFF,
+  VNET_FLAGS_OFF,
+  VNET_GSO_SIZE_OFF,
+  VNET_GSO_TYPE_OFF,
+  VNET_HDR_LEN_OFF,
+} from "../native-bindings/linux/virtio_net.ts";
 import { foldU32, pseudoAddressSum, putU16 } from "./checksum.ts";
 import { writeVxlanHeader } from "./encap.ts";
 import { finishIpv4Header, ipv4TemplateSum, type Segmenter } from "./segmenter.ts";
 import { cutArgumentsValid } from "./train.ts";
 import { getLe16 } from "./virtio-header.ts";
-import { ETH_HDR_LEN, ETH_TYPE_OFF, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, IPV4_FRAG_OFF, IPV4_ID_OFF, IPV4_MF_OR_OFFSET, IPV4_PROTO_OFF,
-  IPV4_TOTAL_LEN_OFF, IPV6_HDR_LEN, IPV6_NEXT_HDR_OFF, IPV6_PAYLOAD_LEN_OFF, UDP_CSUM_OFF, UDP_DST_PORT_OFF, UDP_HDR_LEN, UDP_LEN_OFF,
-  UDP_SRC_PORT_OFF, VXLAN_HDR_LEN } from "./wire.ts";
+import {
+  ETH_HDR_LEN,
+  ETH_TYPE_OFF,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  IPPROTO_UDP,
+  IPV4_FRAG_OFF,
+  IPV4_ID_OFF,
+  IPV4_MF_OR_OFFSET,
+  IPV4_PROTO_OFF,
+  IPV4_TOTAL_LEN_OFF,
+  IPV6_HDR_LEN,
+  IPV6_NEXT_HDR_OFF,
+  IPV6_PAYLOAD_LEN_OFF,
+  UDP_CSUM_OFF,
+  UDP_DST_PORT_OFF,
+  UDP_HDR_LEN,
+  UDP_LEN_OFF,
+  UDP_SRC_PORT_OFF,
+  VXLAN_HDR_LEN,
+} from "./wire.ts";
 
 /**
  * Cuts the UDP GSO super-frame src[frameOff, frameOff+frameLen), whose virtio_net_hdr is src[vnetOff, +10),
@@ -90,7 +116,9 @@ export function segmentUdpSuperFrame(
   // Template sums without the fields that change per segment: IPv4 total length, id and checksum; UDP
   // length (counted twice per segment, in the pseudo-header and in the header) and checksum.
   const ipBase = v4 ? ipv4TemplateSum(src, ip, ipHl) : 0;
-  const ports = ((src[udp + UDP_SRC_PORT_OFF] << 8) | src[udp + UDP_SRC_PORT_OFF + 1]) + ((src[udp + UDP_DST_PORT_OFF] << 8) | src[udp + UDP_DST_PORT_OFF + 1]);
+  const ports =
+    ((src[udp + UDP_SRC_PORT_OFF] << 8) | src[udp + UDP_SRC_PORT_OFF + 1]) +
+    ((src[udp + UDP_DST_PORT_OFF] << 8) | src[udp + UDP_DST_PORT_OFF + 1]);
   const udpBase = pseudoAddressSum(src, ip, v4, IPPROTO_UDP) + ports;
   const id0 = (src[ip + IPV4_ID_OFF] << 8) | src[ip + IPV4_ID_OFF + 1];
   const payOff = frameOff + hdrLen;

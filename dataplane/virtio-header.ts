@@ -11,9 +11,20 @@
 // Transmit side (frames we read): without TUNSETOFFLOAD the kernel finishes checksums itself; should a
 // frame still arrive marked NEEDS_CSUM we finish it here, and a GSO frame we never asked for is refused.
 
-import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4,
-  VIRTIO_NET_HDR_LEN, VNET_CSUM_OFFSET_OFF, VNET_CSUM_START_OFF, VNET_FLAGS_OFF, VNET_GSO_SIZE_OFF, VNET_GSO_TYPE_OFF,
-  VNET_HDR_LEN_OFF } from "../native-bindings/linux/virtio_net.ts";
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+  VIRTIO_NET_HDR_LEN,
+  VNET_CSUM_OFFSET_OFF,
+  VNET_CSUM_START_OFF,
+  VNET_FLAGS_OFF,
+  VNET_GSO_SIZE_OFF,
+  VNET_GSO_TYPE_OFF,
+  VNET_HDR_LEN_OFF,
+} from "../native-bindings/linux/virtio_net.ts";
 import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16 } from "./checksum.ts";
 import { ACCEPT } from "./decap.ts";
 import { Drop } from "./counters.ts";
@@ -50,8 +61,16 @@ export function putLe16(b: Uint8Array, off: number, value: number): void {
 }
 
 /** Writes a whole virtio_net_hdr at h (every field; the coalesced super-frames' header). */
-export function putVirtioHeader(b: Uint8Array, h: number, flags: number, gsoType: number, hdrLen: number, gsoSize: number,
-  csumStart: number, csumOffset: number): void {
+export function putVirtioHeader(
+  b: Uint8Array,
+  h: number,
+  flags: number,
+  gsoType: number,
+  hdrLen: number,
+  gsoSize: number,
+  csumStart: number,
+  csumOffset: number,
+): void {
   b[h + VNET_FLAGS_OFF] = flags;
   b[h + VNET_GSO_TYPE_OFF] = gsoType;
   putLe16(b, h + VNET_HDR_LEN_OFF, hdrLen);

@@ -18,8 +18,10 @@ import { OUTER_HDR_LEN, VXLAN_HDR_LEN } from "./wire.ts";
 import { FRAME_CAPACITY, SLOT_HEADROOM, type WorkerInit, type WorkerMessage } from "./worker-init.ts";
 
 /** What the frame routines need to know of their node. */
-export type NodeSettings = Pick<WorkerInit, "tapName" | "vni" | "port" | "localIp" | "macHi" | "macLo" | "tapMtu" | "underlayMtu" |
-  "checkPeerSource" | "offloads">;
+export type NodeSettings = Pick<
+  WorkerInit,
+  "tapName" | "vni" | "port" | "localIp" | "macHi" | "macLo" | "tapMtu" | "underlayMtu" | "checkPeerSource" | "offloads"
+>;
 
 /** The shared memory as one worker sees it. */
 export interface WorkerMemory {

@@ -47,6 +47,4 @@ export function startWorkerThread(url: URL, workerData: unknown, onError: (messa
 
 /** The worker side: posts one message to the thread that started this worker. */
 export const postToParent: (message: unknown) => void =
-  typeof globalThis.Bun !== "undefined"
-    ? (message) => postMessage(message)
-    : (message) => parentPort!.postMessage(message);
+  typeof globalThis.Bun !== "undefined" ? (message) => postMessage(message) : (message) => parentPort!.postMessage(message);

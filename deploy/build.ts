@@ -39,10 +39,19 @@ export async function buildExecutable(outFile: string, commit = headCommit()): P
       await writeFile(path, `import ${JSON.stringify(resolve(REPO, module))};\n`);
       entries.push(path);
     }
-    const proc = Bun.spawn([
-      process.execPath, "build", "--compile", ...entries, "--outfile", outFile,
-      "--define", `FLANNELETTE_COMMIT=${JSON.stringify(commit)}`,
-    ], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(
+      [
+        process.execPath,
+        "build",
+        "--compile",
+        ...entries,
+        "--outfile",
+        outFile,
+        "--define",
+        `FLANNELETTE_COMMIT=${JSON.stringify(commit)}`,
+      ],
+      { cwd: REPO, stdout: "pipe", stderr: "pipe" },
+    );
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0) throw new Error(`bun build --compile failed (exit ${code}):\n${err || out}`);
   } finally {

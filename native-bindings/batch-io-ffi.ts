@@ -142,7 +142,8 @@ export class FfiUdpBind implements UdpBind {
     const receiveBase = libc.addressOf(options.receiveMemory);
     this.#recvVec = new MmsgVector(libc, rx.count, UDP_GRO_CONTROL_BYTES);
     for (let i = 0; i < rx.count; i++) {
-      if (!inside(options.receiveMemory.length, rx.offsets[i], rx.capacities[i])) throw new RangeError(`receive slot ${i} lies outside its memory`);
+      if (!inside(options.receiveMemory.length, rx.offsets[i], rx.capacities[i]))
+        throw new RangeError(`receive slot ${i} lies outside its memory`);
       this.#recvVec.setBuffer(i, receiveBase + rx.offsets[i], rx.capacities[i]);
     }
     const tx = options.sendSlots;

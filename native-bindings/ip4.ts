@@ -77,7 +77,7 @@ export function cidrEquals(a: Cidr4, b: Cidr4): boolean {
 
 export function cidrContainsIp(cidr: Cidr4, ip: number): boolean {
   const mask = maskOf(cidr.prefixLen);
-  return ((cidr.ip & mask) >>> 0) === ((ip & mask) >>> 0);
+  return (cidr.ip & mask) >>> 0 === (ip & mask) >>> 0;
 }
 
 export function cidrContainsCidr(outer: Cidr4, inner: Cidr4): boolean {
@@ -86,7 +86,7 @@ export function cidrContainsCidr(outer: Cidr4, inner: Cidr4): boolean {
 
 export function cidrsOverlap(a: Cidr4, b: Cidr4): boolean {
   const mask = maskOf(Math.min(a.prefixLen, b.prefixLen));
-  return ((a.ip & mask) >>> 0) === ((b.ip & mask) >>> 0);
+  return (a.ip & mask) >>> 0 === (b.ip & mask) >>> 0;
 }
 
 // The subnet right after `cidr`, or null past 255.255.255.255 (Go's IP4Net.Next wraps instead).

@@ -8,9 +8,7 @@
 import type { Libc, Pointer } from "./libc.ts";
 import { EAGAIN, EBADF, EINTR, EMSGSIZE, ENOBUFS } from "./linux/errno.ts";
 import { NETLINK_CAP_ACK, NETLINK_EXT_ACK, NL_FAMILY_OFF, SOCKADDR_NL_SIZE, SOL_NETLINK } from "./linux/netlink.ts";
-import {
-  AF_NETLINK, MSG_DONTWAIT, MSG_TRUNC, SO_RCVBUF, SO_RCVTIMEO, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET,
-} from "./linux/socket.ts";
+import { AF_NETLINK, MSG_DONTWAIT, MSG_TRUNC, SO_RCVBUF, SO_RCVTIMEO, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET } from "./linux/socket.ts";
 import { type NetlinkHeader, NetlinkWriter, type ReplyTracker } from "./netlink-message.ts";
 import { TIMEVAL_SIZE } from "./linux/structs.ts";
 import { check, SyscallError } from "./syscall-error.ts";

@@ -3,22 +3,46 @@
 // `NetlinkParseError` instead of throwing. A record of another address family decodes to `undefined`.
 
 import {
-  IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_FLAGS_OFF, IFA_INDEX_OFF, IFA_LABEL, IFA_LOCAL, IFA_PREFIXLEN_OFF,
-  IFA_SCOPE_OFF, IFADDRMSG_SIZE,
+  IFA_ADDRESS,
+  IFA_BROADCAST,
+  IFA_FLAGS,
+  IFA_FLAGS_OFF,
+  IFA_INDEX_OFF,
+  IFA_LABEL,
+  IFA_LOCAL,
+  IFA_PREFIXLEN_OFF,
+  IFA_SCOPE_OFF,
+  IFADDRMSG_SIZE,
 } from "./linux/if_addr.ts";
 import { IFLA_ADDRESS, IFLA_GSO_MAX_SEGS, IFLA_IFNAME, IFLA_MTU } from "./linux/if_link.ts";
 import { IFF_UP } from "./linux/if_tun.ts";
 import { NDA_DST, NDA_LLADDR, NDM_FLAGS_OFF, NDM_IFINDEX_OFF, NDM_STATE_OFF, NDMSG_SIZE } from "./linux/neighbour.ts";
 import {
-  IFI_FLAGS_OFF, IFI_INDEX_OFF, IFINFOMSG_SIZE, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
-  RTM_DST_LEN_OFF, RTM_FLAGS_OFF, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RTM_PROTOCOL_OFF,
-  RTM_SCOPE_OFF, RTM_TABLE_OFF, RTM_TYPE_OFF, RTMSG_SIZE, RTNH_F_ONLINK,
+  IFI_FLAGS_OFF,
+  IFI_INDEX_OFF,
+  IFINFOMSG_SIZE,
+  RTA_DST,
+  RTA_GATEWAY,
+  RTA_OIF,
+  RTA_PREFSRC,
+  RTA_PRIORITY,
+  RTA_TABLE,
+  RTM_DST_LEN_OFF,
+  RTM_FLAGS_OFF,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWNEIGH,
+  RTM_NEWROUTE,
+  RTM_PROTOCOL_OFF,
+  RTM_SCOPE_OFF,
+  RTM_TABLE_OFF,
+  RTM_TYPE_OFF,
+  RTMSG_SIZE,
+  RTNH_F_ONLINK,
 } from "./linux/rtnetlink.ts";
 import { AF_INET } from "./linux/socket.ts";
 import { formatMac, MAC_LEN, type MacAddress } from "./mac-address.ts";
-import {
-  type Attribute, type NetlinkHeader, NetlinkParseError, readAttributes, readCString,
-} from "./netlink-message.ts";
+import { type Attribute, type NetlinkHeader, NetlinkParseError, readAttributes, readCString } from "./netlink-message.ts";
 
 export interface RouteEntry {
   dst: number;

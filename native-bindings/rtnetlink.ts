@@ -21,7 +21,12 @@ import { SyscallError } from "./syscall-error.ts";
 export type { MacAddress } from "./mac-address.ts";
 export type { AddressEntry, LinkInfo, NeighborEntry, RouteEntry } from "./rtnetlink-reply.ts";
 export type {
-  AddressSpec, LinkChange, NeighborKey, NeighborSpec, RouteSpec, RtnetlinkOp,
+  AddressSpec,
+  LinkChange,
+  NeighborKey,
+  NeighborSpec,
+  RouteSpec,
+  RtnetlinkOp,
 } from "./rtnetlink-request.ts";
 
 export interface Rtnetlink {

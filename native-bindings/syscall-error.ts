@@ -21,12 +21,7 @@ export class SyscallError extends Error {
 }
 
 /** Throws a SyscallError if `result` is negative, reading errno from `libc` right away. */
-export function check(
-  libc: { errno(): number },
-  result: number,
-  syscall: string,
-  detail?: string,
-): number {
+export function check(libc: { errno(): number }, result: number, syscall: string, detail?: string): number {
   if (result < 0) throw new SyscallError(syscall, libc.errno(), detail);
   return result;
 }

@@ -5,7 +5,17 @@
 
 import { putIpv4 } from "./c-memory.ts";
 import type { Libc, Pointer } from "./libc.ts";
-import { AF_INET, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, IPPROTO_UDP, SOL_SOCKET, SO_SNDBUF, SO_SNDBUFFORCE } from "./linux/socket.ts";
+import {
+  AF_INET,
+  MSG_DONTWAIT,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  IPPROTO_UDP,
+  SOL_SOCKET,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+} from "./linux/socket.ts";
 import * as st from "./linux/structs.ts";
 import { SOL_UDP, UDP_GRO, UDP_SEGMENT } from "./linux/udp.ts";
 
@@ -70,7 +80,13 @@ export class UdpGsoSender {
  * A non-blocking UDP socket bound to `port` on all addresses, used only to send (its port is the outer
  * source port of one inner flow). Returns the fd, or -errno when the port is taken or anything fails.
  */
-export function openUdpSourceSocket(libc: Libc, port: number, sendBufferBytes: number, scratch: Uint8Array, scratchAddress: Pointer): number {
+export function openUdpSourceSocket(
+  libc: Libc,
+  port: number,
+  sendBufferBytes: number,
+  scratch: Uint8Array,
+  scratchAddress: Pointer,
+): number {
   const fd = libc.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
   if (fd < 0) return -libc.errno();
   const view = new DataView(scratch.buffer, scratch.byteOffset, 64);

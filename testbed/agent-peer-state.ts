@@ -118,7 +118,8 @@ export function expectedPeers(listing: ReadonlyMap<string, string>, ownSubnet: s
     const subnet = `${m[1]}/${m[2]}`;
     if (subnet === ownSubnet) continue;
     const lease = JSON.parse(value) as { BackendType?: string; BackendData?: { VtepMAC?: string } };
-    if (lease.BackendType !== "vxlan" || typeof lease.BackendData?.VtepMAC !== "string") throw new Error(`not a vxlan lease: ${key} = ${value}`);
+    if (lease.BackendType !== "vxlan" || typeof lease.BackendData?.VtepMAC !== "string")
+      throw new Error(`not a vxlan lease: ${key} = ${value}`);
     out.set(subnet, { gateway: m[1]!, vtepMac: lease.BackendData.VtepMAC.toLowerCase() });
   }
   return out;
@@ -130,7 +131,8 @@ export function routeMismatches(routes: PeerRoutes, expected: ExpectedPeers): st
   for (const [subnet, peer] of expected) {
     const r = routes.get(subnet);
     if (r === undefined) out.push(`missing ${subnet}`);
-    else if (r.gateway !== peer.gateway || !r.onlink) out.push(`${subnet} via ${r.gateway}${r.onlink ? " onlink" : ""}, want via ${peer.gateway} onlink`);
+    else if (r.gateway !== peer.gateway || !r.onlink)
+      out.push(`${subnet} via ${r.gateway}${r.onlink ? " onlink" : ""}, want via ${peer.gateway} onlink`);
   }
   for (const subnet of routes.keys()) if (!expected.has(subnet)) out.push(`stray ${subnet}`);
   return out;

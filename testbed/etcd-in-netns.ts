@@ -36,10 +36,23 @@ export class HubEtcd {
   /** Starts (or restarts) the server on the same data directory and waits until it answers. */
   async resume(): Promise<void> {
     this.#proc = this.topo.spawnIn(this.topo.hub, [
-      "etcd", "--name", "fnl", "--data-dir", this.dataDir,
-      "--listen-client-urls", `${ETCD_ENDPOINT},http://127.0.0.1:2379`, "--advertise-client-urls", ETCD_ENDPOINT,
-      "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-      "--initial-cluster", "fnl=http://127.0.0.1:2380", "--log-level", "warn",
+      "etcd",
+      "--name",
+      "fnl",
+      "--data-dir",
+      this.dataDir,
+      "--listen-client-urls",
+      `${ETCD_ENDPOINT},http://127.0.0.1:2379`,
+      "--advertise-client-urls",
+      ETCD_ENDPOINT,
+      "--listen-peer-urls",
+      "http://127.0.0.1:2380",
+      "--initial-advertise-peer-urls",
+      "http://127.0.0.1:2380",
+      "--initial-cluster",
+      "fnl=http://127.0.0.1:2380",
+      "--log-level",
+      "warn",
     ]);
     await waitFor(async () => (await this.ctl(["endpoint", "health"], true)).ok, 20_000);
   }
@@ -51,7 +64,11 @@ export class HubEtcd {
   }
 
   async ctl(args: readonly string[], allowFail = false): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-    const r = await this.topo.exec(this.topo.hub, ["env", "ETCDCTL_API=3", "etcdctl", "--endpoints", "http://127.0.0.1:2379", "--command-timeout=3s", ...args], { allowFail });
+    const r = await this.topo.exec(
+      this.topo.hub,
+      ["env", "ETCDCTL_API=3", "etcdctl", "--endpoints", "http://127.0.0.1:2379", "--command-timeout=3s", ...args],
+      { allowFail },
+    );
     return { ok: r.code === 0, stdout: r.stdout, stderr: r.stderr };
   }
 

@@ -123,7 +123,12 @@ class Instance {
         "--logger=zap",
         "--log-level=warn",
         ...(this.tls
-          ? [`--cert-file=${this.tls.certFile}`, `--key-file=${this.tls.keyFile}`, `--trusted-ca-file=${this.tls.caFile}`, "--client-cert-auth"]
+          ? [
+              `--cert-file=${this.tls.certFile}`,
+              `--key-file=${this.tls.keyFile}`,
+              `--trusted-ca-file=${this.tls.caFile}`,
+              "--client-cert-auth",
+            ]
           : []),
         ...this.extraArgs,
       ],

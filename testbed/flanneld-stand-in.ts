@@ -21,7 +21,12 @@ export class FlanneldStandIn {
   static async join(node: NetnsNode, etcd: HubEtcd, subnet: string, mac: string): Promise<FlanneldStandIn> {
     const lease = (await etcd.ctl(["lease", "grant", "86400"])).stdout.match(/lease ([0-9a-f]+) granted/)?.[1];
     if (!lease) throw new Error("etcdctl lease grant printed no lease id");
-    const value = JSON.stringify({ PublicIP: node.underlayIp, PublicIPv6: null, BackendType: "vxlan", BackendData: { VNI: 1, VtepMAC: mac } });
+    const value = JSON.stringify({
+      PublicIP: node.underlayIp,
+      PublicIPv6: null,
+      BackendType: "vxlan",
+      BackendData: { VNI: 1, VtepMAC: mac },
+    });
     await etcd.ctl(["put", `${SUBNETS_PREFIX}${subnet.replace("/", "-")}`, value, `--lease=${lease}`]);
     await configureKernelVxlanNode(node, { mac, subnet });
     return new FlanneldStandIn(node, etcd, subnet, mac);

@@ -49,8 +49,20 @@ export class AgentNode {
   argv(): string[] {
     const env = Object.entries(this.env).map(([key, value]) => `${key}=${value}`);
     return [
-      ...this.wrapper, ...(env.length > 0 ? ["env", ...env] : []), ...this.program, "run", ...this.etcdArgs, "--iface", UNDERLAY_DEV,
-      "--subnet-file", this.subnetFile, "--state-dir", this.stateDir, "--status-socket", this.statusSocket, ...this.extraArgs,
+      ...this.wrapper,
+      ...(env.length > 0 ? ["env", ...env] : []),
+      ...this.program,
+      "run",
+      ...this.etcdArgs,
+      "--iface",
+      UNDERLAY_DEV,
+      "--subnet-file",
+      this.subnetFile,
+      "--state-dir",
+      this.stateDir,
+      "--status-socket",
+      this.statusSocket,
+      ...this.extraArgs,
     ];
   }
 
@@ -68,7 +80,12 @@ export class AgentNode {
 
   async subnetEnv(): Promise<Map<string, string>> {
     const text = await readFile(this.subnetFile, "utf8");
-    return new Map(text.trim().split("\n").map((l) => l.split("=", 2) as [string, string]));
+    return new Map(
+      text
+        .trim()
+        .split("\n")
+        .map((l) => l.split("=", 2) as [string, string]),
+    );
   }
 
   /** The agent's lease subnet, from its subnet.env (FLANNEL_SUBNET is the first address: `10.244.7.1/24` -> `10.244.7.0/24`). */
@@ -98,10 +115,22 @@ export interface AgentNodeOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-export async function createAgentNode(topo: Topology, node: NetnsNode, extraArgs: readonly string[] = [],
-  options: AgentNodeOptions = {}): Promise<AgentNode> {
-  return new AgentNode(topo, node, await mkdtemp(join(tmpdir(), `fnl-agent-n${node.index}-`)), extraArgs, options.etcdArgs, options.program,
-    options.wrapper, options.env);
+export async function createAgentNode(
+  topo: Topology,
+  node: NetnsNode,
+  extraArgs: readonly string[] = [],
+  options: AgentNodeOptions = {},
+): Promise<AgentNode> {
+  return new AgentNode(
+    topo,
+    node,
+    await mkdtemp(join(tmpdir(), `fnl-agent-n${node.index}-`)),
+    extraArgs,
+    options.etcdArgs,
+    options.program,
+    options.wrapper,
+    options.env,
+  );
 }
 
 /**
@@ -131,8 +160,11 @@ export async function waitForPeerRoutes(agent: AgentNode, count: number, timeout
  * into its lease and every agent routing to all the others. Agents are pushed onto `agents` as they are
  * made, so that the caller's cleanup sees them even when a later step fails. Returns the pod addresses.
  */
-export async function startAgentMesh(topo: Topology, etcd: { put(key: string, value: string): Promise<void> },
-  agents: AgentNode[]): Promise<string[]> {
+export async function startAgentMesh(
+  topo: Topology,
+  etcd: { put(key: string, value: string): Promise<void> },
+  agents: AgentNode[],
+): Promise<string[]> {
   await etcd.put(CONFIG_KEY, NETWORK_CONFIG);
   for (const node of topo.nodes) agents.push(await createAgentNode(topo, node));
   await Promise.all(agents.map((a) => a.start()));

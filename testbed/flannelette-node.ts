@@ -42,7 +42,10 @@ export class DataplaneNode {
     this.process.signal("SIGUSR1");
     let line: string | undefined;
     await waitFor(() => {
-      line = this.process.stdoutLines().slice(before).find((l) => l.startsWith("stats "));
+      line = this.process
+        .stdoutLines()
+        .slice(before)
+        .find((l) => l.startsWith("stats "));
       return line !== undefined;
     }, 5_000);
     return JSON.parse(line!.slice("stats ".length)) as DataplaneCounters;
@@ -51,13 +54,20 @@ export class DataplaneNode {
 
 export function dataplaneArgv(node: NetnsNode, options: DataplaneNodeOptions): string[] {
   return [
-    ...(options.program ?? [BUN, CLI]), "dataplane",
-    "--tap", options.tapName ?? "flannel.1",
-    "--local-ip", node.underlayIp,
-    "--vtep-mac", options.mac,
-    "--vni", String(options.vni ?? 1),
-    "--port", String(options.port ?? 8472),
-    "--underlay-mtu", String(node.underlayMtu),
+    ...(options.program ?? [BUN, CLI]),
+    "dataplane",
+    "--tap",
+    options.tapName ?? "flannel.1",
+    "--local-ip",
+    node.underlayIp,
+    "--vtep-mac",
+    options.mac,
+    "--vni",
+    String(options.vni ?? 1),
+    "--port",
+    String(options.port ?? 8472),
+    "--underlay-mtu",
+    String(node.underlayMtu),
     ...options.peers.map((p) => `--peer=${p.vtepMac}=${p.publicIp}`),
     ...(options.extraArgs ?? []),
   ];

@@ -349,7 +349,14 @@ export function vxlanIpv4Packet(outer: OuterSpec, datagram: Uint8Array): Uint8Ar
   const checksum = outer.udpChecksum ? undefined : 0;
   const udp: L4Spec = { kind: "udp", srcPort: outer.srcPort, dstPort: outer.dstPort ?? 8472, payload: datagram, checksum };
   return ipv4Packet(
-    { src: outer.src, dst: outer.dst, tos: outer.tos ?? 0, ttl: outer.ttl ?? 64, id: outer.id ?? 0, dontFragment: outer.dontFragment ?? false },
+    {
+      src: outer.src,
+      dst: outer.dst,
+      tos: outer.tos ?? 0,
+      ttl: outer.ttl ?? 64,
+      id: outer.id ?? 0,
+      dontFragment: outer.dontFragment ?? false,
+    },
     udp,
   );
 }

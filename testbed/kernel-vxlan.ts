@@ -42,10 +42,7 @@ export const VXLAN_V4_OVERHEAD = 50;
 
 type NodeRef = Pick<NetnsNode, "ns">;
 
-export async function configureKernelVxlanNode(
-  node: NetnsNode,
-  opts: KernelVxlanOptions = {},
-): Promise<KernelVxlanDevice> {
+export async function configureKernelVxlanNode(node: NetnsNode, opts: KernelVxlanOptions = {}): Promise<KernelVxlanDevice> {
   const vni = opts.vni ?? 1;
   const port = opts.port ?? 8472;
   if (!Number.isInteger(vni) || vni < 1 || vni > 0xffffff) throw new Error(`bad VNI ${vni}`);
@@ -61,9 +58,27 @@ export async function configureKernelVxlanNode(
   };
   ip4(node.underlayIp);
 
-  await exec(node.ns, ["ip", "link", "add", device.name, "address", device.mac, "mtu", `${device.mtu}`,
-    "type", "vxlan", "id", `${vni}`, "local", node.underlayIp, "dev", node.underlayDev,
-    "dstport", `${port}`, "nolearning"]);
+  await exec(node.ns, [
+    "ip",
+    "link",
+    "add",
+    device.name,
+    "address",
+    device.mac,
+    "mtu",
+    `${device.mtu}`,
+    "type",
+    "vxlan",
+    "id",
+    `${vni}`,
+    "local",
+    node.underlayIp,
+    "dev",
+    node.underlayDev,
+    "dstport",
+    `${port}`,
+    "nolearning",
+  ]);
   await exec(node.ns, ["ip", "addr", "add", `${subnetGateway(device.subnet)}/32`, "dev", device.name]);
   // As flanneld does; the file is absent when IPv6 is disabled.
   await writeSysctl(node.ns, `net/ipv6/conf/${device.name}/accept_ra`, "0", { ifPresent: true });

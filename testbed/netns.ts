@@ -10,8 +10,15 @@
 // Every name carries a random run id (`fnl-3fa9c1-n1`), so parallel runs never collide, and teardown deletes
 // only namespaces this process created. Veth offloads are left on, as on a real host (docs/bun-ffi-notes.md §4).
 
-import { runCommand, runCommandSync, SpawnedProcess, requireTool, type CommandResult, type RunOptions,
-  type SpawnOptions } from "./process.ts";
+import {
+  runCommand,
+  runCommandSync,
+  SpawnedProcess,
+  requireTool,
+  type CommandResult,
+  type RunOptions,
+  type SpawnOptions,
+} from "./process.ts";
 
 export interface NetnsNode {
   /** 1-based. */
@@ -59,8 +66,7 @@ export function exec(ns: string, argv: readonly string[], opts?: RunOptions): Pr
  * names contain dots). /proc/sys/net is per namespace; `sh` avoids depending on procps. With `ifPresent`, a
  * missing file (IPv6 disabled) is not an error.
  */
-export async function writeSysctl(ns: string, path: string, value: string,
-  opts: { ifPresent?: boolean } = {}): Promise<void> {
+export async function writeSysctl(ns: string, path: string, value: string, opts: { ifPresent?: boolean } = {}): Promise<void> {
   if (!/^[\w./-]+$/.test(path) || path.includes("..") || !/^[\w-]+$/.test(value)) {
     throw new Error(`bad sysctl ${path}=${value}`);
   }
@@ -158,8 +164,24 @@ class NetnsTopology implements Topology {
       await this.addNamespace(ns);
       await ip(["-n", ns, "link", "set", "lo", "up"]);
       // Created from the hub so no name is ever taken in the caller's namespace.
-      await ip(["-n", hub, "link", "add", `n${i}`, "mtu", `${UNDERLAY_MTU}`, "type", "veth",
-        "peer", "name", UNDERLAY_DEV, "mtu", `${UNDERLAY_MTU}`, "netns", ns]);
+      await ip([
+        "-n",
+        hub,
+        "link",
+        "add",
+        `n${i}`,
+        "mtu",
+        `${UNDERLAY_MTU}`,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        UNDERLAY_DEV,
+        "mtu",
+        `${UNDERLAY_MTU}`,
+        "netns",
+        ns,
+      ]);
       await ip(["-n", hub, "link", "set", `n${i}`, "master", HUB_BRIDGE, "up"]);
       await ip(["-n", ns, "addr", "add", `${node.underlayIp}/24`, "dev", UNDERLAY_DEV]);
       await ip(["-n", ns, "link", "set", UNDERLAY_DEV, "up"]);

@@ -27,8 +27,7 @@ export async function assignTapAddress(node: NodeRef, tapName: string, subnet: s
 export async function addOverlayRoute(node: NodeRef, route: OverlayRoute): Promise<void> {
   const dev = route.tapName ?? "flannel.1";
   const gw = subnetGateway(route.subnet);
-  await exec(node.ns, ["ip", "neigh", "replace", gw, "lladdr", normalizeMac(route.vtepMac), "dev", dev,
-    "nud", "permanent"]);
+  await exec(node.ns, ["ip", "neigh", "replace", gw, "lladdr", normalizeMac(route.vtepMac), "dev", dev, "nud", "permanent"]);
   await exec(node.ns, ["ip", "route", "replace", canonicalCidr(route.subnet), "via", gw, "dev", dev, "onlink"]);
 }
 

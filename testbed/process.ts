@@ -62,11 +62,7 @@ export async function runCommand(argv: readonly string[], opts: RunOptions = {})
     killSignal: "SIGKILL",
     env: { ...process.env, PATH: TOOL_PATH },
   });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   if (proc.signalCode !== null) {
     throw new CommandError(argv, null, stderr, `was killed by ${proc.signalCode} (timeout ${timeoutMs} ms)`);
   }
@@ -160,15 +156,13 @@ export class SpawnedProcess {
    * Resolves with the first matching line, already printed or yet to come. `since` skips the lines printed
    * before that count (from `lineCount()`), to await the answer to a signal rather than an older one.
    */
-  waitForLine(match: RegExp | string,
-    opts: { stream?: StreamName; timeoutMs?: number; since?: number } = {}): Promise<string> {
+  waitForLine(match: RegExp | string, opts: { stream?: StreamName; timeoutMs?: number; since?: number } = {}): Promise<string> {
     const stream = opts.stream ?? "stdout";
     const test = typeof match === "string" ? (l: string) => l.startsWith(match) : (l: string) => match.test(l);
     const seen = this.lines[stream].slice(opts.since ?? 0).find(test);
     if (seen !== undefined) return Promise.resolve(seen);
-    const what = typeof match === "string"
-      ? `a ${stream} line starting with ${JSON.stringify(match)}`
-      : `a ${stream} line matching ${String(match)}`;
+    const what =
+      typeof match === "string" ? `a ${stream} line starting with ${JSON.stringify(match)}` : `a ${stream} line matching ${String(match)}`;
     if (this.done) return Promise.reject(this.describeFailure(what, "exited before printing it"));
     const timeoutMs = opts.timeoutMs ?? 10_000;
     return new Promise<string>((resolve, reject) => {

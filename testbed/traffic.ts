@@ -125,8 +125,7 @@ export interface UdpResult {
 /** The part of a topology that starts tracked processes, so servers die with it even on failure. */
 export type ProcessHost = Pick<Topology, "spawnIn">;
 
-export async function iperf3Tcp(host: ProcessHost, server: ServerEndpoint, client: ClientEndpoint,
-  opts: TcpOptions): Promise<TcpResult> {
+export async function iperf3Tcp(host: ProcessHost, server: ServerEndpoint, client: ClientEndpoint, opts: TcpOptions): Promise<TcpResult> {
   const args = ["-t", `${opts.seconds}`];
   if (opts.reverse) args.push("-R");
   if (opts.parallel && opts.parallel > 1) args.push("-P", `${opts.parallel}`);
@@ -142,8 +141,7 @@ export async function iperf3Tcp(host: ProcessHost, server: ServerEndpoint, clien
   };
 }
 
-export async function iperf3Udp(host: ProcessHost, server: ServerEndpoint, client: ClientEndpoint,
-  opts: UdpOptions): Promise<UdpResult> {
+export async function iperf3Udp(host: ProcessHost, server: ServerEndpoint, client: ClientEndpoint, opts: UdpOptions): Promise<UdpResult> {
   const args = ["-u", "-l", `${opts.len ?? 64}`, "-b", opts.bitrate, "-t", `${opts.seconds}`];
   if (opts.reverse) args.push("-R");
   const json = await runIperf3(host, server, client, opts.port, opts.seconds, args);
@@ -176,8 +174,14 @@ function outOfOrder(json: Json): number {
   return total;
 }
 
-async function runIperf3(host: ProcessHost, server: ServerEndpoint, client: ClientEndpoint,
-  port: number | undefined, seconds: number, args: readonly string[]): Promise<Json> {
+async function runIperf3(
+  host: ProcessHost,
+  server: ServerEndpoint,
+  client: ClientEndpoint,
+  port: number | undefined,
+  seconds: number,
+  args: readonly string[],
+): Promise<Json> {
   requireTool("iperf3");
   const p = `${port ?? 5201}`;
   // -1: serve one test and exit; --forceflush so "Server listening" reaches our pipe immediately.
@@ -228,8 +232,7 @@ export interface WaitForOptions {
 }
 
 /** Polls `predicate` until it returns true; throws after `timeoutMs`. A throwing predicate counts as false. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number,
-  opts: WaitForOptions = {}): Promise<void> {
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number, opts: WaitForOptions = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

@@ -33,7 +33,9 @@ function esc(s: string): string {
 }
 
 function text(x: number, y: number, s: string, attrs: Record<string, string | number> = {}): string {
-  const a = Object.entries({ "font-size": 11, fill: COLORS.text, ...attrs }).map(([k, v]) => `${k}="${v}"`).join(" ");
+  const a = Object.entries({ "font-size": 11, fill: COLORS.text, ...attrs })
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(" ");
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${a}>${esc(s)}</text>`;
 }
 
@@ -99,13 +101,20 @@ function drawPanel(p: Panel, top: number): { svg: string; height: number } {
   const tickDigits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
 
   for (let t = 0; t <= yMax + step / 2; t += step) {
-    out.push(`<line x1="${MARGIN_L}" x2="${W - MARGIN_R}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" ` +
-      `stroke="${COLORS.grid}" stroke-width="1"/>`);
+    out.push(
+      `<line x1="${MARGIN_L}" x2="${W - MARGIN_R}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" ` +
+        `stroke="${COLORS.grid}" stroke-width="1"/>`,
+    );
     out.push(text(MARGIN_L - 6, y(t) + 3.5, t.toFixed(tickDigits), { "text-anchor": "end", "font-size": 10, fill: COLORS.muted }));
   }
-  out.push(text(16, (plotTop + plotBottom) / 2, p.unit,
-    { "text-anchor": "middle", "font-size": 10.5, fill: COLORS.muted,
-      transform: `rotate(-90 16 ${((plotTop + plotBottom) / 2).toFixed(1)})` }));
+  out.push(
+    text(16, (plotTop + plotBottom) / 2, p.unit, {
+      "text-anchor": "middle",
+      "font-size": 10.5,
+      fill: COLORS.muted,
+      transform: `rotate(-90 16 ${((plotTop + plotBottom) / 2).toFixed(1)})`,
+    }),
+  );
 
   const n = p.groups.length;
   const groupW = PLOT_W / Math.max(n, 1);
@@ -123,18 +132,30 @@ function drawPanel(p: Panel, top: number): { svg: string; height: number } {
       out.push(text(x + barW / 2, y(v) - 3, fmt(v), { "text-anchor": "middle", "font-size": 9.5 }));
       const r = s.ratios?.[gi];
       if (r !== undefined && Number.isFinite(r)) {
-        out.push(text(x + barW / 2, y(v) - 15, `${r.toFixed(2)}×`,
-          { "text-anchor": "middle", "font-size": 9.5, "font-weight": "bold", fill: s.color }));
+        out.push(
+          text(x + barW / 2, y(v) - 15, `${r.toFixed(2)}×`, {
+            "text-anchor": "middle",
+            "font-size": 9.5,
+            "font-weight": "bold",
+            fill: s.color,
+          }),
+        );
       }
     });
     g.lines.slice(0, GROUP_LABEL_LINES).forEach((line, li) => {
-      out.push(text(cx, plotBottom + 15 + li * 13, line, li === 0
-        ? { "text-anchor": "middle", "font-size": 11 }
-        : { "text-anchor": "middle", "font-size": 10, fill: COLORS.muted }));
+      out.push(
+        text(
+          cx,
+          plotBottom + 15 + li * 13,
+          line,
+          li === 0 ? { "text-anchor": "middle", "font-size": 11 } : { "text-anchor": "middle", "font-size": 10, fill: COLORS.muted },
+        ),
+      );
     });
   });
-  out.push(`<line x1="${MARGIN_L}" x2="${W - MARGIN_R}" y1="${plotBottom}" y2="${plotBottom}" ` +
-    `stroke="${COLORS.axis}" stroke-width="1"/>`);
+  out.push(
+    `<line x1="${MARGIN_L}" x2="${W - MARGIN_R}" y1="${plotBottom}" y2="${plotBottom}" ` + `stroke="${COLORS.axis}" stroke-width="1"/>`,
+  );
   return { svg: out.join("\n"), height: 34 + LEGEND_H + PLOT_H + 15 + GROUP_LABEL_LINES * 13 + 6 };
 }
 
@@ -168,11 +189,19 @@ export function renderSvg(report: E2eReport): string {
     groups: ours.map((d) => ({ lines: splitLabel(d.label) })),
     series: [
       { label: "kernel↔kernel, 1 stream", color: COLORS.kernelA, values: kernelOnly(kernel?.tcp.gbps) },
-      { label: "flannelette, 1 stream", color: COLORS.oursA, values: ours.map((d) => d.figures.tcp.gbps),
-        ratios: ours.map((d) => d.ratiosToKernel?.tcpGbps) },
+      {
+        label: "flannelette, 1 stream",
+        color: COLORS.oursA,
+        values: ours.map((d) => d.figures.tcp.gbps),
+        ratios: ours.map((d) => d.ratiosToKernel?.tcpGbps),
+      },
       { label: `kernel↔kernel, ${streams} streams`, color: COLORS.kernelB, values: kernelOnly(kernel?.tcpParallel.gbps) },
-      { label: `flannelette, ${streams} streams`, color: COLORS.oursB,
-        values: ours.map((d) => d.figures.tcpParallel.gbps), ratios: ours.map((d) => d.ratiosToKernel?.tcpParallelGbps) },
+      {
+        label: `flannelette, ${streams} streams`,
+        color: COLORS.oursB,
+        values: ours.map((d) => d.figures.tcpParallel.gbps),
+        ratios: ours.map((d) => d.ratiosToKernel?.tcpParallelGbps),
+      },
     ],
   };
   const pingPanel: Panel = {
@@ -181,11 +210,19 @@ export function renderSvg(report: E2eReport): string {
     groups: ours.map((d) => ({ lines: splitLabel(d.label) })),
     series: [
       { label: "kernel↔kernel avg", color: COLORS.kernelA, values: kernelOnly(kernel?.pingAvgMs) },
-      { label: "flannelette avg", color: COLORS.oursA, values: ours.map((d) => d.figures.pingAvgMs),
-        ratios: ours.map((d) => d.ratiosToKernel?.pingAvgMs) },
+      {
+        label: "flannelette avg",
+        color: COLORS.oursA,
+        values: ours.map((d) => d.figures.pingAvgMs),
+        ratios: ours.map((d) => d.ratiosToKernel?.pingAvgMs),
+      },
       { label: "kernel↔kernel p99", color: COLORS.kernelB, values: kernelOnly(kernel?.pingP99Ms) },
-      { label: "flannelette p99", color: COLORS.oursB, values: ours.map((d) => d.figures.pingP99Ms),
-        ratios: ours.map((d) => d.ratiosToKernel?.pingP99Ms) },
+      {
+        label: "flannelette p99",
+        color: COLORS.oursB,
+        values: ours.map((d) => d.figures.pingP99Ms),
+        ratios: ours.map((d) => d.ratiosToKernel?.pingP99Ms),
+      },
     ],
   };
 
@@ -193,19 +230,30 @@ export function renderSvg(report: E2eReport): string {
   const date = report.date.replace("T", " ").replace(/:\d\d\.\d+Z$/, " UTC");
   const parts: string[] = [];
   let top = 0;
-  parts.push(text(MARGIN_L - 44, 26, `flannelette vs kernel VXLAN, end to end — ${date}`,
-    { "font-size": 17, "font-weight": "bold" }));
+  parts.push(text(MARGIN_L - 44, 26, `flannelette vs kernel VXLAN, end to end — ${date}`, { "font-size": 17, "font-weight": "bold" }));
   // Uncommitted changes to the benchmark or docs themselves do not change what was measured.
   const measuredDirty = (report.uncommitted ?? []).some((p) => !p.startsWith("bench/") && !p.endsWith(".md"));
-  const commit = report.commit
-    ? ` · commit ${report.commit.slice(0, 7)}${measuredDirty ? " + uncommitted changes" : ""}` : "";
-  parts.push(text(MARGIN_L - 44, 45, `${h.cpus} cores · ${h.cpuModel} · Linux ${h.kernel} · Bun ${h.bun}` +
-    `${h.tcpCongestionControl ? ` · TCP ${h.tcpCongestionControl}` : ""}${commit}`,
-    { "font-size": 11.5, fill: COLORS.muted }));
+  const commit = report.commit ? ` · commit ${report.commit.slice(0, 7)}${measuredDirty ? " + uncommitted changes" : ""}` : "";
+  parts.push(
+    text(
+      MARGIN_L - 44,
+      45,
+      `${h.cpus} cores · ${h.cpuModel} · Linux ${h.kernel} · Bun ${h.bun}` +
+        `${h.tcpCongestionControl ? ` · TCP ${h.tcpCongestionControl}` : ""}${commit}`,
+      { "font-size": 11.5, fill: COLORS.muted },
+    ),
+  );
   const p = report.params;
-  parts.push(text(MARGIN_L - 44, 61, `two network namespaces on one machine; medians of ${p.rounds} round${p.rounds === 1 ? "" : "s"} ` +
-    `(TCP ${p.tcpSeconds} s each, ${p.pings} pings every ${p.pingIntervalMs} ms); load average ` +
-    `${report.loadavg.start} at start`, { "font-size": 11, fill: COLORS.muted }));
+  parts.push(
+    text(
+      MARGIN_L - 44,
+      61,
+      `two network namespaces on one machine; medians of ${p.rounds} round${p.rounds === 1 ? "" : "s"} ` +
+        `(TCP ${p.tcpSeconds} s each, ${p.pings} pings every ${p.pingIntervalMs} ms); load average ` +
+        `${report.loadavg.start} at start`,
+      { "font-size": 11, fill: COLORS.muted },
+    ),
+  );
   top = 76;
   for (const panel of [tcpPanel, pingPanel]) {
     const d = drawPanel(panel, top);
@@ -214,11 +262,15 @@ export function renderSvg(report: E2eReport): string {
   }
 
   // The cost table: machine CPU-s per Gbit for every direction, kernel included, and our processes' part.
-  parts.push(text(MARGIN_L - 44, top + 12, "Cost under TCP load (both ends on this machine)",
-    { "font-size": 13, "font-weight": "bold" }));
+  parts.push(text(MARGIN_L - 44, top + 12, "Cost under TCP load (both ends on this machine)", { "font-size": 13, "font-weight": "bold" }));
   const cols = [MARGIN_L - 44, 300, 465, 630, 800];
-  const head = ["direction", "CPU-s per Gbit, 1 stream", `CPU-s per Gbit, ${streams} streams`,
-    `data planes' share (1 / ${streams})`, "RSS max / peak (target ≤ 64 MiB)"];
+  const head = [
+    "direction",
+    "CPU-s per Gbit, 1 stream",
+    `CPU-s per Gbit, ${streams} streams`,
+    `data planes' share (1 / ${streams})`,
+    "RSS max / peak (target ≤ 64 MiB)",
+  ];
   top += 32;
   head.forEach((c, i) => parts.push(text(cols[i], top, c, { "font-size": 10.5, fill: COLORS.muted })));
   for (const d of dirs) {
@@ -227,8 +279,10 @@ export function renderSvg(report: E2eReport): string {
     const r = d.ratiosToKernel;
     const rss = Object.values(f.dataplaneMaxRssMiB);
     const peak = Object.values(f.dataplanePeakRssMiB ?? {}); // absent from runs before VmHWM was recorded
-    const share = f.tcp.dataplaneShare === null ? "–"
-      : `${(100 * f.tcp.dataplaneShare).toFixed(0)}% / ${(100 * (f.tcpParallel.dataplaneShare ?? 0)).toFixed(0)}%`;
+    const share =
+      f.tcp.dataplaneShare === null
+        ? "–"
+        : `${(100 * f.tcp.dataplaneShare).toFixed(0)}% / ${(100 * (f.tcpParallel.dataplaneShare ?? 0)).toFixed(0)}%`;
     const cells = [
       splitLabel(d.label).join(", "),
       `${fmt(f.tcp.machineCpuSPerGbit)}${r ? ` (${ratio(r.tcpCpuSPerGbit)})` : ""}`,
@@ -239,9 +293,15 @@ export function renderSvg(report: E2eReport): string {
     cells.forEach((c, i) => parts.push(text(cols[i], top, c, { "font-size": 11 })));
   }
   top += 20;
-  parts.push(text(MARGIN_L - 44, top, "CPU-s per Gbit = busy CPU-seconds of the whole machine (user+nice+system+irq+" +
-    "softirq+steal) per Gbit received, i.e. cores per Gbit/s; share = the data plane processes' utime+stime.",
-  { "font-size": 9.5, fill: COLORS.muted }));
+  parts.push(
+    text(
+      MARGIN_L - 44,
+      top,
+      "CPU-s per Gbit = busy CPU-seconds of the whole machine (user+nice+system+irq+" +
+        "softirq+steal) per Gbit received, i.e. cores per Gbit/s; share = the data plane processes' utime+stime.",
+      { "font-size": 9.5, fill: COLORS.muted },
+    ),
+  );
   const height = Math.ceil(top + 14);
 
   return `<?xml version="1.0" encoding="UTF-8"?>
@@ -267,7 +327,10 @@ if (import.meta.main) {
   let path = process.argv[2];
   if (!path) {
     const dir = resolve(import.meta.dir, "../results");
-    const newest = readdirSync(dir).filter((f) => /^e2e-.*\.json$/.test(f)).sort().at(-1);
+    const newest = readdirSync(dir)
+      .filter((f) => /^e2e-.*\.json$/.test(f))
+      .sort()
+      .at(-1);
     if (!newest) {
       console.error(`no e2e-*.json in ${dir}: run npm run bench:e2e first`);
       process.exit(2);

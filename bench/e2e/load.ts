@@ -173,8 +173,13 @@ export class LoadSampler {
     const machineBusyS = (machine.busy - this.#machine0.busy) / CLK_TCK;
     const processes: Record<string, ProcessLoad> = {};
     for (const t of this.#tracked) {
-      processes[t.w.name] = { pid: t.w.pid, cpuS: (t.lastTicks - t.ticks0) / CLK_TCK, maxRssKiB: t.maxRssKiB,
-        peakRssKiB: t.peakRssKiB, samples: t.samples };
+      processes[t.w.name] = {
+        pid: t.w.pid,
+        cpuS: (t.lastTicks - t.ticks0) / CLK_TCK,
+        maxRssKiB: t.maxRssKiB,
+        peakRssKiB: t.peakRssKiB,
+        samples: t.samples,
+      };
     }
     return { wallS, machineBusyS, machineBusyCores: machineBusyS / wallS, processes };
   }

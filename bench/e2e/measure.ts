@@ -86,8 +86,14 @@ export interface Figures {
  * `check` runs between phases so a dead data plane fails fast with its own stderr, not an iperf3 timeout.
  * `watch` names the data plane processes to sample (both ends, whichever is client).
  */
-export async function measureDirection(topo: Topology, client: NetnsNode, server: NetnsNode,
-  params: MeasureParams, watch: readonly Watched[], check: () => void): Promise<Figures> {
+export async function measureDirection(
+  topo: Topology,
+  client: NetnsNode,
+  server: NetnsNode,
+  params: MeasureParams,
+  watch: readonly Watched[],
+  check: () => void,
+): Promise<Figures> {
   const from = { ns: client.ns, ip: client.podIp };
   const to = { ns: server.ns, ip: server.podIp };
 
@@ -112,13 +118,11 @@ export async function measureDirection(topo: Topology, client: NetnsNode, server
   for (let i = 0; i < params.rounds; i++) {
     const tcp = await tcpRun(1);
     const tcpParallel = await tcpRun(params.parallel);
-    const udp = await iperf3Udp(topo, to, from,
-      { seconds: params.udpSeconds, len: params.udpLen, bitrate: params.udpBitrate });
+    const udp = await iperf3Udp(topo, to, from, { seconds: params.udpSeconds, len: params.udpLen, bitrate: params.udpBitrate });
     check();
     // Let the queues the UDP flood filled drain before timing pings.
     await Bun.sleep(300);
-    const p = await ping(client.ns, { from: client.podIp, to: server.podIp, count: params.pings,
-      intervalS: params.pingIntervalMs / 1000 });
+    const p = await ping(client.ns, { from: client.podIp, to: server.podIp, count: params.pings, intervalS: params.pingIntervalMs / 1000 });
     check();
     rounds.push({
       tcp,
@@ -179,8 +183,7 @@ function tcpRound(streams: number, r: TcpResult, load: LoadWindow): TcpRound {
 }
 
 function tcpFigures(rounds: readonly TcpRound[]): TcpFigures {
-  const medOrNull = (xs: ReadonlyArray<number | null>): number | null =>
-    xs.some((x) => x === null) ? null : median(xs as number[]);
+  const medOrNull = (xs: ReadonlyArray<number | null>): number | null => (xs.some((x) => x === null) ? null : median(xs as number[]));
   return {
     streams: rounds[0]?.streams ?? 1,
     gbps: median(rounds.map((r) => r.gbps)),

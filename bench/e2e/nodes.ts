@@ -26,8 +26,9 @@ export interface RunningNode {
 /** Fails with one clear line when the CLI is not there yet, before any namespace work. */
 export function assertDataplaneCli(): void {
   if (!existsSync(CLI)) {
-    throw new Error(`${CLI} does not exist: the data plane CLI (\`cli.ts dataplane ...\`) is not built yet, ` +
-      "so flannelette scenarios cannot run");
+    throw new Error(
+      `${CLI} does not exist: the data plane CLI (\`cli.ts dataplane ...\`) is not built yet, ` + "so flannelette scenarios cannot run",
+    );
   }
 }
 
@@ -39,8 +40,14 @@ export function dataplaneHasFlag(flag: string): boolean {
   return new RegExp(`^\\s*--${flag}\\b`, "m").test(text);
 }
 
-export async function startNode(topo: Topology, kind: NodeKind, node: NetnsNode, mac: string,
-  peers: readonly KernelPeer[], extraArgs: readonly string[] = []): Promise<RunningNode> {
+export async function startNode(
+  topo: Topology,
+  kind: NodeKind,
+  node: NetnsNode,
+  mac: string,
+  peers: readonly KernelPeer[],
+  extraArgs: readonly string[] = [],
+): Promise<RunningNode> {
   if (kind === "kernel") {
     await configureKernelVxlanNode(node, { vni: VNI, port: VXLAN_PORT, mac, peers });
     return { kind, node, dataplane: null, pid: null };

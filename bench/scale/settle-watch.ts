@@ -9,8 +9,13 @@
 // The settle time is bracketed: no later than the end of the first full reading that matched, and after the
 // start of the last reading (of either stage) that did not.
 
-import { type ExpectedPeers, forwardingMismatches, peerStateMismatches, readAgentPeerState,
-  readForwardingFigures } from "../../testbed/agent-peer-state.ts";
+import {
+  type ExpectedPeers,
+  forwardingMismatches,
+  peerStateMismatches,
+  readAgentPeerState,
+  readForwardingFigures,
+} from "../../testbed/agent-peer-state.ts";
 import type { Topology } from "../../testbed/netns.ts";
 
 const MIN_GAP_MS = 10;

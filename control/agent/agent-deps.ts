@@ -18,12 +18,26 @@ import type { LocalResources } from "./local-checks.ts";
  * (underlay.ts), the TAP's own state (tap-guard.ts), and the per-peer routes and neighbors on the TAP
  * (kernel-peers.ts). `Rtnetlink` is the real one.
  */
-export type KernelTables = Pick<Rtnetlink,
-  | "linkIndex" | "linkGet" | "linkList" | "linkSetUp" | "linkSetMtu" | "linkSetMac"
-  | "addressList" | "addressListAll" | "addressReplace" | "addressDelete"
-  | "routeList" | "routeReplace" | "routeDelete"
-  | "neighborList" | "neighborReplace" | "neighborDelete"
-  | "close">;
+export type KernelTables = Pick<
+  Rtnetlink,
+  | "linkIndex"
+  | "linkGet"
+  | "linkList"
+  | "linkSetUp"
+  | "linkSetMtu"
+  | "linkSetMac"
+  | "addressList"
+  | "addressListAll"
+  | "addressReplace"
+  | "addressDelete"
+  | "routeList"
+  | "routeReplace"
+  | "routeDelete"
+  | "neighborList"
+  | "neighborReplace"
+  | "neighborDelete"
+  | "close"
+>;
 
 /** The data plane as the agent uses it, once started; `Dataplane` is the real one. */
 export interface AgentDataplane extends PeerForwarding {

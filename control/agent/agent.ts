@@ -108,7 +108,9 @@ export class Agent {
     const leases = this.#leases;
     const lease = leases?.lease ?? null;
     const dataplane = this.#dataplane;
-    const peers = (this.#peers?.peersWithSince() ?? []).sort((a, b) => a.peer.subnet.ip - b.peer.subnet.ip || a.peer.subnet.prefixLen - b.peer.subnet.prefixLen);
+    const peers = (this.#peers?.peersWithSince() ?? []).sort(
+      (a, b) => a.peer.subnet.ip - b.peer.subnet.ip || a.peer.subnet.prefixLen - b.peer.subnet.prefixLen,
+    );
     return {
       version: STATUS_VERSION,
       time: new Date(this.#clock.now()).toISOString(),
@@ -118,17 +120,27 @@ export class Agent {
       waitingFor: this.#network === null && !this.#stopping ? ["network config", ...snapshot.waitingFor] : snapshot.waitingFor,
       faults: snapshot.faults,
       network: this.#network && formatCidr4(this.#network),
-      lease: lease && leases && this.#publicIp !== null
-        ? { subnet: formatCidr4(lease.subnet), publicIp: formatIp4(this.#publicIp), vtepMac: leases.vtepMac, expiresAt: new Date(lease.expiresAt).toISOString() }
-        : null,
+      lease:
+        lease && leases && this.#publicIp !== null
+          ? {
+              subnet: formatCidr4(lease.subnet),
+              publicIp: formatIp4(this.#publicIp),
+              vtepMac: leases.vtepMac,
+              expiresAt: new Date(lease.expiresAt).toISOString(),
+            }
+          : null,
       etcd: { endpoints: [...this.#o.etcdEndpoints], endpointInUse: this.#etcd?.endpointInUse ?? null, connected: snapshot.etcdConnected },
       peers: peers.map(({ peer, since }) => ({
-        subnet: formatCidr4(peer.subnet), publicIp: formatIp4(peer.publicIp), vtepMac: peer.vtepMac, since: new Date(since).toISOString(),
+        subnet: formatCidr4(peer.subnet),
+        publicIp: formatIp4(peer.publicIp),
+        vtepMac: peer.vtepMac,
+        since: new Date(since).toISOString(),
       })),
       forwardingEntries: snapshot.forwardingEntries,
-      dataplane: dataplane && snapshot.counters
-        ? { tap: dataplane.tapName, mtu: dataplane.tapMtu, workerPairs: dataplane.workerPairs, counters: snapshot.counters }
-        : null,
+      dataplane:
+        dataplane && snapshot.counters
+          ? { tap: dataplane.tapName, mtu: dataplane.tapMtu, workerPairs: dataplane.workerPairs, counters: snapshot.counters }
+          : null,
       leaseRejections: { ...snapshot.leaseRejections },
       ownLeaseRestores: snapshot.ownLeaseRestores,
       reconcile: { runs: snapshot.reconcileRuns, changes: snapshot.reconcileChanges },
@@ -170,24 +182,39 @@ export class Agent {
     const rtnl = deps.openKernel();
     this.#stops.push(() => rtnl.close());
     const underlay = discoverUnderlay(rtnl, { iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
-    log.info(`using interface ${underlay.name} (${formatIp4(underlay.ip)}), public IP ${formatIp4(underlay.publicIp)}, MTU ${underlay.mtu}`);
+    log.info(
+      `using interface ${underlay.name} (${formatIp4(underlay.ip)}), public IP ${formatIp4(underlay.publicIp)}, MTU ${underlay.mtu}`,
+    );
     this.#publicIp = underlay.publicIp;
 
     const registry = await deps.connectRegistry({
-      endpoints: o.etcdEndpoints, prefix: o.etcdPrefix, keyFile: o.etcdKeyfile, certFile: o.etcdCertfile, caFile: o.etcdCafile,
-      username: o.etcdUsername, password: o.etcdPassword, log,
+      endpoints: o.etcdEndpoints,
+      prefix: o.etcdPrefix,
+      keyFile: o.etcdKeyfile,
+      certFile: o.etcdCertfile,
+      caFile: o.etcdCafile,
+      username: o.etcdUsername,
+      password: o.etcdPassword,
+      log,
     });
     this.#stops.push(() => registry.close());
     this.#etcd = registry;
     const config = await this.#waitForConfig(registry);
     this.#network = config.network;
-    if (config.backend.type !== "vxlan") throw new ControlError("BACKEND_UNSUPPORTED", `backend type "${config.backend.type}" is not supported yet by flannelette (only vxlan)`);
+    if (config.backend.type !== "vxlan")
+      throw new ControlError(
+        "BACKEND_UNSUPPORTED",
+        `backend type "${config.backend.type}" is not supported yet by flannelette (only vxlan)`,
+      );
     const backend = config.backend;
     log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}`);
     this.#registry = registry;
     this.#configNotice = new ConfigChangeNotice(configKey(o.etcdPrefix), this.#configInUse);
     await deps.host.checkLocalResources({
-      port: backend.port, tapName: o.tapName, queues: o.workers === 0 ? defaultWorkerPairs() : o.workers, subnetFile: o.subnetFile,
+      port: backend.port,
+      tapName: o.tapName,
+      queues: o.workers === 0 ? defaultWorkerPairs() : o.workers,
+      subnetFile: o.subnetFile,
     });
 
     const stored = await loadOrCreateVtepMac(o.stateDir, o.tapName, (m) => log.warn(m));
@@ -198,8 +225,15 @@ export class Agent {
 
     const underlayMtu = backend.mtu > 0 ? backend.mtu : underlay.mtu;
     const dataplane = await deps.startDataplane({
-      tapName: o.tapName, vtepMac: mac, localIp: underlay.publicIp, vni: backend.vni, port: backend.port, underlayMtu,
-      offloads: o.offloads, workers: o.workers === 0 ? undefined : o.workers, log: (m) => log.info(m),
+      tapName: o.tapName,
+      vtepMac: mac,
+      localIp: underlay.publicIp,
+      vni: backend.vni,
+      port: backend.port,
+      underlayMtu,
+      offloads: o.offloads,
+      workers: o.workers === 0 ? undefined : o.workers,
+      log: (m) => log.info(m),
       onFatal: (message) => this.#onFatal?.(message),
     });
     this.#dataplane = dataplane;
@@ -211,7 +245,10 @@ export class Agent {
     if (o.ipMasq) {
       const masq = deps.host.ipMasq({ network: config.network, subnet: lease.subnet, log });
       await masq.ensure();
-      const timer = this.#clock.setInterval(() => void masq.ensure().catch((e: Error) => log.rateLimited("masq", `ip-masq resync: ${e.message}`)), MASQ_RESYNC_MS);
+      const timer = this.#clock.setInterval(
+        () => void masq.ensure().catch((e: Error) => log.rateLimited("masq", `ip-masq resync: ${e.message}`)),
+        MASQ_RESYNC_MS,
+      );
       this.#stops.push(() => this.#clock.clearInterval(timer));
     }
     await writeSubnetEnv(o.subnetFile, { network: config.network, subnet: lease.subnet, mtu: dataplane.tapMtu, ipMasq: o.ipMasq });
@@ -219,12 +256,25 @@ export class Agent {
     log.info(`wrote ${o.subnetFile}; ready`);
 
     const kernel = new KernelPeers(rtnl, tapIndex, dataplane, log);
-    this.#tap = new TapGuard(rtnl, {
-      name: dataplane.tapName, ifindex: tapIndex, mtu: dataplane.tapMtu, mac: dataplane.vtepMac, address: () => leases.lease?.subnet.ip ?? null,
-    }, log);
+    this.#tap = new TapGuard(
+      rtnl,
+      {
+        name: dataplane.tapName,
+        ifindex: tapIndex,
+        mtu: dataplane.tapMtu,
+        mac: dataplane.vtepMac,
+        address: () => leases.lease?.subnet.ip ?? null,
+      },
+      log,
+    );
     const peers = new PeerSync({
-      registry, kernel, log,
-      network: config.network, subnetLen: config.subnetLen, ownPublicIp: underlay.publicIp, ownVtepMac: formatMac(mac),
+      registry,
+      kernel,
+      log,
+      network: config.network,
+      subnetLen: config.subnetLen,
+      ownPublicIp: underlay.publicIp,
+      ownVtepMac: formatMac(mac),
       ownSubnet: () => leases.lease?.subnet ?? null,
       onOwnLease: (event) => this.#onOwnLease(event, rtnl, tapIndex, config),
       onEtcdState: (connected) => this.#setEtcdState(connected),
@@ -243,7 +293,13 @@ export class Agent {
    * the agent; docs/performance.md, "Where the memory of 5,000 peers goes"). So no closure made here may
    * outlive it.
    */
-  async #takeLease(registry: LeaseRegistry, config: NetConfig, publicIp: number, vni: number, storedMac: Uint8Array): Promise<{ leases: LeaseManager; lease: OwnLease; mac: Uint8Array }> {
+  async #takeLease(
+    registry: LeaseRegistry,
+    config: NetConfig,
+    publicIp: number,
+    vni: number,
+    storedMac: Uint8Array,
+  ): Promise<{ leases: LeaseManager; lease: OwnLease; mac: Uint8Array }> {
     const o = this.#o;
     const log = this.#log;
     const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
@@ -252,8 +308,16 @@ export class Agent {
     let mac = await claimUnpublishedMac(storedMac, macDeps, before);
     const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
     const leases = new LeaseManager({
-      registry, prefix: o.etcdPrefix, config, publicIp, vtepMac: formatMac(mac), vni,
-      previous: previous.subnet, renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000, log, clock: this.#clock,
+      registry,
+      prefix: o.etcdPrefix,
+      config,
+      publicIp,
+      vtepMac: formatMac(mac),
+      vni,
+      previous: previous.subnet,
+      renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000,
+      log,
+      clock: this.#clock,
     });
     this.#leases = leases;
     const lease = await leases.acquire(null, before);
@@ -313,7 +377,8 @@ export class Agent {
         const text = await registry.getConfig();
         this.#setEtcdState(true);
         const parsed = parseNetConfig(text);
-        if (!parsed.ok) throw new ControlError(parsed.error.code, `network config ${configKey(this.#o.etcdPrefix)}: ${parsed.error.message}`);
+        if (!parsed.ok)
+          throw new ControlError(parsed.error.code, `network config ${configKey(this.#o.etcdPrefix)}: ${parsed.error.message}`);
         this.#configInUse = text;
         return parsed.config;
       } catch (error) {
@@ -354,14 +419,20 @@ export class Agent {
       .then(async (lease) => {
         if (before && before.ip === lease.subnet.ip && before.prefixLen === lease.subnet.prefixLen) return;
         this.#assignTapAddress(rtnl, tapIndex, lease.subnet, config.network);
-        await writeSubnetEnv(this.#o.subnetFile, { network: config.network, subnet: lease.subnet, mtu: this.#dataplane!.tapMtu, ipMasq: this.#o.ipMasq });
+        await writeSubnetEnv(this.#o.subnetFile, {
+          network: config.network,
+          subnet: lease.subnet,
+          mtu: this.#dataplane!.tapMtu,
+          ipMasq: this.#o.ipMasq,
+        });
       })
       .catch((error: Error) => this.#log.error(`re-registering our lease failed (will retry at the next reconcile): ${error.message}`))
       .finally(() => (this.#reRegistering = false));
   }
 
   #setEtcdState(connected: boolean): void {
-    if (connected !== this.#etcdConnected) this.#log.info(connected ? "etcd connected" : "etcd unreachable; forwarding continues with the known peers");
+    if (connected !== this.#etcdConnected)
+      this.#log.info(connected ? "etcd connected" : "etcd unreachable; forwarding continues with the known peers");
     this.#etcdConnected = connected;
   }
 }

@@ -43,17 +43,25 @@ export function readEffectiveCapabilities(statusPath = "/proc/self/status"): big
   }
 }
 
-export function missingCapabilities(effective: bigint, required: readonly RequiredCapability[] = REQUIRED_CAPABILITIES): RequiredCapability[] {
+export function missingCapabilities(
+  effective: bigint,
+  required: readonly RequiredCapability[] = REQUIRED_CAPABILITIES,
+): RequiredCapability[] {
   return required.filter((c) => (effective & (1n << BigInt(c.bit))) === 0n);
 }
 
 /** One line naming what is missing, what for, and how to grant it. */
-export function missingCapabilitiesMessage(missing: readonly RequiredCapability[], required: readonly RequiredCapability[] = REQUIRED_CAPABILITIES): string {
+export function missingCapabilitiesMessage(
+  missing: readonly RequiredCapability[],
+  required: readonly RequiredCapability[] = REQUIRED_CAPABILITIES,
+): string {
   const names = missing.map((c) => c.name);
   const what = names.length === 1 ? `${names[0]} is missing` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are missing`;
   const why = missing.map((c) => c.neededFor).join("; ");
-  return `${what} (needed ${why}): run as root, or grant ${names.length === 1 ? "it" : "them"} ` +
-    `(systemd: AmbientCapabilities=${required.map((c) => c.name).join(" ")})`;
+  return (
+    `${what} (needed ${why}): run as root, or grant ${names.length === 1 ? "it" : "them"} ` +
+    `(systemd: AmbientCapabilities=${required.map((c) => c.name).join(" ")})`
+  );
 }
 
 /** Throws a one-line ControlError when an effective capability the data plane needs is missing. */

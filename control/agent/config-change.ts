@@ -19,7 +19,8 @@ export class ConfigChangeNotice {
     this.#seen = current;
     const key = this.#key;
     if (current === this.#inUse) return `network config at ${key} is again the one in use`;
-    if (current === null) return `network config at ${key} deleted in etcd; flannelette, like flanneld, reads it only at start-up: it goes on with the one it started with`;
+    if (current === null)
+      return `network config at ${key} deleted in etcd; flannelette, like flanneld, reads it only at start-up: it goes on with the one it started with`;
     return `network config at ${key} changed in etcd; flannelette, like flanneld, applies it only at start-up: restart to apply`;
   }
 }

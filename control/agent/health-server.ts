@@ -124,7 +124,11 @@ function respond(method: string, path: string, snapshot: () => AgentSnapshot, lo
     return new Response(renderMetrics(state), { status: 200, headers: { "Content-Type": METRICS_CONTENT_TYPE } });
   }
   // Ready means forwarding works; an etcd outage does not stop that (peers are kept), so it stays 200 and says so.
-  if (state.ready) return text(200, state.etcdConnected ? "flannelette is ready\n" : "flannelette is ready; etcd unreachable, forwarding with the known peers\n");
+  if (state.ready)
+    return text(
+      200,
+      state.etcdConnected ? "flannelette is ready\n" : "flannelette is ready; etcd unreachable, forwarding with the known peers\n",
+    );
   if (state.waitingFor.length === 0 && state.faults.length > 0) return text(503, `not ready: ${state.faults.join("; ")}\n`);
   const missing = state.waitingFor.length > 0 ? state.waitingFor.join(", ") : "startup";
   return text(503, `waiting for: ${missing}\n`);

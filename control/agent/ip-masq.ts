@@ -13,8 +13,17 @@ import { ControlError } from "../control-error.ts";
 import { type Cidr4, formatCidr4 } from "../../native-bindings/ip4.ts";
 import type { Logger } from "../log.ts";
 import {
-  flannelRuleSets, hasRandomFullyAndWait, type IptablesTable, needsRewrite, parseIptablesSave,
-  parseIptablesVersion, removeLines, restorePayload, rewriteLines, type RuleSet, type TableState,
+  flannelRuleSets,
+  hasRandomFullyAndWait,
+  type IptablesTable,
+  needsRewrite,
+  parseIptablesSave,
+  parseIptablesVersion,
+  removeLines,
+  restorePayload,
+  rewriteLines,
+  type RuleSet,
+  type TableState,
 } from "./ip-masq-rules.ts";
 
 export type IpMasqErrorCode = "IPTABLES_MISSING" | "IPTABLES_FAILED";
@@ -140,7 +149,8 @@ function findExecutable(name: string, searchPath: string): string | null {
 }
 
 function run(argv: readonly string[], stdin?: string): Promise<{ stdout: string }> {
-  const failed = (why: string, cause?: unknown) => new ControlError<IpMasqErrorCode>("IPTABLES_FAILED", `${argv.join(" ")}${why}`, { cause });
+  const failed = (why: string, cause?: unknown) =>
+    new ControlError<IpMasqErrorCode>("IPTABLES_FAILED", `${argv.join(" ")}${why}`, { cause });
   return new Promise((resolve, reject) => {
     let proc: ReturnType<typeof spawn>;
     try {

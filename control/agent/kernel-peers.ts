@@ -36,7 +36,10 @@ export function describePeer(p: PeerEntry): string {
 }
 
 /** The rtnetlink calls the peer programmer makes (tests hand it a fake kernel). */
-export type PeerRtnetlink = Pick<Rtnetlink, "routeList" | "routeReplace" | "routeDelete" | "neighborList" | "neighborReplace" | "neighborDelete">;
+export type PeerRtnetlink = Pick<
+  Rtnetlink,
+  "routeList" | "routeReplace" | "routeDelete" | "neighborList" | "neighborReplace" | "neighborDelete"
+>;
 
 export class KernelPeers {
   readonly #rtnl: PeerRtnetlink;
@@ -98,13 +101,17 @@ export class KernelPeers {
     // no lease names. The TAP's own connected/local routes have no gateway and stay.
     for (const r of routes) {
       if (r.gateway === undefined || wantRoute.has(`${r.dst}/${r.prefixLen}`)) continue;
-      if (this.#bestEffort(`stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () =>
-        this.#rtnl.routeDelete({ dst: r.dst, prefixLen: r.prefixLen, ifindex: this.#tapIndex }),
-      )) changes++;
+      if (
+        this.#bestEffort(`stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () =>
+          this.#rtnl.routeDelete({ dst: r.dst, prefixLen: r.prefixLen, ifindex: this.#tapIndex }),
+        )
+      )
+        changes++;
     }
     for (const n of neighbors) {
       if (wantNeighbor.has(n.ip) || n.mac === undefined) continue;
-      if (this.#bestEffort(`stray neighbor ${formatIp4(n.ip)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: n.ip }))) changes++;
+      if (this.#bestEffort(`stray neighbor ${formatIp4(n.ip)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: n.ip })))
+        changes++;
     }
     return changes;
   }

@@ -79,8 +79,12 @@ export class LeaseManager {
     this.#value = this.#encode();
     this.#range = { subnetLen: options.config.subnetLen, subnetMin: options.config.subnetMin, subnetMax: options.config.subnetMax };
     this.#guard = new OwnLeaseGuard({
-      ourValue: () => this.#value, subnet: () => this.#lease?.subnet ?? null, putOurs: (subnet) => this.#putOurs(subnet),
-      log: options.log, clock: this.#clock, now: options.now,
+      ourValue: () => this.#value,
+      subnet: () => this.#lease?.subnet ?? null,
+      putOurs: (subnet) => this.#putOurs(subnet),
+      log: options.log,
+      clock: this.#clock,
+      now: options.now,
     });
   }
 
@@ -173,7 +177,8 @@ export class LeaseManager {
     this.#guard.onDelete();
     this.#o.log.warn(`our lease ${old ? formatCidr4(old.subnet) : ""} was deleted from etcd; registering again`);
     const lease = await this.acquire(old?.subnet ?? null);
-    if (old && !cidrEquals(old.subnet, lease.subnet)) this.#o.log.warn(`re-registered with a different subnet ${formatCidr4(lease.subnet)}: ${formatCidr4(old.subnet)} was taken`);
+    if (old && !cidrEquals(old.subnet, lease.subnet))
+      this.#o.log.warn(`re-registered with a different subnet ${formatCidr4(lease.subnet)}: ${formatCidr4(old.subnet)} was taken`);
     return lease;
   }
 

@@ -91,9 +91,7 @@ export function renderMetrics(snapshot: AgentSnapshot): string {
       name: "lease_expiry_timestamp_seconds",
       type: "gauge",
       help: "When this node's subnet lease expires unless renewed, in Unix seconds.",
-      samples: snapshot.leaseExpiresAt !== null && Number.isFinite(snapshot.leaseExpiresAt)
-        ? [{ value: snapshot.leaseExpiresAt }]
-        : [],
+      samples: snapshot.leaseExpiresAt !== null && Number.isFinite(snapshot.leaseExpiresAt) ? [{ value: snapshot.leaseExpiresAt }] : [],
     },
     {
       name: "etcd_connected",

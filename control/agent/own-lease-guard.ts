@@ -118,8 +118,11 @@ export class OwnLeaseGuard {
     this.#gapMs = now - this.#lastRestoreAt > QUIET_MS ? 0 : Math.min(MAX_GAP_MS, Math.max(FIRST_GAP_MS, this.#gapMs * 2));
     const delayMs = Math.max(0, this.#lastRestoreAt + this.#gapMs - now);
     const when = delayMs > 0 ? ` in ${(delayMs / 1000).toFixed(1)} s (it keeps being overwritten)` : "";
-    this.#o.log.rateLimited(`own-lease-overwritten:${formatCidr4(subnet)}`,
-      `our lease ${formatCidr4(subnet)} was overwritten by someone else: found ${describeLeaseValue(found)}; putting ours back${when}`, WARNING_INTERVAL_MS);
+    this.#o.log.rateLimited(
+      `own-lease-overwritten:${formatCidr4(subnet)}`,
+      `our lease ${formatCidr4(subnet)} was overwritten by someone else: found ${describeLeaseValue(found)}; putting ours back${when}`,
+      WARNING_INTERVAL_MS,
+    );
     const r: Restore = { subnet, afterRevision: this.#newestRevision, timer: null, sentAt: null };
     this.#restore = r;
     r.timer = this.#clock.setTimeout(() => void this.#send(r), delayMs);
@@ -139,7 +142,10 @@ export class OwnLeaseGuard {
     } catch (error) {
       // Retried when the key is seen again: the next reconcile's listing at the latest.
       if (this.#restore === r) this.#restore = null;
-      this.#o.log.rateLimited("own-lease-restore-failed", `putting our lease ${formatCidr4(r.subnet)} back failed (retried at the next reconcile): ${(error as Error).message}`);
+      this.#o.log.rateLimited(
+        "own-lease-restore-failed",
+        `putting our lease ${formatCidr4(r.subnet)} back failed (retried at the next reconcile): ${(error as Error).message}`,
+      );
     }
   }
 }

@@ -75,9 +75,10 @@ function reject(reason: PeerRejectReason, detail: string): PeerCheckResult {
 // The texts for the messages are made only on a refusal: a listing of 5,000 good leases makes no garbage here.
 function checkSubnet(subnet: Cidr4, ctx: PeerCheckContext): PeerCheckResult | null {
   const text = () => formatCidr4(subnet);
-  if (!cidrContainsCidr(ctx.network, subnet)) return reject("subnet_outside_network", `subnet ${text()} is not inside the network ${formatCidr4(ctx.network)}`);
+  if (!cidrContainsCidr(ctx.network, subnet))
+    return reject("subnet_outside_network", `subnet ${text()} is not inside the network ${formatCidr4(ctx.network)}`);
   if (subnet.prefixLen !== ctx.subnetLen) return reject("subnet_length", `subnet ${text()} is not a /${ctx.subnetLen}`);
-  if (((subnet.ip & ~maskOf(subnet.prefixLen)) >>> 0) !== 0) return reject("subnet_host_bits", `subnet ${text()} has host bits set`);
+  if ((subnet.ip & ~maskOf(subnet.prefixLen)) >>> 0 !== 0) return reject("subnet_host_bits", `subnet ${text()} has host bits set`);
   if (ctx.ownSubnet !== null && cidrEquals(ctx.ownSubnet, subnet)) return reject("own_subnet", `subnet ${text()} is ours`);
   return null;
 }
@@ -97,7 +98,8 @@ function checkPublicIp(ip: number, ctx: PeerCheckContext): PeerCheckResult | nul
   const problem = publicIpProblem(ip);
   if (problem !== null) return reject("bad_public_ip", `PublicIP ${text()} ${problem}`);
   // An underlay address inside the overlay would send encapsulated frames back into flannel.1.
-  if (cidrContainsIp(ctx.network, ip)) return reject("bad_public_ip", `PublicIP ${text()} is inside the network ${formatCidr4(ctx.network)}`);
+  if (cidrContainsIp(ctx.network, ip))
+    return reject("bad_public_ip", `PublicIP ${text()} is inside the network ${formatCidr4(ctx.network)}`);
   if (ip === ctx.ownPublicIp) return reject("own_public_ip", `PublicIP ${text()} is ours`);
   return null;
 }

@@ -32,8 +32,19 @@ export type LeaseRejectReason = PeerRejectReason | "bad_key" | "duplicate_vtep_m
 
 /** Every reject reason, for metrics that list each one at 0 before it happens. */
 export const LEASE_REJECT_REASONS = [
-  "bad_key", "oversize", "malformed", "other_backend", "subnet_outside_network", "subnet_length", "subnet_host_bits",
-  "own_subnet", "bad_public_ip", "own_public_ip", "bad_vtep_mac", "own_vtep_mac", "duplicate_vtep_mac",
+  "bad_key",
+  "oversize",
+  "malformed",
+  "other_backend",
+  "subnet_outside_network",
+  "subnet_length",
+  "subnet_host_bits",
+  "own_subnet",
+  "bad_public_ip",
+  "own_public_ip",
+  "bad_vtep_mac",
+  "own_vtep_mac",
+  "duplicate_vtep_mac",
 ] as const satisfies readonly LeaseRejectReason[];
 // Fails to compile when a reason is added to the type but not to the list.
 const everyReasonListed: Exclude<LeaseRejectReason, (typeof LEASE_REJECT_REASONS)[number]> extends never ? true : never = true;
@@ -118,7 +129,9 @@ export class PeerSync {
     try {
       const started = performance.now();
       const revision = await this.#relist();
-      this.#o.log.info(`synced with etcd: ${this.#peers.size} peers programmed from the listing at revision ${revision} in ${Math.round(performance.now() - started)} ms`);
+      this.#o.log.info(
+        `synced with etcd: ${this.#peers.size} peers programmed from the listing at revision ${revision} in ${Math.round(performance.now() - started)} ms`,
+      );
       this.#startWatch(revision + 1);
     } catch (error) {
       this.#o.onEtcdState(false);
@@ -134,7 +147,10 @@ export class PeerSync {
       await this.#relist();
     } catch (error) {
       fromEtcd = false;
-      this.#o.log.rateLimited("reconcile-etcd", `reconcile: etcd unreachable, keeping ${this.#peers.size} known peers: ${(error as Error).message}`);
+      this.#o.log.rateLimited(
+        "reconcile-etcd",
+        `reconcile: etcd unreachable, keeping ${this.#peers.size} known peers: ${(error as Error).message}`,
+      );
     }
     return { fromEtcd, changes: this.#o.kernel.reconcile(this.peers()) };
   }
@@ -165,7 +181,8 @@ export class PeerSync {
     } finally {
       this.#listingChanges = null;
     }
-    if (unlisted > 0) this.#o.log.info(`... and ${unlisted} more peers added, updated or removed by the listing at revision ${listing.revision}`);
+    if (unlisted > 0)
+      this.#o.log.info(`... and ${unlisted} more peers added, updated or removed by the listing at revision ${listing.revision}`);
     // Our own key missing from a listing: deleted while we were not watching (or the event was lost).
     if (this.#o.ownSubnet() !== null && !this.#listingHadOwn) this.#o.onOwnLease({ type: "delete" });
     return listing.revision;
@@ -291,9 +308,12 @@ export class PeerSync {
     const other = (typeof keys === "string" ? [keys] : keys).find((k) => k !== key);
     if (other === undefined) return;
     const otherKey = etcdKey.slice(0, etcdKey.lastIndexOf("/") + 1) + subnetKey(this.#peers.get(other)!.subnet);
-    this.#o.log.rateLimited(`shared-public-ip:${peer.publicIp}`,
+    this.#o.log.rateLimited(
+      `shared-public-ip:${peer.publicIp}`,
       `leases ${otherKey} and ${etcdKey} both claim PublicIP ${formatIp4(peer.publicIp)} (flannel identifies a node by its ` +
-      `PublicIP: a node registered twice, or an address given to two nodes?); both are programmed`, SHARED_PUBLIC_IP_LOG_MS);
+        `PublicIP: a node registered twice, or an address given to two nodes?); both are programmed`,
+      SHARED_PUBLIC_IP_LOG_MS,
+    );
   }
 
   // One line per peer change, but a listing that changes thousands names only its first few: per-peer lines

@@ -66,7 +66,9 @@ export function createServiceNotifier(options: ServiceNotifierOptions): ServiceN
   if (address === undefined || address === "") return disabledNotifier();
   // sd_notify takes a path or an abstract name; anything else (vsock:, a relative path) it refuses too.
   if (!address.startsWith("/") && !address.startsWith("@")) {
-    log.warn(`${NOTIFY_SOCKET_ENV}=${JSON.stringify(address)} is neither a socket path nor an @abstract name; not notifying the service manager`);
+    log.warn(
+      `${NOTIFY_SOCKET_ENV}=${JSON.stringify(address)} is neither a socket path nor an @abstract name; not notifying the service manager`,
+    );
     return disabledNotifier();
   }
   let socket: UnixDatagramSocket | null;
@@ -83,7 +85,11 @@ export function createServiceNotifier(options: ServiceNotifierOptions): ServiceN
     try {
       socket.sendTo(address, encoder.encode(lines.join("\n")));
     } catch (error) {
-      log.rateLimited("service-notify", `cannot notify the service manager at ${address} (${lines[0]}): ${(error as Error).message}`, SEND_FAILURE_LOG_INTERVAL_MS);
+      log.rateLimited(
+        "service-notify",
+        `cannot notify the service manager at ${address} (${lines[0]}): ${(error as Error).message}`,
+        SEND_FAILURE_LOG_INTERVAL_MS,
+      );
     }
   };
   const stopWatchdog = () => {

@@ -63,15 +63,14 @@ export function formatStatus(status: AgentStatus): string {
   const etcd = status.etcd;
   line("etcd", `${etcd.endpointInUse ?? etcd.endpoints.join(",")} ${etcd.connected ? "connected" : "not connected"}`);
   const dp = status.dataplane;
-  line("dataplane", dp === null
-    ? "not started"
-    : `tap ${dp.tap} mtu ${dp.mtu} worker-pairs ${dp.workerPairs}`);
+  line("dataplane", dp === null ? "not started" : `tap ${dp.tap} mtu ${dp.mtu} worker-pairs ${dp.workerPairs}`);
   // The table is read from the data plane itself, so a lost add or remove shows as a difference.
   const entries = status.forwardingEntries === status.peers.length ? "" : ` (forwarding table: ${status.forwardingEntries} entries)`;
   line("peers", `${status.peers.length}${entries}`);
   if (status.peers.length > 0) {
     const rows = [["subnet", "public-ip", "vtep-mac", "since"]];
-    for (const p of status.peers) rows.push([p.subnet, p.publicIp, p.vtepMac, `${isoSeconds(p.since)} (${age(now - Date.parse(p.since))})`]);
+    for (const p of status.peers)
+      rows.push([p.subnet, p.publicIp, p.vtepMac, `${isoSeconds(p.since)} (${age(now - Date.parse(p.since))})`]);
     lines.push(...alignColumns(rows).map((row) => `  ${row}`));
   }
   if (dp !== null) {

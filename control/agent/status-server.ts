@@ -118,7 +118,9 @@ function probe(path: string): Promise<"live" | "stale" | "gone"> {
     };
     socket.setTimeout(STATUS_TIMEOUT_MS, () => settle("live"));
     socket.once("connect", () => settle("live"));
-    socket.once("error", (error: NodeJS.ErrnoException) => settle(error.code === "ENOENT" ? "gone" : error.code === "ECONNREFUSED" ? "stale" : "live"));
+    socket.once("error", (error: NodeJS.ErrnoException) =>
+      settle(error.code === "ENOENT" ? "gone" : error.code === "ECONNREFUSED" ? "stale" : "live"),
+    );
   });
 }
 
@@ -145,7 +147,10 @@ function serve(socket: Socket, status: () => AgentStatus, log: Logger): void {
 
 function respond(request: string, status: () => AgentStatus, log: Logger): string {
   if (request !== STATUS_REQUEST) {
-    return JSON.stringify({ version: STATUS_VERSION, error: `unknown request ${JSON.stringify(request.slice(0, 64))}; this agent answers "${STATUS_REQUEST}"` });
+    return JSON.stringify({
+      version: STATUS_VERSION,
+      error: `unknown request ${JSON.stringify(request.slice(0, 64))}; this agent answers "${STATUS_REQUEST}"`,
+    });
   }
   try {
     return JSON.stringify(status());
@@ -172,8 +177,11 @@ export function queryAgentStatus(path: string, timeoutMs = STATUS_TIMEOUT_MS): P
       if (error) reject(error);
       else resolve(value!);
     };
-    const bad = (why: string) => new ControlError<StatusClientErrorCode>("STATUS_BAD_ANSWER", `the agent on ${path} gave an unreadable answer: ${why}`);
-    socket.setTimeout(timeoutMs, () => settle(new ControlError("STATUS_TIMEOUT", `the agent on ${path} did not answer within ${timeoutMs / 1000} s`)));
+    const bad = (why: string) =>
+      new ControlError<StatusClientErrorCode>("STATUS_BAD_ANSWER", `the agent on ${path} gave an unreadable answer: ${why}`);
+    socket.setTimeout(timeoutMs, () =>
+      settle(new ControlError("STATUS_TIMEOUT", `the agent on ${path} did not answer within ${timeoutMs / 1000} s`)),
+    );
     socket.once("connect", () => socket.write(`${STATUS_REQUEST}\n`));
     socket.on("error", (error: NodeJS.ErrnoException) => settle(connectError(path, error)));
     socket.on("data", (chunk: Buffer) => {
@@ -203,10 +211,16 @@ function connectError(path: string, error: NodeJS.ErrnoException): ControlError<
     case "ENOENT":
       return new ControlError("STATUS_NO_AGENT", `no agent is running: cannot connect to ${path} (no such file)`, { cause: error });
     case "ECONNREFUSED":
-      return new ControlError("STATUS_NO_AGENT", `no agent is running: cannot connect to ${path} (connection refused: a socket left by an agent that stopped)`, { cause: error });
+      return new ControlError(
+        "STATUS_NO_AGENT",
+        `no agent is running: cannot connect to ${path} (connection refused: a socket left by an agent that stopped)`,
+        { cause: error },
+      );
     case "EACCES":
     case "EPERM":
-      return new ControlError("STATUS_DENIED", `permission denied: cannot connect to ${path}; run as root or as the agent's service user`, { cause: error });
+      return new ControlError("STATUS_DENIED", `permission denied: cannot connect to ${path}; run as root or as the agent's service user`, {
+        cause: error,
+      });
     default:
       return new ControlError("STATUS_CONNECT", `cannot connect to ${path}: ${errnoText(error)}`, { cause: error });
   }

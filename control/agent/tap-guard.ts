@@ -72,7 +72,10 @@ export class TapGuard {
         r.apply();
         done.push(r.what);
       } catch (error) {
-        this.#log.rateLimited(`tap-repair:${name}:${r.what.split(" ")[0]}`, `reconcile: cannot repair tap ${name} (${r.what}): ${(error as Error).message}`);
+        this.#log.rateLimited(
+          `tap-repair:${name}:${r.what.split(" ")[0]}`,
+          `reconcile: cannot repair tap ${name} (${r.what}): ${(error as Error).message}`,
+        );
       }
     }
     if (done.length > 0) this.#log.warn(`reconcile: repaired tap ${name}: ${done.join("; ")}`);
@@ -85,7 +88,8 @@ export class TapGuard {
     const rtnl = this.#rtnl;
     const link = rtnl.linkGet(ifindex);
     const out: Repair[] = [];
-    if (link.mac !== mac) out.push({ what: `MAC ${mac} (was ${link.mac ?? "none"})`, apply: () => rtnl.linkSetMac(ifindex, mac as MacAddress) });
+    if (link.mac !== mac)
+      out.push({ what: `MAC ${mac} (was ${link.mac ?? "none"})`, apply: () => rtnl.linkSetMac(ifindex, mac as MacAddress) });
     if (link.mtu !== mtu) out.push({ what: `MTU ${mtu} (was ${link.mtu})`, apply: () => rtnl.linkSetMtu(ifindex, mtu) });
     if (!link.up) out.push({ what: "set up (was down)", apply: () => rtnl.linkSetUp(ifindex) });
     const address = this.#want.address();

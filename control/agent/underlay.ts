@@ -13,9 +13,7 @@
 // order), then permanent before dynamic, then primary before secondary; deprecated and tentative
 // addresses are skipped. --public-ip replaces it as the node's identity and VTEP source.
 
-import {
-  IFA_F_DEPRECATED, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE,
-} from "../../native-bindings/linux/if_addr.ts";
+import { IFA_F_DEPRECATED, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE } from "../../native-bindings/linux/if_addr.ts";
 import { RT_TABLE_MAIN, RTN_UNICAST } from "../../native-bindings/linux/rtnetlink.ts";
 import type { AddressEntry, LinkInfo, RouteEntry, Rtnetlink } from "../../native-bindings/rtnetlink.ts";
 import { ControlError } from "../control-error.ts";
@@ -92,7 +90,10 @@ export function chooseUnderlay(
   }
   const link = byIndex.find((l) => l.index === route.ifindex);
   if (link === undefined) {
-    throw new ControlError<UnderlayErrorCode>("IFACE_NOT_FOUND", `the default route leaves through interface #${route.ifindex}, which does not exist`);
+    throw new ControlError<UnderlayErrorCode>(
+      "IFACE_NOT_FOUND",
+      `the default route leaves through interface #${route.ifindex}, which does not exist`,
+    );
   }
   const picked = withAddress(link, usable(link.index));
   if ("link" in picked) return finish(picked);
@@ -100,10 +101,7 @@ export function chooseUnderlay(
 }
 
 /** Gathers links, addresses and routes through rtnetlink, then applies chooseUnderlay. */
-export function discoverUnderlay(
-  rtnl: Pick<Rtnetlink, "linkList" | "addressListAll" | "routeList">,
-  options: UnderlayOptions,
-): Underlay {
+export function discoverUnderlay(rtnl: Pick<Rtnetlink, "linkList" | "addressListAll" | "routeList">, options: UnderlayOptions): Underlay {
   return chooseUnderlay(rtnl.linkList(), rtnl.addressListAll(), rtnl.routeList(), options);
 }
 
@@ -113,11 +111,13 @@ export function usableAddresses(addresses: readonly UnderlayAddress[], ifindex: 
   const ranked = addresses
     .filter((a) => a.ifindex === ifindex && (a.flags & unusable) === 0 && addressClass(a.ip) >= 0)
     .map((a, order) => ({ a, order }));
-  ranked.sort((x, y) =>
-    addressClass(x.a.ip) - addressClass(y.a.ip) ||
-    flagRank(x.a.flags, IFA_F_PERMANENT, true) - flagRank(y.a.flags, IFA_F_PERMANENT, true) ||
-    flagRank(x.a.flags, IFA_F_SECONDARY, false) - flagRank(y.a.flags, IFA_F_SECONDARY, false) ||
-    x.order - y.order);
+  ranked.sort(
+    (x, y) =>
+      addressClass(x.a.ip) - addressClass(y.a.ip) ||
+      flagRank(x.a.flags, IFA_F_PERMANENT, true) - flagRank(y.a.flags, IFA_F_PERMANENT, true) ||
+      flagRank(x.a.flags, IFA_F_SECONDARY, false) - flagRank(y.a.flags, IFA_F_SECONDARY, false) ||
+      x.order - y.order,
+  );
   return ranked.map((r) => r.a.ip);
 }
 

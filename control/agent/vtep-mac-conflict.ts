@@ -95,7 +95,12 @@ export async function claimUnpublishedMac(mac: Uint8Array, deps: MacConflictDeps
  * After publishing under `ownKey`: returns a new kept MAC when another node's lease carries `mac` and was
  * written before ours (the caller must re-put its lease value), else null.
  */
-export async function yieldMacIfPublishedFirst(mac: Uint8Array, ownKey: string, deps: MacConflictDeps, listing?: LeaseListing): Promise<Uint8Array | null> {
+export async function yieldMacIfPublishedFirst(
+  mac: Uint8Array,
+  ownKey: string,
+  deps: MacConflictDeps,
+  listing?: LeaseListing,
+): Promise<Uint8Array | null> {
   const { leases } = listing ?? (await deps.registry.listLeases());
   const own = leases.find((r) => r.key === ownKey);
   if (own === undefined) return null; // our key is gone again; the peer watch re-registers it

@@ -2,7 +2,18 @@
 // subnet.ParseConfig, then subnet.CheckNetworkConfig, then the backend manager's type lookup,
 // then the VXLAN backend's own options. Messages copy flannel's where flannel has one.
 import { ControlError } from "../control-error.ts";
-import { decodeStruct, type FieldHandler, boolField, intField, rawField, stringField, trimQuotes, uintField, unmarshalerField, valueTypeMessage } from "../go-decode.ts";
+import {
+  decodeStruct,
+  type FieldHandler,
+  boolField,
+  intField,
+  rawField,
+  stringField,
+  trimQuotes,
+  uintField,
+  unmarshalerField,
+  valueTypeMessage,
+} from "../go-decode.ts";
 import { parseGoJson, type GoJsonValue } from "../go-json.ts";
 import { cidrContainsIp, cidrSize, type Cidr4, formatIp4, maskOf, parseCidr4, parseIp4 } from "../../native-bindings/ip4.ts";
 import { isIp6Text } from "../ip6.ts";
@@ -63,7 +74,10 @@ const VXLAN_OVERHEAD = 50; // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 1
 const FLANNEL_BACKENDS = new Set(["alloc", "extension", "host-gw", "ipip", "ipsec", "tencentvpc", "udp", "vxlan", "wireguard"]);
 
 class Reject {
-  constructor(readonly code: NetConfigErrorCode, readonly message: string) {}
+  constructor(
+    readonly code: NetConfigErrorCode,
+    readonly message: string,
+  ) {}
 }
 
 interface RawConfig {
@@ -119,7 +133,11 @@ function cidr4Unmarshaler(field: string, set: (cidr: Cidr4) => void): (raw: stri
   };
 }
 
-function failingWith(code: NetConfigErrorCode, onCode: (code: NetConfigErrorCode) => void, unmarshal: (raw: string) => string | null): FieldHandler {
+function failingWith(
+  code: NetConfigErrorCode,
+  onCode: (code: NetConfigErrorCode) => void,
+  unmarshal: (raw: string) => string | null,
+): FieldHandler {
   return unmarshalerField((raw) => {
     const error = unmarshal(raw);
     if (error !== null) onCode(code);
@@ -150,10 +168,22 @@ function decodeConfig(text: string): RawConfig {
     EnableIPv4: boolField((b) => (raw.enableIPv4 = b)),
     EnableIPv6: boolField((b) => (raw.enableIPv6 = b)),
     EnableNFTables: boolField((b) => (raw.enableNFTables = b)),
-    Network: failingWith("NETCONF_BAD_CIDR", setCode, cidr4Unmarshaler("Network", (c) => (raw.network = c))),
+    Network: failingWith(
+      "NETCONF_BAD_CIDR",
+      setCode,
+      cidr4Unmarshaler("Network", (c) => (raw.network = c)),
+    ),
     SubnetLen: uintField((n) => (raw.subnetLen = n)),
-    SubnetMin: failingWith("NETCONF_BAD_IP", setCode, ip4Unmarshaler("SubnetMin", (ip) => (raw.subnetMin = ip))),
-    SubnetMax: failingWith("NETCONF_BAD_IP", setCode, ip4Unmarshaler("SubnetMax", (ip) => (raw.subnetMax = ip))),
+    SubnetMin: failingWith(
+      "NETCONF_BAD_IP",
+      setCode,
+      ip4Unmarshaler("SubnetMin", (ip) => (raw.subnetMin = ip)),
+    ),
+    SubnetMax: failingWith(
+      "NETCONF_BAD_IP",
+      setCode,
+      ip4Unmarshaler("SubnetMax", (ip) => (raw.subnetMax = ip)),
+    ),
     // Unused while IPv6 is unsupported, but Go still fails the whole config on a mistyped value.
     IPv6SubnetLen: uintField(() => {}),
     Backend: rawField((value) => (raw.backend = value)),
@@ -167,7 +197,10 @@ function parseBackendType(backend: GoJsonValue | undefined): string | null {
   if (backend === undefined) return null;
   if (backend.kind === "null") return "";
   if (backend.kind !== "object") {
-    throw new Reject("NETCONF_BACKEND_DECODE", `error decoding Backend property of config: ${valueTypeMessage(backend, "struct { Type string }")}`);
+    throw new Reject(
+      "NETCONF_BACKEND_DECODE",
+      `error decoding Backend property of config: ${valueTypeMessage(backend, "struct { Type string }")}`,
+    );
   }
   let type = "";
   const error = decodeStruct(backend, "", { Type: stringField((s) => (type = s)) });

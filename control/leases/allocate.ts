@@ -73,7 +73,12 @@ export function planAcquire(input: AcquireInput): AcquireResult {
 
 // The first `limit` subnets of SubnetLen from SubnetMin to SubnetMax that overlap no lease and
 // no excluded subnet.
-export function freeSubnets(range: SubnetRange, leases: readonly KnownLease[], exclude: readonly Cidr4[], limit = FREE_CANDIDATES): Cidr4[] {
+export function freeSubnets(
+  range: SubnetRange,
+  leases: readonly KnownLease[],
+  exclude: readonly Cidr4[],
+  limit = FREE_CANDIDATES,
+): Cidr4[] {
   const free: Cidr4[] = [];
   let candidate: Cidr4 | null = { ip: range.subnetMin, prefixLen: range.subnetLen };
   while (candidate !== null && candidate.ip <= range.subnetMax && free.length < limit) {

@@ -53,7 +53,8 @@ const GRPC_UNAUTHENTICATED = 16;
 const INVALID_TOKEN = /invalid auth token|auth token is expired|user name is empty/i;
 
 // OpenSSL/BoringSSL verdicts on the server's certificate, as fetch reports them in `code`.
-const UNTRUSTED_CERT = /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/;
+const UNTRUSTED_CERT =
+  /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/;
 const NAME_MISMATCH = /^(ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)$/;
 const EXPIRED_CERT = /^(CERT_HAS_EXPIRED|CERT_NOT_YET_VALID)$/;
 
@@ -62,10 +63,13 @@ export function describeFailure(endpoint: string, error: unknown): string {
   const raw = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
   const code = typeof raw === "string" ? raw : ""; // DOMException's numeric codes say nothing here
   const detail = error instanceof Error ? error.message : String(error);
-  if (UNTRUSTED_CERT.test(code)) return `etcd ${endpoint}: TLS refused: the server's certificate is not signed by a trusted CA (${code}); check --etcd-cafile`;
-  if (NAME_MISMATCH.test(code)) return `etcd ${endpoint}: TLS refused: the server's certificate does not name ${hostOf(endpoint)} (${code}); use an endpoint the certificate names`;
+  if (UNTRUSTED_CERT.test(code))
+    return `etcd ${endpoint}: TLS refused: the server's certificate is not signed by a trusted CA (${code}); check --etcd-cafile`;
+  if (NAME_MISMATCH.test(code))
+    return `etcd ${endpoint}: TLS refused: the server's certificate does not name ${hostOf(endpoint)} (${code}); use an endpoint the certificate names`;
   if (EXPIRED_CERT.test(code)) return `etcd ${endpoint}: TLS refused: the server's certificate is expired or not yet valid (${code})`;
-  if (/certificate|handshake|tls|ssl/i.test(`${code} ${detail}`)) return `etcd ${endpoint}: TLS handshake failed (${code || detail}); check the server's certificate and --etcd-cafile/--etcd-certfile/--etcd-keyfile`;
+  if (/certificate|handshake|tls|ssl/i.test(`${code} ${detail}`))
+    return `etcd ${endpoint}: TLS handshake failed (${code || detail}); check the server's certificate and --etcd-cafile/--etcd-certfile/--etcd-keyfile`;
   if (error instanceof EtcdAnswerError) return `etcd ${endpoint}: ${error.message}`;
   return `etcd ${endpoint}: ${code && !detail.includes(code) ? `${code}: ` : ""}${detail}`;
 }
@@ -151,17 +155,23 @@ export class EtcdGateway {
       const index = (first + tried) % endpoints.length;
       const endpoint = endpoints[index]!;
       const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(new DOMException(`no answer within ${this.#timeoutMs} ms`, "TimeoutError")), this.#timeoutMs);
+      const timer = setTimeout(
+        () => deadline.abort(new DOMException(`no answer within ${this.#timeoutMs} ms`, "TimeoutError")),
+        this.#timeoutMs,
+      );
       const signals = [this.#closed.signal, deadline.signal, ...(caller ? [caller] : [])];
       try {
         const answer = await take(await this.#sendTo(endpoint, path, body, AbortSignal.any(signals)));
         this.#use(index, failures);
         return answer;
       } catch (error) {
-        if (this.#closed.signal.aborted || caller?.aborted) throw new ControlError("ETCD_REQUEST", `etcd ${path}: cancelled`, { cause: error });
+        if (this.#closed.signal.aborted || caller?.aborted)
+          throw new ControlError("ETCD_REQUEST", `etcd ${path}: cancelled`, { cause: error });
         if (!memberCannotServe(error)) {
           this.#use(index, failures);
-          throw error instanceof ControlError ? error : new ControlError("ETCD_REQUEST", describeFailure(endpoint, error), { cause: error });
+          throw error instanceof ControlError
+            ? error
+            : new ControlError("ETCD_REQUEST", describeFailure(endpoint, error), { cause: error });
         }
         const why = describeFailure(endpoint, deadline.signal.aborted ? deadline.signal.reason : error);
         failures.push(why);
@@ -209,17 +219,28 @@ export class EtcdGateway {
     if (!response.ok) {
       const error = await answerError(response);
       if (memberCannotServe(error)) throw error;
-      throw new ControlError<GatewayErrorCode>("ETCD_AUTH", `etcd ${endpoint}: authentication as ${JSON.stringify(username)} failed: ${error.message}`, { cause: error });
+      throw new ControlError<GatewayErrorCode>(
+        "ETCD_AUTH",
+        `etcd ${endpoint}: authentication as ${JSON.stringify(username)} failed: ${error.message}`,
+        { cause: error },
+      );
     }
     const answer = (await response.json()) as { token?: string };
-    if (!answer.token) throw new ControlError<GatewayErrorCode>("ETCD_AUTH", `etcd ${endpoint}: authentication gave no token (is auth enabled on the server?)`);
+    if (!answer.token)
+      throw new ControlError<GatewayErrorCode>(
+        "ETCD_AUTH",
+        `etcd ${endpoint}: authentication gave no token (is auth enabled on the server?)`,
+      );
     this.#token = answer.token;
   }
 
   #use(index: number, failures: readonly string[]): void {
     this.#current = index;
     if (this.#announced === index) return;
-    const previous = this.#announced === null ? "" : ` (was ${this.#o.endpoints[this.#announced]}${failures.length > 0 ? `: ${failures[failures.length - 1]}` : ""})`;
+    const previous =
+      this.#announced === null
+        ? ""
+        : ` (was ${this.#o.endpoints[this.#announced]}${failures.length > 0 ? `: ${failures[failures.length - 1]}` : ""})`;
     this.#o.log.info(`etcd: using member ${this.#o.endpoints[index]}${previous}`);
     this.#announced = index;
   }

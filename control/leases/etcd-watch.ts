@@ -75,7 +75,13 @@ export function startPrefixWatch(gateway: EtcdGateway, prefix: string, fromRevis
       return false;
     }
     if (res.canceled) {
-      broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_CANCELED", `etcd watch on ${prefix} canceled: ${res.cancel_reason || "no reason given"}`));
+      broken(
+        from,
+        new ControlError<WatchErrorCode>(
+          "ETCD_WATCH_CANCELED",
+          `etcd watch on ${prefix} canceled: ${res.cancel_reason || "no reason given"}`,
+        ),
+      );
       return false;
     }
     if (res.created) {
@@ -113,7 +119,13 @@ export function startPrefixWatch(gateway: EtcdGateway, prefix: string, fromRevis
           try {
             message = JSON.parse(line) as WatchMessage;
           } catch {
-            broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_ENDED", `etcd watch on ${prefix}: unreadable message ${JSON.stringify(line.slice(0, 80))}`));
+            broken(
+              from,
+              new ControlError<WatchErrorCode>(
+                "ETCD_WATCH_ENDED",
+                `etcd watch on ${prefix}: unreadable message ${JSON.stringify(line.slice(0, 80))}`,
+              ),
+            );
             return;
           }
           if (!onMessage(from, message)) return;

@@ -31,12 +31,16 @@ export function createNodeFetch(): (url: string, init: FetchInit) => Promise<Res
     const body = typeof init.body === "string" ? init.body : undefined;
     if (body !== undefined) headers.set("Content-Length", String(Buffer.byteLength(body)));
     const reply = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = (isHttps ? https : http).request(target, {
-        method: init.method ?? "GET",
-        headers: Object.fromEntries(headers),
-        agent,
-        signal: init.signal ?? undefined,
-      }, resolve);
+      const request = (isHttps ? https : http).request(
+        target,
+        {
+          method: init.method ?? "GET",
+          headers: Object.fromEntries(headers),
+          agent,
+          signal: init.signal ?? undefined,
+        },
+        resolve,
+      );
       request.on("error", reject);
       request.end(body);
     });

@@ -4,7 +4,16 @@ import { readFile } from "node:fs/promises";
 import { ControlError } from "../control-error.ts";
 import type { Logger } from "../log.ts";
 import { EtcdGateway, type GatewayTls } from "./etcd-gateway.ts";
-import { fromBase64, type GatewayKv, type GrantAnswer, int64, prefixRangeEnd, type RangeAnswer, toBase64, type TxnAnswer } from "./etcd-json.ts";
+import {
+  fromBase64,
+  type GatewayKv,
+  type GrantAnswer,
+  int64,
+  prefixRangeEnd,
+  type RangeAnswer,
+  toBase64,
+  type TxnAnswer,
+} from "./etcd-json.ts";
 import { configKey, subnetsPrefix } from "./etcd-keys.ts";
 import { type LeaseWatch, startPrefixWatch, type WatchHandlers } from "./etcd-watch.ts";
 
@@ -105,7 +114,9 @@ export function createEtcdRegistry(gateway: EtcdGateway, prefix: string): EtcdLe
     },
 
     async listLeases() {
-      const res = await attempt("list", subnets, () => gateway.call<RangeAnswer>("kv/range", { key: toBase64(subnets), range_end: prefixRangeEnd(subnets) }));
+      const res = await attempt("list", subnets, () =>
+        gateway.call<RangeAnswer>("kv/range", { key: toBase64(subnets), range_end: prefixRangeEnd(subnets) }),
+      );
       return { leases: (res.kvs ?? []).map(kvRecord), revision: int64(res.header?.revision) };
     },
 
@@ -187,9 +198,12 @@ export function checkEndpoints(options: Omit<EtcdConnectOptions, "log" | "prefix
       throw bad(`etcd endpoint ${JSON.stringify(endpoint)} is not a URL (expected http://host:port or https://host:port)`);
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") throw bad(`etcd endpoint ${endpoint}: scheme must be http or https`);
-    if (url.pathname !== "/" || url.search !== "" || url.username !== "") throw bad(`etcd endpoint ${endpoint}: only scheme, host and port are allowed`);
+    if (url.pathname !== "/" || url.search !== "" || url.username !== "")
+      throw bad(`etcd endpoint ${endpoint}: only scheme, host and port are allowed`);
     if (url.protocol === "http:" && wantsTls) {
-      throw bad(`etcd endpoint ${endpoint} is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://`);
+      throw bad(
+        `etcd endpoint ${endpoint} is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://`,
+      );
     }
     return `${url.protocol}//${url.host}`;
   });
@@ -199,7 +213,11 @@ async function readTlsFile(path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (err) {
-    throw new ControlError<RegistryErrorCode>("ETCD_TLS_FILES", `cannot read etcd TLS file ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ControlError<RegistryErrorCode>(
+      "ETCD_TLS_FILES",
+      `cannot read etcd TLS file ${path}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
 }
 

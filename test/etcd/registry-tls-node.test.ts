@@ -30,7 +30,10 @@ describe.skipIf(NODE === null)("client TLS under Node.js", () => {
   beforeAll(async () => {
     pki = await createTestPki({ ips: ["127.0.0.1"], dnsNames: ["localhost"], omitFromMismatched: "localhost" });
     const tls = (pair: { certFile: string; keyFile: string }) => ({
-      ...pair, caFile: pki.caFile, clientCertFile: pki.client.certFile, clientKeyFile: pki.client.keyFile,
+      ...pair,
+      caFile: pki.caFile,
+      clientCertFile: pki.client.certFile,
+      clientKeyFile: pki.client.keyFile,
     });
     server = await startEtcdServer({ tls: tls(pki.server) });
     mismatched = await startEtcdServer({ tls: tls(pki.mismatchedServer) });
@@ -44,7 +47,10 @@ describe.skipIf(NODE === null)("client TLS under Node.js", () => {
   const run = (connect: Record<string, unknown>, roundTrip = false) =>
     runJson<ChildResult>([NODE!, bundle.file, JSON.stringify({ connect: { prefix: PREFIX, ...connect }, roundTrip })]);
   const withClientCert = (endpoint: string) => ({
-    endpoints: [endpoint], keyFile: pki.client.keyFile, certFile: pki.client.certFile, caFile: pki.caFile,
+    endpoints: [endpoint],
+    keyFile: pki.client.keyFile,
+    certFile: pki.client.certFile,
+    caFile: pki.caFile,
   });
 
   test("with a client certificate: creates, updates, lists and watches leases", async () => {
@@ -66,7 +72,11 @@ describe.skipIf(NODE === null)("client TLS under Node.js", () => {
     const r = await run({ ...withClientCert(server.endpoint), caFile: pki.wrongCaFile });
     expect(r).toMatchObject({ ok: false, code: "ETCD_UNREACHABLE" });
     expect(r.message).toContain("not signed by a trusted CA");
-    expect(r.lines.join("\n")).toMatch(new RegExp(`etcd ${server.endpoint}: TLS refused: the server's certificate is not signed by a trusted CA \\(\\w+\\); check --etcd-cafile`));
+    expect(r.lines.join("\n")).toMatch(
+      new RegExp(
+        `etcd ${server.endpoint}: TLS refused: the server's certificate is not signed by a trusted CA \\(\\w+\\); check --etcd-cafile`,
+      ),
+    );
   });
 
   test("a certificate that does not name the endpoint is refused, naming the host", async () => {

@@ -33,7 +33,10 @@ describe("client TLS", () => {
   beforeAll(async () => {
     pki = await createTestPki({ ips: ["127.0.0.1"], dnsNames: ["localhost"], omitFromMismatched: "localhost" });
     const tls = (pair: { certFile: string; keyFile: string }) => ({
-      ...pair, caFile: pki.caFile, clientCertFile: pki.client.certFile, clientKeyFile: pki.client.keyFile,
+      ...pair,
+      caFile: pki.caFile,
+      clientCertFile: pki.client.certFile,
+      clientKeyFile: pki.client.keyFile,
     });
     server = await startEtcdServer({ tls: tls(pki.server) });
     // Names 127.0.0.1 but not localhost (etcd's own gateway dials the member at its IP, so that one must stay).
@@ -47,7 +50,12 @@ describe("client TLS", () => {
   });
 
   const withClientCert = (endpoint: string, log = createLogger(() => {})): EtcdConnectOptions => ({
-    endpoints: [endpoint], prefix: "/tls/network", keyFile: pki.client.keyFile, certFile: pki.client.certFile, caFile: pki.caFile, log,
+    endpoints: [endpoint],
+    prefix: "/tls/network",
+    keyFile: pki.client.keyFile,
+    certFile: pki.client.certFile,
+    caFile: pki.caFile,
+    log,
   });
 
   test("the server really is https-only with client certificates", async () => {
@@ -94,7 +102,11 @@ describe("client TLS", () => {
       expect(error.message).toContain("not signed by a trusted CA");
       await failure(() => registry.listLeases()); // retried: the same verdict, and no second line within 30 s
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(new RegExp(`^W.* etcd ${server.endpoint}: TLS refused: the server's certificate is not signed by a trusted CA \\(\\w+\\); check --etcd-cafile$`));
+      expect(lines[0]).toMatch(
+        new RegExp(
+          `^W.* etcd ${server.endpoint}: TLS refused: the server's certificate is not signed by a trusted CA \\(\\w+\\); check --etcd-cafile$`,
+        ),
+      );
     } finally {
       registry.close();
     }
@@ -151,7 +163,11 @@ describe("username and password", () => {
   });
 
   const options = (password: string, log = createLogger(() => {})): EtcdConnectOptions => ({
-    endpoints: [server.endpoint], prefix: "/auth/network", username: "flannel", password, log,
+    endpoints: [server.endpoint],
+    prefix: "/auth/network",
+    username: "flannel",
+    password,
+    log,
   });
 
   test("a user whose role allows only the flannel prefix reads the config, creates, lists and watches leases", async () => {
@@ -160,7 +176,10 @@ describe("username and password", () => {
     try {
       expect(await registry.getConfig()).toBe('{"Network":"10.9.0.0/16"}');
       const listing = await registry.listLeases();
-      const watch = registry.watchLeases(listing.revision + 1, { onBatch: (b) => seen.push(...b.map((e) => e.value)), onCompacted: () => {} });
+      const watch = registry.watchLeases(listing.revision + 1, {
+        onBatch: (b) => seen.push(...b.map((e) => e.value)),
+        onCompacted: () => {},
+      });
       try {
         expect(await registry.createLease("/auth/network/subnets/10.9.2.0-24", "v", 60)).not.toBe(false);
         await Bun.sleep(1500); // the first token has expired: the next calls authenticate again
@@ -236,7 +255,13 @@ describe("several endpoints", () => {
 
   test("a refused and a silent member are passed over, the member in use is named once, and stays in use", async () => {
     const { log, lines } = capturingLog();
-    const gateway = new EtcdGateway({ endpoints: [closedEndpoint, silentEndpoint, server.endpoint], tls: null, credentials: null, log, requestTimeoutMs: 500 });
+    const gateway = new EtcdGateway({
+      endpoints: [closedEndpoint, silentEndpoint, server.endpoint],
+      tls: null,
+      credentials: null,
+      log,
+      requestTimeoutMs: 500,
+    });
     const registry = createEtcdRegistry(gateway, "/multi/network");
     try {
       expect(await registry.createLease("/multi/network/subnets/10.9.3.0-24", "v", 60)).not.toBe(false);
@@ -253,7 +278,13 @@ describe("several endpoints", () => {
   });
 
   test("with no member answering, the error names every endpoint", async () => {
-    const gateway = new EtcdGateway({ endpoints: [closedEndpoint, silentEndpoint], tls: null, credentials: null, log: createLogger(() => {}), requestTimeoutMs: 300 });
+    const gateway = new EtcdGateway({
+      endpoints: [closedEndpoint, silentEndpoint],
+      tls: null,
+      credentials: null,
+      log: createLogger(() => {}),
+      requestTimeoutMs: 300,
+    });
     const registry = createEtcdRegistry(gateway, "/multi/network");
     try {
       const error = await failure(() => registry.listLeases());

@@ -84,9 +84,9 @@ describe("leases", () => {
     try {
       const key = `${prefix}/subnets/10.244.4.0-24`;
       await raw.put(key, "theirs");
-      const before = (await raw.leaseCount());
+      const before = await raw.leaseCount();
       expect(await registry.createLease(key, "ours", 60)).toBe(false);
-      expect((await raw.leaseCount())).toBe(before);
+      expect(await raw.leaseCount()).toBe(before);
       expect(await raw.value(key)).toBe("theirs");
     } finally {
       registry.close();
@@ -241,7 +241,10 @@ describe("watchLeases", () => {
   test("close stops delivery", async () => {
     const { registry, prefix } = await freshRegistry();
     const seen: LeaseEvent[] = [];
-    const watch = registry.watchLeases((await registry.listLeases()).revision + 1, { onBatch: (b) => seen.push(...b), onCompacted: () => {} });
+    const watch = registry.watchLeases((await registry.listLeases()).revision + 1, {
+      onBatch: (b) => seen.push(...b),
+      onCompacted: () => {},
+    });
     try {
       await raw.put(`${prefix}/subnets/10.244.10.0-24`, "one");
       await until(() => seen.length === 1, "the first event");

@@ -7,7 +7,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { ETCD_ENDPOINT, HubEtcd } from "../../testbed/etcd-in-netns.ts";
 import { BUN, CLI } from "../../testbed/flannelette-node.ts";
 import { createTopology, UNDERLAY_DEV, type Topology } from "../../testbed/netns.ts";
@@ -31,7 +39,9 @@ describe.skipIf(!isRoot)("careless operators: a second agent, a read-only subnet
 
   /** Everything etcd holds that an agent could have written: revision, every key and every etcd lease. */
   const etcdState = async () => {
-    const status = JSON.parse((await etcd.ctl(["endpoint", "status", "-w", "json"])).stdout) as { Status: { header: { revision: number } } }[];
+    const status = JSON.parse((await etcd.ctl(["endpoint", "status", "-w", "json"])).stdout) as {
+      Status: { header: { revision: number } };
+    }[];
     return {
       revision: status[0]!.Status.header.revision,
       keys: [...(await etcd.list("/coreos.com/network/")).entries()],
@@ -103,7 +113,9 @@ describe.skipIf(!isRoot)("careless operators: a second agent, a read-only subnet
     expect(await exitOf(other.process!)).toBe(1);
     expect(await etcdState()).toEqual(etcdBefore);
     expect(await kernelState()).toEqual(kernelBefore);
-    expect(other.process!.stderrTail(1)).toBe("flannelette: VXLAN port 8472 is not free: EADDRINUSE: bind 0.0.0.0:8472: Address already in use");
+    expect(other.process!.stderrTail(1)).toBe(
+      "flannelette: VXLAN port 8472 is not free: EADDRINUSE: bind 0.0.0.0:8472: Address already in use",
+    );
     expect(other.process!.stderrTail(20)).toContain("network 10.244.0.0/16"); // it did get as far as etcd's config
     // Nothing of it on disk but its own lock: no VtepMAC made, no subnet.env.
     expect(await readdir(other.stateDir)).toEqual(["flannel.1.lock"]);
@@ -121,9 +133,23 @@ describe.skipIf(!isRoot)("careless operators: a second agent, a read-only subnet
     // The tmpfs is mounted read-only over the directory inside the agent's own mount namespace (made by
     // `ip netns exec`), so it goes away with the process.
     const agent = topo.spawnIn(n3.ns, [
-      "sh", "-c", 'mount -t tmpfs -o ro fnl-co-ro "$0" && exec "$@"', readOnly,
-      BUN, CLI, "run", "--etcd-endpoints", ETCD_ENDPOINT, "--iface", UNDERLAY_DEV,
-      "--subnet-file", subnetFile, "--state-dir", join(stateParent, "state"), "--status-socket", join(stateParent, "status.sock"),
+      "sh",
+      "-c",
+      'mount -t tmpfs -o ro fnl-co-ro "$0" && exec "$@"',
+      readOnly,
+      BUN,
+      CLI,
+      "run",
+      "--etcd-endpoints",
+      ETCD_ENDPOINT,
+      "--iface",
+      UNDERLAY_DEV,
+      "--subnet-file",
+      subnetFile,
+      "--state-dir",
+      join(stateParent, "state"),
+      "--status-socket",
+      join(stateParent, "status.sock"),
     ]);
     expect(await exitOf(agent)).toBe(1);
     expect(await etcdState()).toEqual(etcdBefore);
@@ -137,7 +163,10 @@ describe.skipIf(!isRoot)("careless operators: a second agent, a read-only subnet
     const p = agents[0].process!;
     const since = p.lineCount("stderr");
     p.signal("SIGHUP");
-    await p.waitForLine(/ SIGHUP received: flannelette, like flanneld, does not reload its flags or the network config; restart it to apply changes$/, { stream: "stderr", since, timeoutMs: 10_000 });
+    await p.waitForLine(
+      / SIGHUP received: flannelette, like flanneld, does not reload its flags or the network config; restart it to apply changes$/,
+      { stream: "stderr", since, timeoutMs: 10_000 },
+    );
     p.signal("SIGUSR2");
     await p.waitForLine(/ SIGUSR2 received and ignored$/, { stream: "stderr", since, timeoutMs: 10_000 });
     const statsSince = p.lineCount("stdout");
@@ -155,7 +184,12 @@ describe.skipIf(!isRoot)("careless operators: a second agent, a read-only subnet
   test("a network config changed, deleted and restored in etcd is logged once each and not applied", async () => {
     const p = agents[0].process!;
     const since = p.lineCount("stderr");
-    const count = (text: string) => p.stderrTail(100_000).split(" | ").slice(since).filter((l) => l.endsWith(` ${text}`)).length;
+    const count = (text: string) =>
+      p
+        .stderrTail(100_000)
+        .split(" | ")
+        .slice(since)
+        .filter((l) => l.endsWith(` ${text}`)).length;
     try {
       await etcd.put(CONFIG_KEY, '{"Network":"10.245.0.0/16","Backend":{"Type":"vxlan"}}');
       await p.waitForLine(new RegExp(` ${escape(CHANGED_LINE)}$`), { stream: "stderr", since, timeoutMs: 15_000 });

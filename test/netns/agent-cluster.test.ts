@@ -2,7 +2,15 @@
 // byte for byte, every pod reaches every other pod, and subnet.env is flannel's.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
 import { DROP_REASONS } from "../../dataplane/counters.ts";
 import { BUN } from "../../testbed/flannelette-node.ts";
@@ -10,7 +18,8 @@ import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { ping } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
 
-const LEASE_VALUE = /^\{"PublicIP":"192\.0\.2\.1[1-3]","PublicIPv6":null,"BackendType":"vxlan","BackendData":\{"VNI":1,"VtepMAC":"[0-9a-f]{2}(:[0-9a-f]{2}){5}"\}\}$/;
+const LEASE_VALUE =
+  /^\{"PublicIP":"192\.0\.2\.1[1-3]","PublicIPv6":null,"BackendType":"vxlan","BackendData":\{"VNI":1,"VtepMAC":"[0-9a-f]{2}(:[0-9a-f]{2}){5}"\}\}$/;
 
 describe.skipIf(!isRoot)("a cluster of three flannelette agents", () => {
   let topo: Topology;
@@ -121,7 +130,7 @@ describe.skipIf(!isRoot)("a flannelette agent's health, metrics and masquerading
   test("--ip-masq installs flannel's FLANNEL-POSTRTG rules for the network and our subnet", async () => {
     const subnet = await agent.subnet();
     const nat = (await topo.exec(topo.nodes[0].ns, ["iptables-save", "-t", "nat"])).stdout;
-    expect(nat).toContain("-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG");
+    expect(nat).toContain('-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG');
     expect(nat).toContain(`-A FLANNEL-POSTRTG -s ${subnet} -d 10.244.0.0/16 -m comment --comment "flanneld masq" -j RETURN`);
     expect((await agent.subnetEnv()).get("FLANNEL_IPMASQ")).toBe("true");
   });

@@ -29,7 +29,11 @@ describe.skipIf(!isRoot)("flannelette run with a bad or tight network config", (
   test.each([
     ["a bad CIDR", `{"Network":"10.244.0.0/33",${VX}}`, "invalid CIDR address: 10.244.0.0/33"],
     ["SubnetLen out of range", `{"Network":"10.244.0.0/16","SubnetLen":31,${VX}}`, "SubnetLen must be less than /31"],
-    ["a misaligned SubnetMin", `{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.1",${VX}}`, "SubnetMin is not on a SubnetLen boundary: 10.244.1.1"],
+    [
+      "a misaligned SubnetMin",
+      `{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.1",${VX}}`,
+      "SubnetMin is not on a SubnetLen boundary: 10.244.1.1",
+    ],
     ["an unknown backend", '{"Network":"10.244.0.0/16","Backend":{"Type":"Foo"}}', "unknown backend type: foo"],
   ])("%s makes the agent exit 1 with one line saying so", async (_name, config, message) => {
     await etcd.put(CONFIG_KEY, config);
@@ -47,7 +51,10 @@ describe.skipIf(!isRoot)("flannelette run with a bad or tight network config", (
       await Promise.all(agents.map((a) => a.start()));
       const subnets = await Promise.all(agents.map((a) => a.subnet()));
       expect(subnets.sort()).toEqual(["10.244.0.128/26", "10.244.0.192/26"]);
-      expect([...(await etcd.list(SUBNETS_PREFIX)).keys()].sort()).toEqual([`${SUBNETS_PREFIX}10.244.0.128-26`, `${SUBNETS_PREFIX}10.244.0.192-26`]);
+      expect([...(await etcd.list(SUBNETS_PREFIX)).keys()].sort()).toEqual([
+        `${SUBNETS_PREFIX}10.244.0.128-26`,
+        `${SUBNETS_PREFIX}10.244.0.192-26`,
+      ]);
     } finally {
       await Promise.all(agents.map((a) => a.stop()));
     }

@@ -6,7 +6,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cleanupAll } from "../support/cleanup.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { FlanneldStandIn } from "../../testbed/flanneld-stand-in.ts";
 import { readForwardingFigures, readPeerNeighbors, readPeerRoutes } from "../../testbed/agent-peer-state.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
@@ -31,9 +39,11 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
   const ns = () => agent!.node.ns;
   const log = () => agent!.process!;
   /** The agent's stderr lines printed since `since` (a `lineCount`). */
-  const linesSince = (since: number) => log().stderrTail(log().lineCount("stderr") - since).split(" | ");
-  const pingsKernelNode = async (count = 3) =>
-    (await ping(ns(), { from: pod, to: KERNEL_POD, count, intervalS: 0.05 })).received === count;
+  const linesSince = (since: number) =>
+    log()
+      .stderrTail(log().lineCount("stderr") - since)
+      .split(" | ");
+  const pingsKernelNode = async (count = 3) => (await ping(ns(), { from: pod, to: KERNEL_POD, count, intervalS: 0.05 })).received === count;
 
   async function http(path: string): Promise<{ status: number; body: string }> {
     const r = await topo!.exec(ns(), ["curl", "-s", "--max-time", "5", "-w", "\n%{http_code}", `http://127.0.0.1:${HEALTHZ_PORT}${path}`]);
@@ -48,7 +58,11 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
   }
 
   async function link(): Promise<{ mtu: number; up: boolean; mac: string }> {
-    const [l] = JSON.parse((await topo!.exec(ns(), ["ip", "-j", "link", "show", "flannel.1"])).stdout) as { mtu: number; flags: string[]; address: string }[];
+    const [l] = JSON.parse((await topo!.exec(ns(), ["ip", "-j", "link", "show", "flannel.1"])).stdout) as {
+      mtu: number;
+      flags: string[];
+      address: string;
+    }[];
     return { mtu: l!.mtu, up: l!.flags.includes("UP"), mac: l!.address };
   }
 
@@ -60,7 +74,14 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
     await topo.exec(n2!.ns, ["ip", "addr", "flush", "dev", "cni0"]);
     await topo.exec(n2!.ns, ["ip", "addr", "add", `${KERNEL_POD}/24`, "dev", "cni0"]);
     const flanneld = await FlanneldStandIn.join(n2!, etcd, KERNEL_SUBNET, KERNEL_MAC);
-    agent = await createAgentNode(topo, n1!, ["--healthz-ip", "127.0.0.1", "--healthz-port", String(HEALTHZ_PORT), "--reconcile-interval", "2"]);
+    agent = await createAgentNode(topo, n1!, [
+      "--healthz-ip",
+      "127.0.0.1",
+      "--healthz-port",
+      String(HEALTHZ_PORT),
+      "--reconcile-interval",
+      "2",
+    ]);
     await agent.start();
     pod = await movePodAddress(agent);
     await flanneld.sync();
@@ -77,12 +98,17 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
     const ours = (await etcd!.get(key))!;
     expect(ours).toContain(`"PublicIP":"${agent!.node.underlayIp}"`);
     const since = log().lineCount("stderr");
-    await etcd!.put(key, `{"PublicIP":"${FOREIGN_IP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${FOREIGN_MAC}"}}`);
+    await etcd!.put(
+      key,
+      `{"PublicIP":"${FOREIGN_IP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${FOREIGN_MAC}"}}`,
+    );
     await waitFor(async () => (await etcd!.get(key)) === ours, 15_000, { what: "our value back under our key" });
     // Under an etcd lease again, so that it expires if we die, as flannel's does.
     const stored = JSON.parse((await etcd!.ctl(["get", key, "-w", "json"])).stdout) as { kvs: { lease?: number }[] };
     expect(stored.kvs[0]!.lease ?? 0).not.toBe(0);
-    await waitFor(async () => (await metric("flannelette_own_lease_restored_total")) === 1, 10_000, { what: "the restore counted in /metrics" });
+    await waitFor(async () => (await metric("flannelette_own_lease_restored_total")) === 1, 10_000, {
+      what: "the restore counted in /metrics",
+    });
     const warnings = linesSince(since).filter((l) => l.includes("was overwritten by someone else"));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`found PublicIP ${FOREIGN_IP}, VtepMAC ${FOREIGN_MAC}`);
@@ -135,7 +161,10 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
     const ownMac = (await link()).mac;
     const gen = new RandomLeases(seed, {
       reservedOctets: new Set([Number(own.split(".")[2]), Number(KERNEL_SUBNET.split(".")[2])]),
-      ownPublicIp: agent!.node.underlayIp, ownMac, knownPeerMac: KERNEL_MAC, knownPeerPublicIp: topo!.nodes[1]!.underlayIp,
+      ownPublicIp: agent!.node.underlayIp,
+      ownMac,
+      knownPeerMac: KERNEL_MAC,
+      knownPeerPublicIp: topo!.nodes[1]!.underlayIp,
     });
     const first = Array.from({ length: 300 }, () => gen.next());
     const rewritten = first.filter((_, i) => i % 7 === 3).map((l) => gen.rewrite(l));
@@ -146,7 +175,9 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
     const writes: LeaseWrite[] = [...first, ...rewritten, ...[...deleted].map((key) => ({ deleted: key }))];
     const want = expectedPeers(writes, [{ subnet: KERNEL_SUBNET, vtepMac: KERNEL_MAC }]);
     const context = `seed ${seed} (replay with FNL_LEASE_SEED=${seed})`;
-    console.info(`random leases: ${context}, ${first.length} written, ${rewritten.length} rewritten, ${deleted.size} deleted, ${want.size - 1} valid in the end`);
+    console.info(
+      `random leases: ${context}, ${first.length} written, ${rewritten.length} rewritten, ${deleted.size} deleted, ${want.size - 1} valid in the end`,
+    );
 
     try {
       // In transactions of 25 while the agent watches: puts, then overwrites, then deletes (as `writes`).
@@ -156,7 +187,11 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
 
       let mismatch: string[] = [];
       const check = async () => {
-        const [routes, neighbors, figures] = await Promise.all([readPeerRoutes(topo!, ns()), readPeerNeighbors(topo!, ns()), readForwardingFigures(topo!, ns(), HEALTHZ_PORT)]);
+        const [routes, neighbors, figures] = await Promise.all([
+          readPeerRoutes(topo!, ns()),
+          readPeerNeighbors(topo!, ns()),
+          readForwardingFigures(topo!, ns(), HEALTHZ_PORT),
+        ]);
         mismatch = [];
         for (const [subnet, mac] of want) {
           const gw = subnet.split("/")[0]!;
@@ -173,13 +208,18 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
         return mismatch.length === 0;
       };
       const partsOf = (subnet: string) => final.get(`${SUBNETS_PREFIX}${subnet.replace("/", "-")}`)?.parts ?? "not written by the test";
-      const matched = await waitFor(check, 30_000).then(() => true, () => false);
+      const matched = await waitFor(check, 30_000).then(
+        () => true,
+        () => false,
+      );
       expect(matched ? [] : [context, ...mismatch.slice(0, 20)]).toEqual([]);
       // Still exact after two more reconciles (each re-lists everything).
       await Bun.sleep(4500);
       expect((await check()) ? [] : [context, ...mismatch.slice(0, 20)]).toEqual([]);
 
-      const rejections = [...(await http("/metrics")).body.matchAll(/^flannelette_lease_rejections_total\{reason="[a-z_]+"\} (\d+)$/gm)].map((m) => Number(m[1]));
+      const rejections = [
+        ...(await http("/metrics")).body.matchAll(/^flannelette_lease_rejections_total\{reason="[a-z_]+"\} (\d+)$/gm),
+      ].map((m) => Number(m[1]));
       expect(rejections).toHaveLength(13);
       expect(rejections.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
       expect(log().running).toBe(true);
@@ -193,9 +233,16 @@ describe.skipIf(!isRoot)("an agent that keeps its own lease and TAP, and program
   async function writeInBatches(ops: readonly ({ put: RandomLease } | { del: string })[]): Promise<void> {
     const b64 = (s: string) => Buffer.from(s).toString("base64");
     for (let i = 0; i < ops.length; i += 25) {
-      const success = ops.slice(i, i + 25).map((op) =>
-        "put" in op ? { requestPut: { key: b64(op.put.key), value: b64(op.put.value) } } : { requestDeleteRange: { key: b64(op.del) } });
-      const r = await topo!.exec(topo!.hub, ["curl", "-s", "--fail-with-body", "--max-time", "10", "-X", "POST", "-d", "@-", "http://127.0.0.1:2379/v3/kv/txn"], { stdin: JSON.stringify({ success }) });
+      const success = ops
+        .slice(i, i + 25)
+        .map((op) =>
+          "put" in op ? { requestPut: { key: b64(op.put.key), value: b64(op.put.value) } } : { requestDeleteRange: { key: b64(op.del) } },
+        );
+      const r = await topo!.exec(
+        topo!.hub,
+        ["curl", "-s", "--fail-with-body", "--max-time", "10", "-X", "POST", "-d", "@-", "http://127.0.0.1:2379/v3/kv/txn"],
+        { stdin: JSON.stringify({ success }) },
+      );
       if (!r.stdout.includes('"succeeded":true')) throw new Error(`etcd txn failed: ${r.stdout.slice(0, 300)}`);
       await Bun.sleep(50); // several watch batches, not one
     }

@@ -8,7 +8,15 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { macFilePath } from "../../control/agent/vtep-mac-store.ts";
 import { cleanupAll } from "../support/cleanup.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { ping, waitFor } from "../../testbed/traffic.ts";
 import { isRoot } from "../support/root.ts";
@@ -53,7 +61,9 @@ describe.skipIf(!isRoot)("agents from cloned hosts, and hostile leases in etcd",
   /** The etcd server in the hub namespace (ours: the hub runs nothing else we keep). */
   async function etcdServerPids(): Promise<number[]> {
     const pids = (await topo!.exec(topo!.hub, ["ip", "netns", "pids", topo!.hub])).stdout.split(/\s+/).filter(Boolean).map(Number);
-    const named = await Promise.all(pids.map(async (pid) => ((await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).trim() === "etcd" ? pid : 0)));
+    const named = await Promise.all(
+      pids.map(async (pid) => ((await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).trim() === "etcd" ? pid : 0)),
+    );
     const found = named.filter((pid) => pid > 0);
     if (found.length !== 1) throw new Error(`expected one etcd in ${topo!.hub}, found ${found.length}`);
     return found;
@@ -95,7 +105,9 @@ describe.skipIf(!isRoot)("agents from cloned hosts, and hostile leases in etcd",
     expect(l1.mac).toBe(CLONED_MAC);
     expect(l2.mac).not.toBe(CLONED_MAC);
     const line = await a2.process!.waitForLine(MAC_LINE, { stream: "stderr", timeoutMs: 1 });
-    expect(line).toContain(`VtepMAC ${CLONED_MAC} is already published by lease ${SUBNETS_PREFIX}${l1.subnet.replace("/", "-")} (PublicIP ${n1.underlayIp})`);
+    expect(line).toContain(
+      `VtepMAC ${CLONED_MAC} is already published by lease ${SUBNETS_PREFIX}${l1.subnet.replace("/", "-")} (PublicIP ${n1.underlayIp})`,
+    );
     expect(line).toContain(`new VtepMAC ${l2.mac}`);
     expect(a1.process!.stderrTail(100)).not.toMatch(MAC_LINE);
     expect((await readFile(macFilePath(a2.stateDir, "flannel.1"), "utf8")).trim()).toBe(l2.mac);
@@ -151,7 +163,9 @@ describe.skipIf(!isRoot)("agents from cloned hosts, and hostile leases in etcd",
     expect(kept).not.toBe(CLONED_MAC_2);
     expect((await readFile(macFilePath(explained[0]!.stateDir, "flannel.1"), "utf8")).trim()).toBe(kept);
     // Which of the two checks caught it, for whoever reads the run (the same-moment start usually makes it the second).
-    console.info(`same-moment clones: ${explained[0]!.process!.stderrTail(200).match(MAC_LINE)![1] === "also" ? "the later writer yielded after publishing" : "caught before publishing"}`);
+    console.info(
+      `same-moment clones: ${explained[0]!.process!.stderrTail(200).match(MAC_LINE)![1] === "also" ? "the later writer yielded after publishing" : "caught before publishing"}`,
+    );
 
     for (const a of [a3, a4]) pods.set(a, await movePodAddress(a));
     for (const a of agents) await waitForPeerRoutes(a, 3, 20_000);
@@ -164,7 +178,8 @@ describe.skipIf(!isRoot)("agents from cloned hosts, and hostile leases in etcd",
     const a1 = agents[0]!;
     const ns = a1.node.ns;
     const own = await leaseOf(a1);
-    const entry = (ip: string, mac: string) => `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+    const entry = (ip: string, mac: string) =>
+      `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
     // Each would be programmed by a check-free agent (well-formed where it matters), so each can fail the test.
     // Subnets above .200: the agents took theirs among the first 100 free ones, and a put must not hit one.
     const hostile: [key: string, value: string, logged: string][] = [
@@ -184,20 +199,46 @@ describe.skipIf(!isRoot)("agents from cloned hosts, and hostile leases in etcd",
       // Several 2 s reconciles re-list all of it: still one line per lease (rate-limited), no entry.
       await Bun.sleep(5000);
       const otherNodes = new Set(agents.slice(1).map((a) => a.node.underlayIp));
-      const peers = (await leases()).filter((l) => otherNodes.has(l.publicIp) && /^10\.244\.\d+\.0\/24$/.test(l.subnet) && !hostile.some(([k]) => l.key.endsWith(k)));
-      expect(peers).toHaveLength(3);
-      const routes = JSON.parse((await topo!.exec(ns, ["ip", "-j", "route", "show", "dev", "flannel.1"])).stdout || "[]") as { dst: string; gateway?: string }[];
-      expect(routes.filter((r) => r.gateway !== undefined).map((r) => r.dst).sort()).toEqual(peers.map((p) => p.subnet).sort());
-      const neighbors = JSON.parse((await topo!.exec(ns, ["ip", "-j", "neigh", "show", "dev", "flannel.1"])).stdout || "[]") as { dst: string; lladdr?: string }[];
-      expect(neighbors.filter((n) => n.lladdr !== undefined).map((n) => `${n.dst} ${n.lladdr}`).sort()).toEqual(
-        peers.map((p) => `${p.subnet.replace("/24", "")} ${p.mac}`).sort(),
+      const peers = (await leases()).filter(
+        (l) => otherNodes.has(l.publicIp) && /^10\.244\.\d+\.0\/24$/.test(l.subnet) && !hostile.some(([k]) => l.key.endsWith(k)),
       );
+      expect(peers).toHaveLength(3);
+      const routes = JSON.parse((await topo!.exec(ns, ["ip", "-j", "route", "show", "dev", "flannel.1"])).stdout || "[]") as {
+        dst: string;
+        gateway?: string;
+      }[];
+      expect(
+        routes
+          .filter((r) => r.gateway !== undefined)
+          .map((r) => r.dst)
+          .sort(),
+      ).toEqual(peers.map((p) => p.subnet).sort());
+      const neighbors = JSON.parse((await topo!.exec(ns, ["ip", "-j", "neigh", "show", "dev", "flannel.1"])).stdout || "[]") as {
+        dst: string;
+        lladdr?: string;
+      }[];
+      expect(
+        neighbors
+          .filter((n) => n.lladdr !== undefined)
+          .map((n) => `${n.dst} ${n.lladdr}`)
+          .sort(),
+      ).toEqual(peers.map((p) => `${p.subnet.replace("/24", "")} ${p.mac}`).sort());
       const logged = a1.process!.stderrTail(a1.process!.lineCount("stderr") - logLinesBefore);
       for (const [, , subnet] of hostile) {
         expect(logged.split(" | ").filter((l) => l.includes(`ignoring lease ${subnet}:`))).toHaveLength(1);
       }
       expect(a1.process!.running).toBe(true);
-      const health = await topo!.exec(ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", "http://127.0.0.1:8081/healthz"]);
+      const health = await topo!.exec(ns, [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "3",
+        "http://127.0.0.1:8081/healthz",
+      ]);
       expect(health.stdout).toBe("200");
 
       // A valid lease written afterwards is programmed...

@@ -7,7 +7,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type AgentNode, CONFIG_KEY, createAgentNode, SUBNETS_PREFIX } from "../../testbed/flannelette-agent.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
-import { type AgentPeerState, expectedPeers, type ExpectedPeer, peerStateMismatches, readAgentPeerState } from "../../testbed/agent-peer-state.ts";
+import {
+  type AgentPeerState,
+  expectedPeers,
+  type ExpectedPeer,
+  peerStateMismatches,
+  readAgentPeerState,
+} from "../../testbed/agent-peer-state.ts";
 import { generateLeases, SCALE_NETWORK_CONFIG, writeLeaseChanges } from "../../testbed/lease-writer.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { isRoot } from "../support/root.ts";
@@ -60,7 +66,12 @@ describe.skipIf(!isRoot)("an agent under lease churn", () => {
     // Half the first generation is there before the agent starts (its listing), half arrives while it runs.
     await writeLeaseChanges(topo, { puts: first.slice(0, LEASES / 2) });
     agent = await createAgentNode(topo, topo.nodes[0]!, [
-      "--healthz-ip", "127.0.0.1", "--healthz-port", String(HEALTHZ_PORT), "--reconcile-interval", "3600",
+      "--healthz-ip",
+      "127.0.0.1",
+      "--healthz-port",
+      String(HEALTHZ_PORT),
+      "--reconcile-interval",
+      "3600",
     ]);
     await agent.start();
   }, 60_000);

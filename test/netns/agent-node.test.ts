@@ -9,7 +9,15 @@ import { join } from "node:path";
 import { buildNodeBundle } from "../../deploy/build-node.ts";
 import { cleanupAll } from "../support/cleanup.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { NODE } from "../support/node-bundle.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { iperf3Tcp, ping } from "../../testbed/traffic.ts";
@@ -30,7 +38,9 @@ describe.skipIf(!isRoot || NODE === null)("a Node.js agent and a Bun agent in on
     etcd = await HubEtcd.start(topo);
     await etcd.put(CONFIG_KEY, NETWORK_CONFIG);
     const [n1, n2] = topo.nodes;
-    onNode = await createAgentNode(topo, n1, ["--healthz-ip", "127.0.0.1", "--healthz-port", "8081", "--ip-masq"], { program: [NODE!, bundle!] });
+    onNode = await createAgentNode(topo, n1, ["--healthz-ip", "127.0.0.1", "--healthz-port", "8081", "--ip-masq"], {
+      program: [NODE!, bundle!],
+    });
     onBun = await createAgentNode(topo, n2);
     await Promise.all([onNode.start(), onBun.start()]);
     for (const a of [onNode, onBun]) pods.push(await movePodAddress(a));
@@ -39,7 +49,10 @@ describe.skipIf(!isRoot || NODE === null)("a Node.js agent and a Bun agent in on
 
   afterAll(async () => {
     await cleanupAll([
-      () => topo?.destroy(), () => etcd?.stop(), () => onNode?.cleanup(), () => onBun?.cleanup(),
+      () => topo?.destroy(),
+      () => etcd?.stop(),
+      () => onNode?.cleanup(),
+      () => onBun?.cleanup(),
       () => outDir && rm(outDir, { recursive: true, force: true }),
     ]);
   });
@@ -63,7 +76,8 @@ describe.skipIf(!isRoot || NODE === null)("a Node.js agent and a Bun agent in on
   });
 
   test("the Node agent answers /healthz, /readyz and /metrics (node:http)", async () => {
-    const script = `for (const p of ["/healthz", "/readyz", "/metrics", "/nothing"]) { const r = await fetch("http://127.0.0.1:8081" + p); ` +
+    const script =
+      `for (const p of ["/healthz", "/readyz", "/metrics", "/nothing"]) { const r = await fetch("http://127.0.0.1:8081" + p); ` +
       `console.log(JSON.stringify([r.status, r.headers.get("content-type"), await r.text()])); }`;
     const out = (await topo.exec(topo.nodes[0].ns, [NODE!, "--input-type=module", "-e", script])).stdout.trim().split("\n");
     const [healthz, readyz, metrics, missing] = out.map((l) => JSON.parse(l) as [number, string, string]);
@@ -76,7 +90,7 @@ describe.skipIf(!isRoot || NODE === null)("a Node.js agent and a Bun agent in on
 
   test("the Node agent keeps flannel's masquerading rules (iptables through node:child_process)", async () => {
     const nat = (await topo.exec(topo.nodes[0].ns, ["iptables-save", "-t", "nat"])).stdout;
-    expect(nat).toContain("-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG");
+    expect(nat).toContain('-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG');
     expect(nat).toMatch(/-A FLANNEL-POSTRTG .*-j MASQUERADE/);
   });
 

@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { cleanupAll } from "../support/cleanup.ts";
 import { EtcdCluster } from "../support/etcd-cluster.ts";
-import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  type AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { BUN } from "../../testbed/flannelette-node.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
 import type { SpawnedProcess } from "../../testbed/process.ts";
@@ -61,7 +69,8 @@ async function waitForRoute(agent: AgentNode, subnet: string, timeoutMs = 10_000
 
 /** GET on the agent's health server, from inside its namespace (it listens on the namespace's loopback). */
 async function healthGet(agent: AgentNode, path: string): Promise<{ status: number; body: string }> {
-  const script = `const r = await fetch("http://127.0.0.1:${HEALTHZ_PORT}${path}", { signal: AbortSignal.timeout(3000) });` +
+  const script =
+    `const r = await fetch("http://127.0.0.1:${HEALTHZ_PORT}${path}", { signal: AbortSignal.timeout(3000) });` +
     " console.log(r.status); console.log(await r.text());";
   const out = (await agent.topo.exec(agent.node.ns, [BUN, "-e", script])).stdout;
   const [status, ...body] = out.split("\n");
@@ -91,15 +100,19 @@ describe.skipIf(!isRoot)("an agent against etcd over TLS with client certificate
   const netnsDirs: string[] = [];
 
   const tlsArgs = (endpoint: string, caFile = pki.caFile) => [
-    `--etcd-endpoints=${endpoint}`, `--etcd-cafile=${caFile}`,
-    `--etcd-certfile=${pki.client.certFile}`, `--etcd-keyfile=${pki.client.keyFile}`,
+    `--etcd-endpoints=${endpoint}`,
+    `--etcd-cafile=${caFile}`,
+    `--etcd-certfile=${pki.client.certFile}`,
+    `--etcd-keyfile=${pki.client.keyFile}`,
   ];
 
   beforeAll(async () => {
     topo = await createTopology({ nodes: 4, prefix: PREFIX });
     // 127.0.0.x is where etcdctl (and the members' peers) reach each member inside the hub.
     pki = await createTestPki({
-      ips: ["192.0.2.1", "192.0.2.2", "127.0.0.1", "127.0.0.2"], dnsNames: [ETCD_NAME], omitFromMismatched: "192.0.2.2",
+      ips: ["192.0.2.1", "192.0.2.2", "127.0.0.1", "127.0.0.2"],
+      dnsNames: [ETCD_NAME],
+      omitFromMismatched: "192.0.2.2",
     });
     const client = { caFile: pki.caFile, clientCertFile: pki.client.certFile, clientKeyFile: pki.client.keyFile };
     etcd = await EtcdCluster.start(topo, { members: 1, tls: { ...client, ...pki.server } });
@@ -253,7 +266,9 @@ describe.skipIf(!isRoot)("agents against a three-member etcd cluster losing memb
 
   /** The member the agent last said it uses, else the first endpoint (where it starts). */
   const memberInUse = (agent: AgentNode): string => {
-    const said = stderrLines(agent.process!).map((l) => /etcd: using member (\S+)/.exec(l)?.[1]).filter((u) => u !== undefined);
+    const said = stderrLines(agent.process!)
+      .map((l) => /etcd: using member (\S+)/.exec(l)?.[1])
+      .filter((u) => u !== undefined);
     return said.at(-1) ?? etcd.endpoint(1);
   };
 
@@ -304,7 +319,10 @@ describe.skipIf(!isRoot)("agents against a three-member etcd cluster losing memb
 
   test("without quorum: forwarding goes on and readiness says etcd is unreachable; with quorum back, new peers arrive", async () => {
     // From a known "connected" state, so that the 0 below is the agent noticing the lost quorum.
-    await waitFor(async () => (await etcdConnectedMetric(agents[0])) === "1", 15_000, { what: "flannelette_etcd_connected 1", intervalMs: 500 });
+    await waitFor(async () => (await etcdConnectedMetric(agents[0])) === "1", 15_000, {
+      what: "flannelette_etcd_connected 1",
+      intervalMs: 500,
+    });
     await etcd.kill(2);
     await etcd.kill(3);
     try {
@@ -322,7 +340,10 @@ describe.skipIf(!isRoot)("agents against a three-member etcd cluster losing memb
       await etcd.restart(2);
       await etcd.restart(3);
     }
-    await waitFor(async () => (await etcdConnectedMetric(agents[0])) === "1", 15_000, { what: "flannelette_etcd_connected 1", intervalMs: 500 });
+    await waitFor(async () => (await etcdConnectedMetric(agents[0])) === "1", 15_000, {
+      what: "flannelette_etcd_connected 1",
+      intervalMs: 500,
+    });
     const subnet = "10.244.210.0/24";
     await etcd.put(SUBNETS_PREFIX + subnet.replace("/", "-"), peerLease(10));
     for (const a of agents) await waitForRoute(a, subnet);

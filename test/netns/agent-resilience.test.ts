@@ -3,7 +3,15 @@
 // n4 joins only after etcd came back.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
 import { FlanneldStandIn } from "../../testbed/flanneld-stand-in.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
@@ -22,7 +30,8 @@ describe.skipIf(!isRoot)("flannelette agents in a mixed cluster, through failure
   const pods: string[] = [];
 
   const leaseKeyOf = async (a: AgentNode) => `${SUBNETS_PREFIX}${(await a.subnet()).replace("/", "-")}`;
-  const pingOk = async (ns: string, from: string, to: string, count = 3) => (await ping(ns, { from, to, count, intervalS: 0.05 })).received === count;
+  const pingOk = async (ns: string, from: string, to: string, count = 3) =>
+    (await ping(ns, { from, to, count, intervalS: 0.05 })).received === count;
 
   beforeAll(async () => {
     topo = await createTopology({ nodes: 4 });

@@ -14,7 +14,15 @@ import { missingCapabilitiesMessage, parseEffectiveCapabilities, REQUIRED_CAPABI
 import { loadLibc } from "../../native-bindings/index.ts";
 import { UnixDatagramSocket } from "../../native-bindings/unix-datagram.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
-import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  type AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { BUN, CLI } from "../../testbed/flannelette-node.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { runCommand } from "../../testbed/process.ts";
@@ -32,7 +40,10 @@ const libc = await loadLibc();
 class SystemdStandIn {
   readonly messages: string[] = [];
 
-  constructor(readonly path: string, private readonly socket: UnixDatagramSocket) {}
+  constructor(
+    readonly path: string,
+    private readonly socket: UnixDatagramSocket,
+  ) {}
 
   drain(): string[] {
     for (let d = this.socket.receive(); d !== null; d = this.socket.receive()) this.messages.push(new TextDecoder().decode(d));
@@ -99,25 +110,49 @@ describe.skipIf(!isRoot)("flannelette run as a least-privilege systemd service",
   function leastPrivilege(caps: readonly string[]): string[] {
     const set = ["-all", ...caps.map((c) => `+${c}`)].join(",");
     return [
-      "unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount --bind "$0" /dev/net/tun && exec "$@"', tunNode,
-      "setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "--no-new-privs", `--inh-caps=${set}`, `--ambient-caps=${set}`, `--bounding-set=${set}`,
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      'mount --bind "$0" /dev/net/tun && exec "$@"',
+      tunNode,
+      "setpriv",
+      `--reuid=${NOBODY}`,
+      `--regid=${NOBODY}`,
+      "--clear-groups",
+      "--no-new-privs",
+      `--inh-caps=${set}`,
+      `--ambient-caps=${set}`,
+      `--bounding-set=${set}`,
     ];
   }
 
-  async function unprivilegedAgent(index: number, caps: readonly string[], extraArgs: readonly string[], env: Record<string, string> = {}): Promise<AgentNode> {
+  async function unprivilegedAgent(
+    index: number,
+    caps: readonly string[],
+    extraArgs: readonly string[],
+    env: Record<string, string> = {},
+  ): Promise<AgentNode> {
     const agent = await createAgentNode(topo, topo.nodes[index], extraArgs, { wrapper: leastPrivilege(caps), env });
     agents.push(agent);
     await chown(agent.dir, NOBODY, NOBODY);
     return agent;
   }
 
-  const exists = (path: string) => stat(path).then(() => true, () => false);
+  const exists = (path: string) =>
+    stat(path).then(
+      () => true,
+      () => false,
+    );
 
   test("READY=1 once subnet.env is written, WATCHDOG=1 all along, STOPPING=1 on SIGTERM", async () => {
     const systemd = await systemdStandIn("notify-root.sock");
     // Its own etcd prefix, whose config is written only later: the agent waits, alive and not ready.
-    const agent = await createAgentNode(topo, topo.nodes[0], ["--etcd-prefix", NOTIFY_PREFIX],
-      { env: { NOTIFY_SOCKET: systemd.path, WATCHDOG_USEC: "400000" } });
+    const agent = await createAgentNode(topo, topo.nodes[0], ["--etcd-prefix", NOTIFY_PREFIX], {
+      env: { NOTIFY_SOCKET: systemd.path, WATCHDOG_USEC: "400000" },
+    });
     agents.push(agent);
     await agent.start(false);
     await agent.process!.waitForLine(/flannel config not found/, { stream: "stderr", timeoutMs: 15_000 });
@@ -133,7 +168,15 @@ describe.skipIf(!isRoot)("flannelette run as a least-privilege systemd service",
     expect(ready).toBe(`READY=1\nSTATUS=ready: subnet ${subnet} on flannel.1, ${agent.subnetFile} written\nMAINPID=${agent.process!.pid}`);
     expect(await etcd.get(`${NOTIFY_PREFIX}/subnets/${subnet.replace("/", "-")}`)).not.toBeNull();
     const afterReady = systemd.messages.indexOf(ready) + 1;
-    await waitFor(() => systemd.drain().slice(afterReady).filter((m) => m === "WATCHDOG=1").length >= 3, 15_000, { what: "WATCHDOG=1 once ready" });
+    await waitFor(
+      () =>
+        systemd
+          .drain()
+          .slice(afterReady)
+          .filter((m) => m === "WATCHDOG=1").length >= 3,
+      15_000,
+      { what: "WATCHDOG=1 once ready" },
+    );
 
     agent.process!.signal("SIGTERM");
     await systemd.next((m) => m === "STOPPING=1", "STOPPING=1");
@@ -159,8 +202,11 @@ describe.skipIf(!isRoot)("flannelette run as a least-privilege systemd service",
   });
 
   test("`flannelette dataplane` checks the same: without CAP_NET_RAW it exits 1 with one line naming it", async () => {
-    const r = await topo.exec(topo.nodes[1].ns, [...leastPrivilege(["net_admin"]), BUN, CLI, "dataplane", "--tap", "fnl-dp0", "--local-ip", topo.nodes[1].underlayIp],
-      { allowFail: true });
+    const r = await topo.exec(
+      topo.nodes[1].ns,
+      [...leastPrivilege(["net_admin"]), BUN, CLI, "dataplane", "--tap", "fnl-dp0", "--local-ip", topo.nodes[1].underlayIp],
+      { allowFail: true },
+    );
     expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: "" });
     expect(r.stderr).toBe(`flannelette: ${missingCapabilitiesMessage([CAP_NET_RAW])}\n`);
     expect((await topo.exec(topo.nodes[1].ns, ["ip", "link", "show", "fnl-dp0"], { allowFail: true })).code).not.toBe(0);

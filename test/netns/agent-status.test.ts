@@ -7,7 +7,15 @@ import { existsSync } from "node:fs";
 import type { AgentStatus } from "../../control/agent/status-report.ts";
 import { cleanupAll } from "../support/cleanup.ts";
 import { ETCD_ENDPOINT, HubEtcd } from "../../testbed/etcd-in-netns.ts";
-import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, SUBNETS_PREFIX, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  type AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  SUBNETS_PREFIX,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { BUN, CLI } from "../../testbed/flannelette-node.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { ping } from "../../testbed/traffic.ts";
@@ -138,7 +146,9 @@ describe.skipIf(!isRoot)("flannelette status against a live agent", () => {
     expect(existsSync(a1.statusSocket)).toBe(false);
     const r = await status(a1);
     expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
-      code: 1, stdout: "", stderr: `flannelette: no agent is running: cannot connect to ${a1.statusSocket} (no such file)\n`,
+      code: 1,
+      stdout: "",
+      stderr: `flannelette: no agent is running: cannot connect to ${a1.statusSocket} (no such file)\n`,
     });
   }, 30_000);
 });

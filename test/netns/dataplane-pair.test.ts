@@ -63,7 +63,12 @@ for (const { port, offloads, workers } of CONFIGS) {
       const [n1, n2] = topo.nodes;
       const tcp = await iperf3Tcp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 2 });
       expect(tcp.bytes).toBeGreaterThan(1_000_000);
-      const udp = await iperf3Udp(topo, { ns: n1.ns, ip: n1.podIp }, { ns: n2.ns, ip: n2.podIp }, { seconds: 1, bitrate: "20M", len: 1200 });
+      const udp = await iperf3Udp(
+        topo,
+        { ns: n1.ns, ip: n1.podIp },
+        { ns: n2.ns, ip: n2.podIp },
+        { seconds: 1, bitrate: "20M", len: 1200 },
+      );
       expect(udp.packetsReceived).toBeGreaterThan(0.95 * udp.packetsSent);
       const [ca, cb] = [await a.counters(), await b.counters()];
       expect(ca.txFrames).toBeGreaterThan(0);
@@ -121,7 +126,16 @@ describe.skipIf(!isRoot)("data plane start-up errors", () => {
     await startDataplaneNode(topo, n1, { mac: MAC_1, peers: [], extraArgs: ["--workers=2"] });
     // Whether or not it would share the port through SO_REUSEPORT, the second one must refuse.
     for (const workers of ["1", "2"]) {
-      const second = topo.spawnIn(n1.ns, [BUN, CLI, "dataplane", "--tap", "flannel.2", "--local-ip", n1.underlayIp, `--workers=${workers}`]);
+      const second = topo.spawnIn(n1.ns, [
+        BUN,
+        CLI,
+        "dataplane",
+        "--tap",
+        "flannel.2",
+        "--local-ip",
+        n1.underlayIp,
+        `--workers=${workers}`,
+      ]);
       expect(await second.exited).toBe(1);
       expect(second.stderrTail(5)).toContain("flannelette: EADDRINUSE: bind 0.0.0.0:8472: Address already in use");
     }

@@ -9,7 +9,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildExecutable } from "../../deploy/build.ts";
 import { HubEtcd } from "../../testbed/etcd-in-netns.ts";
-import { AgentNode, CONFIG_KEY, createAgentNode, movePodAddress, NETWORK_CONFIG, waitForPeerRoutes } from "../../testbed/flannelette-agent.ts";
+import {
+  AgentNode,
+  CONFIG_KEY,
+  createAgentNode,
+  movePodAddress,
+  NETWORK_CONFIG,
+  waitForPeerRoutes,
+} from "../../testbed/flannelette-agent.ts";
 import { FlanneldStandIn } from "../../testbed/flanneld-stand-in.ts";
 import { createTopology, type Topology } from "../../testbed/netns.ts";
 import { iperf3Tcp, ping } from "../../testbed/traffic.ts";
@@ -82,8 +89,18 @@ describe.skipIf(!isRoot)("the single executable, with the checkout out of sight"
 
   test("`dataplane` runs the data plane alone on a TAP of its own", async () => {
     const n1 = topo.nodes[0];
-    const proc = topo.spawnIn(n1.ns, [...withoutCheckout(exe), "dataplane", "--tap", "fl-exe0", "--port", "8473",
-      "--local-ip", n1.underlayIp, "--vtep-mac", "0a:58:0a:f4:e0:01"]);
+    const proc = topo.spawnIn(n1.ns, [
+      ...withoutCheckout(exe),
+      "dataplane",
+      "--tap",
+      "fl-exe0",
+      "--port",
+      "8473",
+      "--local-ip",
+      n1.underlayIp,
+      "--vtep-mac",
+      "0a:58:0a:f4:e0:01",
+    ]);
     await proc.waitForLine(/^ready tap=fl-exe0 /, { timeoutMs: 15_000 });
     expect(await proc.stop()).toBe(0);
   });

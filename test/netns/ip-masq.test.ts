@@ -12,7 +12,12 @@ const CHILD = new URL("./fixtures/ip-masq-child.ts", import.meta.url).pathname;
 const PATH = `${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
 
 function run(argv: string[], stdin?: string): string {
-  const r = Bun.spawnSync(argv, { stdin: stdin === undefined ? "ignore" : Buffer.from(stdin), stdout: "pipe", stderr: "pipe", env: { ...process.env, PATH } });
+  const r = Bun.spawnSync(argv, {
+    stdin: stdin === undefined ? "ignore" : Buffer.from(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, PATH },
+  });
   if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
   return r.stdout.toString();
 }
@@ -21,11 +26,16 @@ const inNs = (...argv: string[]) => run(["ip", "netns", "exec", NS, ...argv]);
 
 /** The `-A` lines of one table, in order. */
 function ruleLines(table: "nat" | "filter"): string[] {
-  return inNs("iptables-save", "-t", table).split("\n").filter((l) => l.startsWith("-A "));
+  return inNs("iptables-save", "-t", table)
+    .split("\n")
+    .filter((l) => l.startsWith("-A "));
 }
 
 function chainNames(table: "nat" | "filter"): string[] {
-  return inNs("iptables-save", "-t", table).split("\n").filter((l) => l.startsWith(":")).map((l) => l.slice(1).split(" ")[0]);
+  return inNs("iptables-save", "-t", table)
+    .split("\n")
+    .filter((l) => l.startsWith(":"))
+    .map((l) => l.slice(1).split(" ")[0]);
 }
 
 function child(steps: Step[], network = "10.244.0.0/16", subnet = "10.244.1.0/24"): StepResult[] {
@@ -105,18 +115,28 @@ describe.skipIf(!isRoot)("ip-masq with real iptables in a private namespace", ()
 
   test("uses --random-fully exactly when this iptables supports it", () => {
     child(["ensure"]);
-    expect(ruleLines("nat").filter((l) => l.includes("MASQUERADE")).every((l) => l.endsWith("--random-fully"))).toBe(randomFully);
+    expect(
+      ruleLines("nat")
+        .filter((l) => l.includes("MASQUERADE"))
+        .every((l) => l.endsWith("--random-fully")),
+    ).toBe(randomFully);
   });
 
   const damage: [string, () => void][] = [
     ["a rule deleted by hand", () => inNs("iptables", "-t", "nat", "-D", "FLANNEL-POSTRTG", "3")],
     ["the last masquerade rule deleted by hand", () => inNs("iptables", "-t", "nat", "-D", "FLANNEL-POSTRTG", "6")],
-    ["two rules swapped", () => {
-      const spec = nat[1].split(" ").slice(2);
-      inNs("iptables", "-t", "nat", "-D", "FLANNEL-POSTRTG", "1");
-      inNs("iptables", "-t", "nat", "-I", "FLANNEL-POSTRTG", "2", ...unquote(spec));
-    }],
-    ["a second copy of the POSTROUTING jump", () => inNs("iptables", "-t", "nat", "-I", "POSTROUTING", "1", ...unquote(nat[0].split(" ").slice(2)))],
+    [
+      "two rules swapped",
+      () => {
+        const spec = nat[1].split(" ").slice(2);
+        inNs("iptables", "-t", "nat", "-D", "FLANNEL-POSTRTG", "1");
+        inNs("iptables", "-t", "nat", "-I", "FLANNEL-POSTRTG", "2", ...unquote(spec));
+      },
+    ],
+    [
+      "a second copy of the POSTROUTING jump",
+      () => inNs("iptables", "-t", "nat", "-I", "POSTROUTING", "1", ...unquote(nat[0].split(" ").slice(2))),
+    ],
     ["the POSTROUTING jump deleted", () => inNs("iptables", "-t", "nat", "-D", "POSTROUTING", "1")],
     ["a stray rule in our chain", () => inNs("iptables", "-t", "nat", "-A", "FLANNEL-POSTRTG", "-s", "192.0.2.0/24", "-j", "RETURN")],
     ["the FORWARD jump deleted", () => inNs("iptables", "-t", "filter", "-D", "FORWARD", "1")],

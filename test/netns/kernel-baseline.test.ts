@@ -46,8 +46,7 @@ describe.skipIf(!isRoot)("two kernel flannel.1 nodes", () => {
     const route = (await topo.exec(n1.ns, ["ip", "route", "show", "10.244.2.0/24"])).stdout.trim();
     expect(route).toBe("10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink");
     // "absent" when the kernel runs without IPv6, where flanneld skips the setting too.
-    const acceptRa = await topo.exec(n1.ns,
-      ["sh", "-c", "cat /proc/sys/net/ipv6/conf/flannel.1/accept_ra || echo absent"]);
+    const acceptRa = await topo.exec(n1.ns, ["sh", "-c", "cat /proc/sys/net/ipv6/conf/flannel.1/accept_ra || echo absent"]);
     expect(["0", "absent"]).toContain(acceptRa.stdout.trim());
     const forwarding = await topo.exec(n1.ns, ["cat", "/proc/sys/net/ipv4/ip_forward"]);
     expect(forwarding.stdout.trim()).toBe("1");
@@ -80,8 +79,7 @@ describe.skipIf(!isRoot)("two kernel flannel.1 nodes", () => {
 
   test("iperf3 UDP with 64-byte datagrams gets through", async () => {
     const [n1, n2] = topo.nodes;
-    const r = await iperf3Udp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp },
-      { seconds: 1, len: 64, bitrate: "1M" });
+    const r = await iperf3Udp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 1, len: 64, bitrate: "1M" });
     expect(r.packetsReceived).toBeGreaterThan(0);
   });
 
@@ -97,8 +95,14 @@ describe.skipIf(!isRoot)("two kernel flannel.1 nodes", () => {
     expect(out).toHaveLength(2);
     expect(back).toHaveLength(2);
     for (const p of packets) {
-      expect(p).toMatchObject({ dstPort: 8472, vxlanFlags: 0x08, vni: 1, reservedNonZero: false,
-        innerEtherType: 0x0800, innerProtocol: 1 });
+      expect(p).toMatchObject({
+        dstPort: 8472,
+        vxlanFlags: 0x08,
+        vni: 1,
+        reservedNonZero: false,
+        innerEtherType: 0x0800,
+        innerProtocol: 1,
+      });
     }
     expect(out[0]).toMatchObject({ outerDst: n2.underlayIp, innerSrcMac: dev1.mac, innerDstMac: dev2.mac });
     expect(back[0]).toMatchObject({ outerDst: n1.underlayIp, innerSrcMac: dev2.mac, innerDstMac: dev1.mac });

@@ -51,7 +51,17 @@ describe.skipIf(!isRoot)("malformed datagrams at our VXLAN port", () => {
     const pinging = ping(n2.ns, { from: n2.podIp, to: n1.podIp, count: 60, intervalS: 0.05 });
     const expected: Partial<Record<DropReason, number>> = {};
     for (const c of CASES) {
-      const spray = topo.spawnIn(n2.ns, [BUN, SPRAY, c.fromStranger ? STRANGER_IP : n2.underlayIp, n1.underlayIp, "8472", c.kind, String(PER_KIND), KERNEL_MAC, OUR_MAC]);
+      const spray = topo.spawnIn(n2.ns, [
+        BUN,
+        SPRAY,
+        c.fromStranger ? STRANGER_IP : n2.underlayIp,
+        n1.underlayIp,
+        "8472",
+        c.kind,
+        String(PER_KIND),
+        KERNEL_MAC,
+        OUR_MAC,
+      ]);
       expect(await spray.exited).toBe(0);
       expected[c.reason] = (expected[c.reason] ?? 0) + PER_KIND;
     }
@@ -70,7 +80,12 @@ describe.skipIf(!isRoot)("malformed datagrams at our VXLAN port", () => {
   test("one spoiled datagram in the middle of a UDP GRO run is dropped under its reason, the rest of the run is taken", async () => {
     const [n1, n2] = topo.nodes;
     const TRAINS = 40;
-    for (const [kind, reason] of [["vni", "bad_vni"], ["flags", "bad_flags"], ["dst-mac", "dst_mac_not_ours"], ["src-mac", "src_mac_is_ours"]] as const) {
+    for (const [kind, reason] of [
+      ["vni", "bad_vni"],
+      ["flags", "bad_flags"],
+      ["dst-mac", "dst_mac_not_ours"],
+      ["src-mac", "src_mac_is_ours"],
+    ] as const) {
       const before = await ours.counters();
       const sender = topo.spawnIn(n2.ns, [BUN, GSO_TRAIN, n1.underlayIp, "8472", kind, String(TRAINS), KERNEL_MAC, OUR_MAC]);
       expect(await sender.exited).toBe(0);

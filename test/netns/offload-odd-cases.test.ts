@@ -57,14 +57,22 @@ for (const peerKind of ["kernel", "flannelette"] as const) {
     test("TCP with a small MSS (segments far below the MTU, a short last segment) passes both ways", async () => {
       const [n1, n2] = topo.nodes;
       for (const reverse of [false, true]) {
-        const r = await iperf3Tcp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 2, reverse, extraArgs: ["-M", "536"] });
+        const r = await iperf3Tcp(
+          topo,
+          { ns: n2.ns, ip: n2.podIp },
+          { ns: n1.ns, ip: n1.podIp },
+          { seconds: 2, reverse, extraArgs: ["-M", "536"] },
+        );
         expect(r.bytes).toBeGreaterThan(500_000);
       }
     });
 
     test("ICMP with IP options (record route) crosses both ways", async () => {
       const [n1, n2] = topo.nodes;
-      for (const [from, to] of [[n1, n2], [n2, n1]] as const) {
+      for (const [from, to] of [
+        [n1, n2],
+        [n2, n1],
+      ] as const) {
         const r = await topo.exec(from.ns, ["ping", "-R", "-c", "3", "-i", "0.05", "-I", from.podIp, to.podIp], { allowFail: true });
         expect(r.stdout).toMatch(/3 packets transmitted, 3 received/);
       }
@@ -75,7 +83,12 @@ for (const peerKind of ["kernel", "flannelette"] as const) {
       const tcp = iperf3Tcp(topo, { ns: n2.ns, ip: n2.podIp }, { ns: n1.ns, ip: n1.podIp }, { seconds: 3, port: 5202 });
       await Bun.sleep(300);
       const pings = ping(n1.ns, { from: n1.podIp, to: n2.podIp, count: 40, intervalS: 0.05 });
-      const udp = await iperf3Udp(topo, { ns: n1.ns, ip: n1.podIp }, { ns: n2.ns, ip: n2.podIp }, { seconds: 1, bitrate: "10M", len: 1000 });
+      const udp = await iperf3Udp(
+        topo,
+        { ns: n1.ns, ip: n1.podIp },
+        { ns: n2.ns, ip: n2.podIp },
+        { seconds: 1, bitrate: "10M", len: 1000 },
+      );
       expect((await pings).received).toBe(40);
       expect(udp.packetsReceived).toBeGreaterThan(0.95 * udp.packetsSent);
       expect((await tcp).bytes).toBeGreaterThan(1_000_000);
@@ -87,7 +100,10 @@ for (const peerKind of ["kernel", "flannelette"] as const) {
       const before = await ours.counters();
       // 20 sends of 30 datagrams of 1,200 bytes and a short one of 500: 620 datagrams each way.
       const [sends, segment, bytes] = [20, 1200, 30 * 1200 + 500];
-      for (const [from, to] of [[n1, n2], [n2, n1]] as const) {
+      for (const [from, to] of [
+        [n1, n2],
+        [n2, n1],
+      ] as const) {
         const receiver = topo.spawnIn(to.ns, [BUN, UDP_GSO_APP, "receive", "5301", String(sends * 31), "10000"]);
         await receiver.waitForLine("listening");
         await topo.exec(from.ns, [BUN, UDP_GSO_APP, "send", to.podIp, "5301", String(sends), String(segment), String(bytes)]);

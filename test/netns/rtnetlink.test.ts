@@ -106,9 +106,7 @@ describe.skipIf(!isRoot)("rtnetlink in a private namespace", () => {
       { call: "neighborList", args: [v0] },
     );
     expect(value(results[2])).toEqual([{ ...peer, mac: "0e:2a:00:00:00:02", state: 0x80, flags: 0 }]);
-    expect(ipJson("neigh", "show", "dev", "v0")).toEqual([
-      { dst: "10.244.2.0", lladdr: "0e:2a:00:00:00:02", state: ["PERMANENT"] },
-    ]);
+    expect(ipJson("neigh", "show", "dev", "v0")).toEqual([{ dst: "10.244.2.0", lladdr: "0e:2a:00:00:00:02", state: ["PERMANENT"] }]);
     expect(child({ call: "neighborDelete", args: [peer] })[0].ok).toBe(true);
     expect(ipJson("neigh", "show", "dev", "v0")).toEqual([]);
   });

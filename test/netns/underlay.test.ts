@@ -42,7 +42,11 @@ describe.skipIf(!isRoot)("underlay discovery in a private namespace", () => {
     process.once("exit", deleteNamespace); // also when the runner dies before afterAll
     run(["ip", "netns", "add", NS]);
     ipNs("link", "set", "lo", "up");
-    for (const [dev, mtu] of [["uly0", "1400"], ["uly1", "1450"], ["uly2", "1500"]]) {
+    for (const [dev, mtu] of [
+      ["uly0", "1400"],
+      ["uly1", "1450"],
+      ["uly2", "1500"],
+    ]) {
       ipNs("link", "add", dev, "mtu", mtu, "type", "veth", "peer", "name", `${dev}p`);
       ipNs("link", "set", `${dev}p`, "up");
       ipNs("link", "set", dev, "up");
@@ -84,12 +88,36 @@ describe.skipIf(!isRoot)("underlay discovery in a private namespace", () => {
 
   const picks: [string, DiscoverOptions, { name: string; ip: string; publicIp: string; mtu: number }][] = [
     ["takes the default route's interface with no flags", {}, { name: "uly0", ip: "192.0.2.10", publicIp: "192.0.2.10", mtu: 1400 }],
-    ["keeps the interface address and uses --public-ip as identity", { publicIp: "203.0.113.1" }, { name: "uly0", ip: "192.0.2.10", publicIp: "203.0.113.1", mtu: 1400 }],
-    ["skips the deprecated address and prefers the permanent one for --iface by name", { iface: ["uly1"] }, { name: "uly1", ip: "198.51.100.9", publicIp: "198.51.100.9", mtu: 1450 }],
-    ["uses the address --iface names", { iface: ["198.51.100.7"] }, { name: "uly1", ip: "198.51.100.7", publicIp: "198.51.100.7", mtu: 1450 }],
-    ["takes the first --iface that exists", { iface: ["nope0", "uly1", "uly0"] }, { name: "uly1", ip: "198.51.100.9", publicIp: "198.51.100.9", mtu: 1450 }],
-    ["matches --iface-regex against addresses", { ifaceRegex: ["^198\\.51\\.100\\.7$"] }, { name: "uly1", ip: "198.51.100.7", publicIp: "198.51.100.7", mtu: 1450 }],
-    ["matches --iface-regex against names when no address matches", { ifaceRegex: ["^uly[01]$"] }, { name: "uly0", ip: "192.0.2.10", publicIp: "192.0.2.10", mtu: 1400 }],
+    [
+      "keeps the interface address and uses --public-ip as identity",
+      { publicIp: "203.0.113.1" },
+      { name: "uly0", ip: "192.0.2.10", publicIp: "203.0.113.1", mtu: 1400 },
+    ],
+    [
+      "skips the deprecated address and prefers the permanent one for --iface by name",
+      { iface: ["uly1"] },
+      { name: "uly1", ip: "198.51.100.9", publicIp: "198.51.100.9", mtu: 1450 },
+    ],
+    [
+      "uses the address --iface names",
+      { iface: ["198.51.100.7"] },
+      { name: "uly1", ip: "198.51.100.7", publicIp: "198.51.100.7", mtu: 1450 },
+    ],
+    [
+      "takes the first --iface that exists",
+      { iface: ["nope0", "uly1", "uly0"] },
+      { name: "uly1", ip: "198.51.100.9", publicIp: "198.51.100.9", mtu: 1450 },
+    ],
+    [
+      "matches --iface-regex against addresses",
+      { ifaceRegex: ["^198\\.51\\.100\\.7$"] },
+      { name: "uly1", ip: "198.51.100.7", publicIp: "198.51.100.7", mtu: 1450 },
+    ],
+    [
+      "matches --iface-regex against names when no address matches",
+      { ifaceRegex: ["^uly[01]$"] },
+      { name: "uly0", ip: "192.0.2.10", publicIp: "192.0.2.10", mtu: 1400 },
+    ],
   ];
   for (const [why, options, expected] of picks) {
     test(`discoverUnderlay ${why}`, () => {

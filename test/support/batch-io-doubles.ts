@@ -124,8 +124,14 @@ export class MemoryUdpBind implements UdpBind {
   readonly #receiveMemory: Uint8Array;
   readonly #sendMemory: Uint8Array;
 
-  constructor(receiveMemory: Uint8Array, receiveSlots: DatagramSlots, sendMemory: Uint8Array, sendSlots: DatagramSlots,
-    wire = new UdpWire(), batchSize = 32) {
+  constructor(
+    receiveMemory: Uint8Array,
+    receiveSlots: DatagramSlots,
+    sendMemory: Uint8Array,
+    sendSlots: DatagramSlots,
+    wire = new UdpWire(),
+    batchSize = 32,
+  ) {
     this.#receiveMemory = receiveMemory;
     this.receiveSlots = receiveSlots;
     this.#sendMemory = sendMemory;

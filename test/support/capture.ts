@@ -23,8 +23,11 @@ export async function startCapture(host: ProcessHost, ns: string, opts: CaptureO
   requireTool("tcpdump");
   // -U: write each packet as it arrives, so a stop never loses buffered packets. -Z root: do not drop to the
   // tcpdump user, which cannot write to our pipe in every setup.
-  const proc: SpawnedProcess = host.spawnIn(ns, ["tcpdump", "-i", opts.dev, "-nn", "-U", "-Z", "root", "-s", "256",
-    "-c", `${opts.count}`, "-w", "-", ...opts.filter.split(" ")], { binaryStdout: true });
+  const proc: SpawnedProcess = host.spawnIn(
+    ns,
+    ["tcpdump", "-i", opts.dev, "-nn", "-U", "-Z", "root", "-s", "256", "-c", `${opts.count}`, "-w", "-", ...opts.filter.split(" ")],
+    { binaryStdout: true },
+  );
   await proc.waitForLine(/listening on/, { stream: "stderr", timeoutMs: 5000 });
   return {
     async finish(timeoutMs = 5000): Promise<Uint8Array> {
@@ -119,7 +122,6 @@ export function decodeVxlan(frame: Uint8Array, port = 8472): VxlanPacket | null 
     innerDstMac: formatMac(frame, inner),
     innerSrcMac: formatMac(frame, inner + 6),
     innerEtherType,
-    innerProtocol: innerEtherType === ETHERTYPE_IPV4 && frame.length >= inner + ETH_HLEN + 10
-      ? frame[inner + ETH_HLEN + 9] : -1,
+    innerProtocol: innerEtherType === ETHERTYPE_IPV4 && frame.length >= inner + ETH_HLEN + 10 ? frame[inner + ETH_HLEN + 9] : -1,
   };
 }

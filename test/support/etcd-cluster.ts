@@ -111,8 +111,10 @@ export class EtcdCluster {
       }
       // All at once: a new cluster only elects a leader once a quorum of its members is up.
       for (const m of cluster.#members) cluster.#spawn(m);
-      await waitFor(async () => (await cluster.ctl(["endpoint", "health"], { allowFail: true })).ok, START_TIMEOUT_MS,
-        { what: `etcd cluster ${cluster.token} healthy`, intervalMs: 250 });
+      await waitFor(async () => (await cluster.ctl(["endpoint", "health"], { allowFail: true })).ok, START_TIMEOUT_MS, {
+        what: `etcd cluster ${cluster.token} healthy`,
+        intervalMs: 250,
+      });
     } catch (err) {
       await cluster.stop();
       throw err;
@@ -149,16 +151,25 @@ export class EtcdCluster {
     const member = this.#member(m);
     if (member.proc?.running) throw new Error(`etcd member ${member.name} is still running`);
     this.#spawn(member);
-    await waitFor(async () => (await this.ctl(["endpoint", "health"], { allowFail: true, only: m })).ok, START_TIMEOUT_MS,
-      { what: `etcd member ${member.name} healthy`, intervalMs: 250 });
+    await waitFor(async () => (await this.ctl(["endpoint", "health"], { allowFail: true, only: m })).ok, START_TIMEOUT_MS, {
+      what: `etcd member ${member.name} healthy`,
+      intervalMs: 250,
+    });
   }
 
   /** etcdctl in the hub namespace against the running members' loopback URLs, with TLS and root login as needed. */
   async ctl(args: readonly string[], opts: CtlOptions = {}): Promise<CtlResult> {
     const live = opts.only !== undefined ? [this.#member(opts.only)] : this.#members.filter((m) => m.proc?.running);
     if (live.length === 0) throw new Error(`etcd cluster ${this.token}: no member is running`);
-    const argv = ["env", "ETCDCTL_API=3", "etcdctl", "--endpoints", live.map((m) => m.localUrl).join(","),
-      "--dial-timeout=2s", "--command-timeout=5s"];
+    const argv = [
+      "env",
+      "ETCDCTL_API=3",
+      "etcdctl",
+      "--endpoints",
+      live.map((m) => m.localUrl).join(","),
+      "--dial-timeout=2s",
+      "--command-timeout=5s",
+    ];
     if (this.tls) argv.push("--cacert", this.tls.caFile, "--cert", this.tls.clientCertFile, "--key", this.tls.clientKeyFile);
     const login = opts.login ?? this.#rootLogin;
     if (login) argv.push("--user", login);
@@ -177,10 +188,11 @@ export class EtcdCluster {
    */
   async put(key: string, value: string): Promise<void> {
     let last: CtlResult | null = null;
-    await waitFor(async () => (last = await this.ctl(["put", key, value], { allowFail: true })).ok, PUT_RETRY_MS, { intervalMs: 250 })
-      .catch((err: Error) => {
-        throw new Error(`etcdctl put ${key}: ${err.message}; ${last?.stderr.trim().split("\n").at(-1) ?? ""}`);
-      });
+    await waitFor(async () => (last = await this.ctl(["put", key, value], { allowFail: true })).ok, PUT_RETRY_MS, {
+      intervalMs: 250,
+    }).catch((err: Error) => {
+      throw new Error(`etcdctl put ${key}: ${err.message}; ${last?.stderr.trim().split("\n").at(-1) ?? ""}`);
+    });
   }
 
   async get(key: string): Promise<string | null> {
@@ -235,16 +247,46 @@ export class EtcdCluster {
   #spawn(member: Member): void {
     const initialCluster = this.#members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
     const argv = [
-      "etcd", "--name", member.name, "--data-dir", member.dataDir,
-      "--listen-client-urls", `${member.clientUrl},${member.localUrl}`, "--advertise-client-urls", member.clientUrl,
-      "--listen-peer-urls", member.peerUrl, "--initial-advertise-peer-urls", member.peerUrl,
-      "--initial-cluster", initialCluster, "--initial-cluster-token", this.token, "--initial-cluster-state", "new",
-      "--log-level", "warn",
+      "etcd",
+      "--name",
+      member.name,
+      "--data-dir",
+      member.dataDir,
+      "--listen-client-urls",
+      `${member.clientUrl},${member.localUrl}`,
+      "--advertise-client-urls",
+      member.clientUrl,
+      "--listen-peer-urls",
+      member.peerUrl,
+      "--initial-advertise-peer-urls",
+      member.peerUrl,
+      "--initial-cluster",
+      initialCluster,
+      "--initial-cluster-token",
+      this.token,
+      "--initial-cluster-state",
+      "new",
+      "--log-level",
+      "warn",
     ];
     if (this.tls) {
       const { caFile, certFile, keyFile } = this.tls;
-      argv.push("--cert-file", certFile, "--key-file", keyFile, "--client-cert-auth", "--trusted-ca-file", caFile,
-        "--peer-cert-file", certFile, "--peer-key-file", keyFile, "--peer-client-cert-auth", "--peer-trusted-ca-file", caFile);
+      argv.push(
+        "--cert-file",
+        certFile,
+        "--key-file",
+        keyFile,
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        caFile,
+        "--peer-cert-file",
+        certFile,
+        "--peer-key-file",
+        keyFile,
+        "--peer-client-cert-auth",
+        "--peer-trusted-ca-file",
+        caFile,
+      );
     }
     member.proc = this.topo.spawnIn(this.topo.hub, argv);
   }

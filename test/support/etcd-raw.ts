@@ -27,7 +27,13 @@ export class RawEtcd {
   async call<T = Record<string, unknown>>(path: string, body: unknown): Promise<T> {
     const headers: Record<string, string> = { "Content-Type": "application/json" };
     if (this.#token !== null) headers["Authorization"] = this.#token;
-    const res = await fetch(`${this.endpoint}/v3/${path}`, { method: "POST", headers, body: JSON.stringify(body), tls: this.tls, signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`${this.endpoint}/v3/${path}`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+      tls: this.tls,
+      signal: AbortSignal.timeout(10_000),
+    });
     const text = await res.text();
     if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status} ${text}`);
     return JSON.parse(text) as T;
@@ -81,7 +87,10 @@ export class RawEtcd {
     await this.call("auth/user/add", { name: "root", password: opts.rootPassword });
     await this.call("auth/user/grant", { user: "root", role: "root" });
     await this.call("auth/role/add", { name: opts.user });
-    await this.call("auth/role/grant", { name: opts.user, perm: { permType: "READWRITE", key: b64(opts.prefix), range_end: end.toString("base64") } });
+    await this.call("auth/role/grant", {
+      name: opts.user,
+      perm: { permType: "READWRITE", key: b64(opts.prefix), range_end: end.toString("base64") },
+    });
     await this.call("auth/user/add", { name: opts.user, password: opts.password });
     await this.call("auth/user/grant", { user: opts.user, role: opts.user });
     await this.call("auth/enable", {});

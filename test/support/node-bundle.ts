@@ -19,9 +19,14 @@ export async function bundleForNode(entry: string): Promise<NodeBundle> {
   const dir = await mkdtemp(join(tmpdir(), "fnl-node-fixture-"));
   try {
     const result = await Bun.build({
-      entrypoints: [entry], outdir: dir, target: "node", format: "esm", external: ["koffi", "bun:ffi"],
+      entrypoints: [entry],
+      outdir: dir,
+      target: "node",
+      format: "esm",
+      external: ["koffi", "bun:ffi"],
       // Split: bun-libc.ts (bun:ffi) stays in a chunk of its own that only Bun ever imports.
-      splitting: true, naming: { entry: "[name].mjs", chunk: "chunk-[hash].mjs" },
+      splitting: true,
+      naming: { entry: "[name].mjs", chunk: "chunk-[hash].mjs" },
     });
     if (!result.success) throw new Error(`bundling ${entry} for Node.js failed:\n${result.logs.map(String).join("\n")}`);
     await copyKoffi(join(dir, "node_modules"));

@@ -90,11 +90,28 @@ export class RandomLeases {
       backend = r.pick([
         { good: false, vxlan: false, name: "host-gw", value: (ipField: string) => `{${ipField}"PublicIPv6":null,"BackendType":"host-gw"}` },
         { good: false, vxlan: false, name: "udp (no BackendType)", value: (ipField: string) => `{${ipField}"PublicIPv6":null}` },
-        { good: false, vxlan: false, name: "BackendType VXLAN", value: (ipField: string, m: string) => `{${ipField}"BackendType":"VXLAN","BackendData":{"VNI":1,"VtepMAC":"${m}"}}` },
-        { good: false, vxlan: true, unreadable: true, name: "vxlan without BackendData", value: (ipField: string) => `{${ipField}"BackendType":"vxlan"}` },
+        {
+          good: false,
+          vxlan: false,
+          name: "BackendType VXLAN",
+          value: (ipField: string, m: string) => `{${ipField}"BackendType":"VXLAN","BackendData":{"VNI":1,"VtepMAC":"${m}"}}`,
+        },
+        {
+          good: false,
+          vxlan: true,
+          unreadable: true,
+          name: "vxlan without BackendData",
+          value: (ipField: string) => `{${ipField}"BackendType":"vxlan"}`,
+        },
       ]);
     } else {
-      backend = { good: true, vxlan: true, name: "vxlan", value: (ipField: string, m: string) => `{${ipField}"PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${m}"}}` };
+      backend = {
+        good: true,
+        vxlan: true,
+        name: "vxlan",
+        value: (ipField: string, m: string) =>
+          `{${ipField}"PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${m}"}}`,
+      };
     }
     let value = backend.value(ip.value === null ? "" : `"PublicIP":"${ip.value}",`, mac.value);
     let size: Part<null> = { good: true, name: "", value: null };
@@ -103,10 +120,12 @@ export class RandomLeases {
       size = { good: false, unreadable: true, name: ", oversize", value: null };
     }
     const good = keyPart.good && backend.good && ip.good && mac.good && size.good;
-    const unreadable = size.unreadable === true || ip.unreadable === true || (backend.vxlan && (backend.unreadable === true || mac.unreadable === true));
+    const unreadable =
+      size.unreadable === true || ip.unreadable === true || (backend.vxlan && (backend.unreadable === true || mac.unreadable === true));
     if (mac.good && backend.good) this.#usedMacs.add(mac.value.toLowerCase());
     return {
-      key, value,
+      key,
+      value,
       peer: good ? { subnet, vtepMac: mac.value.toLowerCase() } : null,
       readable: !unreadable,
       parts: `${keyPart.name}, ${backend.name}, PublicIP ${ip.name}, VtepMAC ${mac.name}${size.name}`,
@@ -123,8 +142,12 @@ export class RandomLeases {
       }
     };
     const roll = r.int(100);
-    const at = (subnet: string, good: boolean, name: string): DrawnKey =>
-      ({ good, name: `subnet ${good ? "ok" : name} ${subnet}`, key: `${SUBNETS_PREFIX}${subnet.replace("/", "-")}`, subnet });
+    const at = (subnet: string, good: boolean, name: string): DrawnKey => ({
+      good,
+      name: `subnet ${good ? "ok" : name} ${subnet}`,
+      key: `${SUBNETS_PREFIX}${subnet.replace("/", "-")}`,
+      subnet,
+    });
     if (roll < 70) return at(`10.244.${octet()}.0/24`, true, "");
     if (roll < 78) return at(r.chance(0.5) ? `10.245.${r.int(256)}.0/24` : `192.168.${r.int(256)}.0/24`, false, "outside the network");
     if (roll < 86) return at(r.chance(0.5) ? `10.244.${octet()}.128/25` : `10.244.0.0/16`, false, "of the wrong length");
@@ -160,7 +183,9 @@ export class RandomLeases {
         if (this.#usedMacs.has(mac)) continue;
         // Reserved now, so that no two drawn leases share one: which would win depends on event order.
         this.#usedMacs.add(mac);
-        return r.chance(0.2) ? { good: true, name: "random, upper case", value: mac.toUpperCase() } : { good: true, name: "random", value: mac };
+        return r.chance(0.2)
+          ? { good: true, name: "random, upper case", value: mac.toUpperCase() }
+          : { good: true, name: "random", value: mac };
       }
     }
     return r.pick<Part<string>>([
@@ -182,9 +207,19 @@ export class RandomLeases {
       { good: false, name: "junk: null (decodes to a lease without backend)", value: "null" },
       { good: false, unreadable: true, name: "junk: an array", value: "[1,2,3]" },
       { good: false, unreadable: true, name: "junk: a number", value: "42" },
-      { good: false, unreadable: true, name: "junk: truncated lease", value: `{"PublicIP":"198.18.0.1","BackendType":"vxlan","BackendData":{"VNI":1,` },
+      {
+        good: false,
+        unreadable: true,
+        name: "junk: truncated lease",
+        value: `{"PublicIP":"198.18.0.1","BackendType":"vxlan","BackendData":{"VNI":1,`,
+      },
       // "~" first: never JSON, whatever follows.
-      { good: false, unreadable: true, name: "junk: random text", value: "~" + [...r.bytes(r.range(1, 40))].map((b) => String.fromCharCode(0x21 + (b % 94))).join("") },
+      {
+        good: false,
+        unreadable: true,
+        name: "junk: random text",
+        value: "~" + [...r.bytes(r.range(1, 40))].map((b) => String.fromCharCode(0x21 + (b % 94))).join(""),
+      },
     ]);
   }
 }

@@ -70,7 +70,12 @@ export async function createTestPki(options: TestPkiOptions): Promise<TestPki> {
       `basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = serverAuth,clientAuth\nsubjectAltName = ${san}\n`;
     await issue(dir, "server", "etcd", serverExt(sans(options.ips, options.dnsNames)));
     await issue(dir, "mismatched", "etcd", serverExt(sans(options.ips.filter(keep), options.dnsNames.filter(keep))));
-    await issue(dir, "client", "flannelette", "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = clientAuth\n");
+    await issue(
+      dir,
+      "client",
+      "flannelette",
+      "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = clientAuth\n",
+    );
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -90,16 +95,56 @@ export async function createTestPki(options: TestPkiOptions): Promise<TestPki> {
 async function makeCa(dir: string, name: string): Promise<void> {
   const config = join(dir, `${name}.cnf`);
   await writeFile(config, CA_CONFIG.replace("flannelette test CA", `flannelette test ${name}`));
-  await runCommand(["openssl", "req", "-x509", "-config", config, "-extensions", "v3_ca", ...EC_KEY, "-days", DAYS,
-    "-keyout", join(dir, `${name}.key`), "-out", join(dir, `${name}.crt`)]);
+  await runCommand([
+    "openssl",
+    "req",
+    "-x509",
+    "-config",
+    config,
+    "-extensions",
+    "v3_ca",
+    ...EC_KEY,
+    "-days",
+    DAYS,
+    "-keyout",
+    join(dir, `${name}.key`),
+    "-out",
+    join(dir, `${name}.crt`),
+  ]);
 }
 
 /** A key and a certificate signed by `ca`, with the extensions in `ext` (openssl extfile syntax). */
 async function issue(dir: string, name: string, cn: string, ext: string): Promise<void> {
   const extFile = join(dir, `${name}.ext`);
   await writeFile(extFile, ext);
-  await runCommand(["openssl", "req", "-new", ...EC_KEY, "-subj", `/CN=${cn}`,
-    "-keyout", join(dir, `${name}.key`), "-out", join(dir, `${name}.csr`)]);
-  await runCommand(["openssl", "x509", "-req", "-in", join(dir, `${name}.csr`), "-CA", join(dir, "ca.crt"),
-    "-CAkey", join(dir, "ca.key"), "-CAcreateserial", "-days", DAYS, "-extfile", extFile, "-out", join(dir, `${name}.crt`)]);
+  await runCommand([
+    "openssl",
+    "req",
+    "-new",
+    ...EC_KEY,
+    "-subj",
+    `/CN=${cn}`,
+    "-keyout",
+    join(dir, `${name}.key`),
+    "-out",
+    join(dir, `${name}.csr`),
+  ]);
+  await runCommand([
+    "openssl",
+    "x509",
+    "-req",
+    "-in",
+    join(dir, `${name}.csr`),
+    "-CA",
+    join(dir, "ca.crt"),
+    "-CAkey",
+    join(dir, "ca.key"),
+    "-CAcreateserial",
+    "-days",
+    DAYS,
+    "-extfile",
+    extFile,
+    "-out",
+    join(dir, `${name}.crt`),
+  ]);
 }

@@ -49,7 +49,9 @@ if (mode === "send") {
 } else if (mode === "receive") {
   const [port, expected, timeoutMs] = args.map(Number) as [number, number, number];
   const socket = createSocket("udp4");
-  let count = 0, total = 0, wrong = 0;
+  let count = 0,
+    total = 0,
+    wrong = 0;
   const sizes = new Set<number>();
   const finish = () => {
     console.log(JSON.stringify({ datagrams: count, bytes: total, sizes: [...sizes].sort((a, b) => a - b), wrong }));
@@ -61,7 +63,11 @@ if (mode === "send") {
     total += msg.length;
     sizes.add(msg.length);
     const k = msg.length >= 4 ? msg.readUInt32BE(0) : -1;
-    for (let j = 4; j < msg.length; j++) if (msg[j] !== ((k + j) & 0xff)) { wrong++; break; }
+    for (let j = 4; j < msg.length; j++)
+      if (msg[j] !== ((k + j) & 0xff)) {
+        wrong++;
+        break;
+      }
     if (count === expected) finish();
   });
   socket.bind(port, () => console.log("listening"));

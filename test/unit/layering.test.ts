@@ -31,7 +31,8 @@ function findImports(fileName: string, source: string): ImportRef[] {
   const sf = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const refs: ImportRef[] = [];
   const add = (node: ts.Node | undefined) => {
-    if (node !== undefined && ts.isStringLiteralLike(node)) refs.push({ specifier: node.text, line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1 });
+    if (node !== undefined && ts.isStringLiteralLike(node))
+      refs.push({ specifier: node.text, line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1 });
   };
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node.moduleSpecifier);
@@ -60,12 +61,14 @@ function layeringViolations(file: string, source: string): string[] {
     const targetLayer = specifier.startsWith(".") ? target.split("/")[0] : "";
     const where = `${file}:${line} imports "${specifier}"`;
     if (specifier === "bun:ffi" && file !== FFI_FILE) out.push(`${where}: only ${FFI_FILE} may import bun:ffi`);
-    if ((specifier === "koffi" || specifier.startsWith("koffi/")) && file !== KOFFI_FILE) out.push(`${where}: only ${KOFFI_FILE} may import koffi`);
+    if ((specifier === "koffi" || specifier.startsWith("koffi/")) && file !== KOFFI_FILE)
+      out.push(`${where}: only ${KOFFI_FILE} may import koffi`);
     if (layer === "native-bindings" && (targetLayer === "dataplane" || targetLayer === "control"))
       out.push(`${where}: native-bindings/ must not import from ${targetLayer}/`);
     if (layer === "dataplane" && targetLayer === "control") out.push(`${where}: dataplane/ must not import from control/`);
     if (layer === "dataplane" && /etcd/i.test(specifier)) out.push(`${where}: dataplane/ must not import anything etcd`);
-    if (layer !== "test" && targetLayer === "test") out.push(`${where}: only tests may import from test/ (shared tooling belongs in testbed/)`);
+    if (layer !== "test" && targetLayer === "test")
+      out.push(`${where}: only tests may import from test/ (shared tooling belongs in testbed/)`);
     if (layer === "control" && targetLayer === "dataplane" && !DATAPLANE_SURFACE.has(target))
       out.push(`${where}: control/ may use only ${[...DATAPLANE_SURFACE].join(", ")}`);
   }
@@ -83,32 +86,122 @@ function sourceFiles(dir: string): string[] {
 describe("the checker", () => {
   test.each([
     { name: "dataplane/ importing bun:ffi", file: "dataplane/encap.ts", source: `import { dlopen } from "bun:ffi";`, bad: true },
-    { name: "another native-bindings/ file importing bun:ffi types", file: "native-bindings/libc.ts", source: `import type { Pointer } from "bun:ffi";`, bad: true },
+    {
+      name: "another native-bindings/ file importing bun:ffi types",
+      file: "native-bindings/libc.ts",
+      source: `import type { Pointer } from "bun:ffi";`,
+      bad: true,
+    },
     { name: "bun-libc.ts importing bun:ffi", file: FFI_FILE, source: `import { dlopen, ptr } from "bun:ffi";`, bad: false },
     { name: "control/ importing bun:ffi dynamically", file: "control/cli.ts", source: `const ffi = await import("bun:ffi");`, bad: true },
     { name: "koffi-libc.ts importing koffi", file: KOFFI_FILE, source: `const koffi = (await import("koffi")).default;`, bad: false },
     { name: "another file importing koffi", file: "native-bindings/poll.ts", source: `import koffi from "koffi";`, bad: true },
-    { name: "native-bindings/ importing a dataplane/ type", file: "native-bindings/tap.ts", source: `import type { RingLayout } from "../dataplane/spsc-ring.ts";`, bad: true },
-    { name: "native-bindings/ re-exporting from control/", file: "native-bindings/linux/if_tun.ts", source: `export { log } from "../../control/log.ts";`, bad: true },
-    { name: "native-bindings/ importing control/ dynamically", file: "native-bindings/poll.ts", source: `const m = await import("../control/cli.ts");`, bad: true },
-    { name: "native-bindings/ importing its own constants", file: "native-bindings/poll.ts", source: `import { EAGAIN } from "./linux/errno.ts";`, bad: false },
+    {
+      name: "native-bindings/ importing a dataplane/ type",
+      file: "native-bindings/tap.ts",
+      source: `import type { RingLayout } from "../dataplane/spsc-ring.ts";`,
+      bad: true,
+    },
+    {
+      name: "native-bindings/ re-exporting from control/",
+      file: "native-bindings/linux/if_tun.ts",
+      source: `export { log } from "../../control/log.ts";`,
+      bad: true,
+    },
+    {
+      name: "native-bindings/ importing control/ dynamically",
+      file: "native-bindings/poll.ts",
+      source: `const m = await import("../control/cli.ts");`,
+      bad: true,
+    },
+    {
+      name: "native-bindings/ importing its own constants",
+      file: "native-bindings/poll.ts",
+      source: `import { EAGAIN } from "./linux/errno.ts";`,
+      bad: false,
+    },
     { name: "dataplane/ re-exporting control/", file: "dataplane/decap.ts", source: `export * from "../control/log.ts";`, bad: true },
     { name: "dataplane/ requiring control/", file: "dataplane/decap.ts", source: `const { x } = require("../control/log.ts");`, bad: true },
     { name: "dataplane/ importing the etcd3 client", file: "dataplane/fdb-table.ts", source: `import { Etcd3 } from "etcd3";`, bad: true },
     { name: "dataplane/ importing a module named etcd", file: "dataplane/fdb-table.ts", source: `import "./etcd-watch.ts";`, bad: true },
-    { name: "dataplane/ importing native-bindings/", file: "dataplane/tap-worker.ts", source: `import { loadLibc } from "../native-bindings/index.ts";`, bad: false },
-    { name: "control/ importing a dataplane/ internal type", file: "control/leases/watch.ts", source: `import type { FdbWriter } from "../../dataplane/fdb-table.ts";`, bad: true },
-    { name: "control/ naming a dataplane/ internal in an import() type", file: "control/status.ts", source: `let w: import("../dataplane/spsc-ring.ts").SpscRing;`, bad: true },
-    { name: "control/ starting a dataplane/ worker by URL", file: "control/run.ts", source: `new Worker(new URL("../dataplane/tap-worker.ts", import.meta.url));`, bad: true },
-    { name: "control/ importing dataplane.ts", file: "control/run.ts", source: `import { Dataplane } from "../dataplane/dataplane.ts";`, bad: false },
-    { name: "control/ importing mac.ts, counters.ts and wire.ts", file: "control/leases/lease.ts", source: `import { formatMac } from "../../dataplane/mac.ts";\nimport { Drop } from "../../dataplane/counters.ts";\nimport { FLANNEL_VXLAN_PORT } from "../../dataplane/wire.ts";`, bad: false },
-    { name: "imports inside comments and strings", file: "control/cli.ts", source: `// import { dlopen } from "bun:ffi";\nconst hint = 'import x from "../dataplane/spsc-ring.ts"';\n/* require("etcd3") */`, bad: false },
-    { name: "the demo importing test/", file: "control/demo-command.ts", source: `const n = await import("../test/support/root.ts");`, bad: true },
-    { name: "a benchmark importing test/", file: "bench/e2e/nodes.ts", source: `import { ETH } from "../../test/support/frames.ts";`, bad: true },
-    { name: "the testbed importing test/", file: "testbed/netns.ts", source: `import { isRoot } from "../test/support/root.ts";`, bad: true },
-    { name: "a benchmark importing the testbed", file: "bench/scale.ts", source: `import { createTopology } from "../testbed/netns.ts";`, bad: false },
-    { name: "a test importing test/ and the testbed", file: "test/netns/x.test.ts", source: `import { isRoot } from "../support/root.ts";\nimport { ping } from "../../testbed/traffic.ts";`, bad: false },
-    { name: "look-alikes that are not module references", file: "dataplane/dataplane.ts", source: `const a = Array.from("../control/cli.ts"); const u = new URL("../control/x.ts", "file:///");`, bad: false },
+    {
+      name: "dataplane/ importing native-bindings/",
+      file: "dataplane/tap-worker.ts",
+      source: `import { loadLibc } from "../native-bindings/index.ts";`,
+      bad: false,
+    },
+    {
+      name: "control/ importing a dataplane/ internal type",
+      file: "control/leases/watch.ts",
+      source: `import type { FdbWriter } from "../../dataplane/fdb-table.ts";`,
+      bad: true,
+    },
+    {
+      name: "control/ naming a dataplane/ internal in an import() type",
+      file: "control/status.ts",
+      source: `let w: import("../dataplane/spsc-ring.ts").SpscRing;`,
+      bad: true,
+    },
+    {
+      name: "control/ starting a dataplane/ worker by URL",
+      file: "control/run.ts",
+      source: `new Worker(new URL("../dataplane/tap-worker.ts", import.meta.url));`,
+      bad: true,
+    },
+    {
+      name: "control/ importing dataplane.ts",
+      file: "control/run.ts",
+      source: `import { Dataplane } from "../dataplane/dataplane.ts";`,
+      bad: false,
+    },
+    {
+      name: "control/ importing mac.ts, counters.ts and wire.ts",
+      file: "control/leases/lease.ts",
+      source: `import { formatMac } from "../../dataplane/mac.ts";\nimport { Drop } from "../../dataplane/counters.ts";\nimport { FLANNEL_VXLAN_PORT } from "../../dataplane/wire.ts";`,
+      bad: false,
+    },
+    {
+      name: "imports inside comments and strings",
+      file: "control/cli.ts",
+      source: `// import { dlopen } from "bun:ffi";\nconst hint = 'import x from "../dataplane/spsc-ring.ts"';\n/* require("etcd3") */`,
+      bad: false,
+    },
+    {
+      name: "the demo importing test/",
+      file: "control/demo-command.ts",
+      source: `const n = await import("../test/support/root.ts");`,
+      bad: true,
+    },
+    {
+      name: "a benchmark importing test/",
+      file: "bench/e2e/nodes.ts",
+      source: `import { ETH } from "../../test/support/frames.ts";`,
+      bad: true,
+    },
+    {
+      name: "the testbed importing test/",
+      file: "testbed/netns.ts",
+      source: `import { isRoot } from "../test/support/root.ts";`,
+      bad: true,
+    },
+    {
+      name: "a benchmark importing the testbed",
+      file: "bench/scale.ts",
+      source: `import { createTopology } from "../testbed/netns.ts";`,
+      bad: false,
+    },
+    {
+      name: "a test importing test/ and the testbed",
+      file: "test/netns/x.test.ts",
+      source: `import { isRoot } from "../support/root.ts";\nimport { ping } from "../../testbed/traffic.ts";`,
+      bad: false,
+    },
+    {
+      name: "look-alikes that are not module references",
+      file: "dataplane/dataplane.ts",
+      source: `const a = Array.from("../control/cli.ts"); const u = new URL("../control/x.ts", "file:///");`,
+      bad: false,
+    },
   ])("$name is a violation: $bad", ({ file, source, bad }) => {
     const found = layeringViolations(file, source);
     expect(found.length > 0).toBe(bad);

@@ -16,7 +16,10 @@ try {
   const listing = await registry.listLeases();
   const watched: string[] = [];
   // The watch is a streaming response: its events must arrive while the stream stays open.
-  const watch = registry.watchLeases(listing.revision + 1, { onBatch: (b) => watched.push(...b.map((e) => e.value)), onCompacted: () => {} });
+  const watch = registry.watchLeases(listing.revision + 1, {
+    onBatch: (b) => watched.push(...b.map((e) => e.value)),
+    onCompacted: () => {},
+  });
   try {
     if (job.roundTrip) {
       await registry.createLease(key, "v1", 60);

@@ -31,7 +31,11 @@ describe("parseGoJson", () => {
 
   test("keeps the raw text of numbers and strings", () => {
     const parsed = parseGoJson('[24.0, 1e1, "\\u0031.2.3.4"]');
-    expect(parsed.ok && parsed.value.kind === "array" ? parsed.value.items.map((v) => v.raw) : []).toEqual(["24.0", "1e1", '"\\u0031.2.3.4"']);
+    expect(parsed.ok && parsed.value.kind === "array" ? parsed.value.items.map((v) => v.raw) : []).toEqual([
+      "24.0",
+      "1e1",
+      '"\\u0031.2.3.4"',
+    ]);
   });
 
   test.each([

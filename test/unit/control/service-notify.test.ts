@@ -95,7 +95,10 @@ describe("createServiceNotifier", () => {
 
   test("NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID are taken out of the environment children would get", () => {
     const env: Record<string, string | undefined> = {
-      NOTIFY_SOCKET: join(dir, "unused.sock"), WATCHDOG_USEC: "30000000", WATCHDOG_PID: String(process.pid), PATH: "/usr/bin",
+      NOTIFY_SOCKET: join(dir, "unused.sock"),
+      WATCHDOG_USEC: "30000000",
+      WATCHDOG_PID: String(process.pid),
+      PATH: "/usr/bin",
     };
     const notifier = createServiceNotifier({ libc, env, log: capturingLogger().log });
     expect(notifier.watchdogIntervalMs).toBe(15_000);
@@ -105,7 +108,11 @@ describe("createServiceNotifier", () => {
 
   test("the watchdog sends WATCHDOG=1 every WATCHDOG_USEC/2 until STOPPING=1, and not after", async () => {
     const systemd = systemdStandIn(socketPath());
-    const notifier = createServiceNotifier({ libc, env: { NOTIFY_SOCKET: systemd.address, WATCHDOG_USEC: "20000" }, log: capturingLogger().log });
+    const notifier = createServiceNotifier({
+      libc,
+      env: { NOTIFY_SOCKET: systemd.address, WATCHDOG_USEC: "20000" },
+      log: capturingLogger().log,
+    });
     expect(notifier.watchdogIntervalMs).toBe(10);
     notifier.startWatchdog();
     notifier.startWatchdog(); // a second start must not double the pings' timers
@@ -124,7 +131,9 @@ describe("createServiceNotifier", () => {
   test("no watchdog when WATCHDOG_PID names another process", async () => {
     const systemd = systemdStandIn(socketPath());
     const notifier = createServiceNotifier({
-      libc, env: { NOTIFY_SOCKET: systemd.address, WATCHDOG_USEC: "2000", WATCHDOG_PID: String(process.pid + 1) }, log: capturingLogger().log,
+      libc,
+      env: { NOTIFY_SOCKET: systemd.address, WATCHDOG_USEC: "2000", WATCHDOG_PID: String(process.pid + 1) },
+      log: capturingLogger().log,
     });
     expect(notifier.watchdogIntervalMs).toBeNull();
     notifier.startWatchdog();
@@ -144,7 +153,9 @@ describe("createServiceNotifier", () => {
       notifier.startWatchdog();
       notifier.ready("up");`;
     const child = Bun.spawn([BUN, "-e", script], {
-      env: { ...process.env, NOTIFY_SOCKET: systemd.address, WATCHDOG_USEC: "2000" }, stdout: "ignore", stderr: "pipe",
+      env: { ...process.env, NOTIFY_SOCKET: systemd.address, WATCHDOG_USEC: "2000" },
+      stdout: "ignore",
+      stderr: "pipe",
     });
     cleanups.push(() => child.kill("SIGKILL"));
     const exited = await Promise.race([child.exited, Bun.sleep(20_000).then(() => "still running")]);

@@ -18,8 +18,13 @@ const kernel: PeerKernel = { add: () => undefined, remove: () => undefined, reco
 
 async function started(registry: FakeRegistry): Promise<PeerSync> {
   const sync = new PeerSync({
-    registry, kernel, log: captureLog().log,
-    network: parseCidr4("10.244.0.0/16")!, subnetLen: 24, ownPublicIp: parseIp4("192.0.2.11")!, ownVtepMac: "0a:58:0a:f4:01:01",
+    registry,
+    kernel,
+    log: captureLog().log,
+    network: parseCidr4("10.244.0.0/16")!,
+    subnetLen: 24,
+    ownPublicIp: parseIp4("192.0.2.11")!,
+    ownVtepMac: "0a:58:0a:f4:01:01",
     ownSubnet: () => parseCidr4("10.244.1.0/24"),
     onOwnLease: () => undefined,
     onEtcdState: () => undefined,
@@ -30,7 +35,8 @@ async function started(registry: FakeRegistry): Promise<PeerSync> {
 
 /** `subnet vtepMac +seconds since T0` of every known peer, sorted. */
 function table(sync: PeerSync): string[] {
-  const row = ({ peer, since }: { peer: PeerEntry; since: number }) => `${formatCidr4(peer.subnet)} ${peer.vtepMac} +${(since - T0) / 1000}s`;
+  const row = ({ peer, since }: { peer: PeerEntry; since: number }) =>
+    `${formatCidr4(peer.subnet)} ${peer.vtepMac} +${(since - T0) / 1000}s`;
   return sync.peersWithSince().map(row).sort();
 }
 

@@ -22,9 +22,19 @@ function running(): AgentStatus {
     ],
     forwardingEntries: 2,
     dataplane: {
-      tap: "flannel.1", mtu: 1450, workerPairs: 2,
+      tap: "flannel.1",
+      mtu: 1450,
+      workerPairs: 2,
       counters: {
-        txFrames: 12, txBytes: 1176, rxFrames: 11, rxBytes: 1078, txBatches: 10, rxBatches: 9, wakeups: 20, directFrames: 5, takenOver: 2,
+        txFrames: 12,
+        txBytes: 1176,
+        rxFrames: 11,
+        rxBytes: 1078,
+        txBatches: 10,
+        rxBatches: 9,
+        wakeups: 20,
+        directFrames: 5,
+        takenOver: 2,
         drops: { ...NO_DROPS, no_fdb_entry: 3, unknown_peer: 1 },
       },
     },
@@ -108,7 +118,12 @@ describe("formatStatus", () => {
 
 describe("durations", () => {
   test.each([
-    [0, "0s"], [999, "0s"], [12_000, "12s"], [320_000, "5m20s"], [86_340_000, "23h59m"], [273_600_000, "3d4h"],
+    [0, "0s"],
+    [999, "0s"],
+    [12_000, "12s"],
+    [320_000, "5m20s"],
+    [86_340_000, "23h59m"],
+    [273_600_000, "3d4h"],
   ])("%d ms is %s", (ms, text) => {
     expect(duration(ms)).toBe(text);
   });

@@ -25,13 +25,31 @@ function sampleStatus(): AgentStatus {
     waitingFor: [],
     faults: [],
     network: "10.244.0.0/16",
-    lease: { subnet: "10.244.7.0/24", publicIp: "192.0.2.11", vtepMac: "6e:2a:4f:00:11:22", expiresAt: new Date(Date.now() + 86_400_000).toISOString() },
+    lease: {
+      subnet: "10.244.7.0/24",
+      publicIp: "192.0.2.11",
+      vtepMac: "6e:2a:4f:00:11:22",
+      expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+    },
     etcd: { endpoints: ["http://192.0.2.1:2379"], endpointInUse: "http://192.0.2.1:2379", connected: true },
     peers: [{ subnet: "10.244.3.0/24", publicIp: "192.0.2.12", vtepMac: "aa:bb:cc:dd:ee:01", since: new Date().toISOString() }],
     forwardingEntries: 1,
     dataplane: {
-      tap: "flannel.1", mtu: 1450, workerPairs: 1,
-      counters: { txFrames: 3, txBytes: 294, rxFrames: 3, rxBytes: 294, txBatches: 3, rxBatches: 3, wakeups: 6, directFrames: 0, takenOver: 0, drops: { ...drops, unknown_peer: 2 } },
+      tap: "flannel.1",
+      mtu: 1450,
+      workerPairs: 1,
+      counters: {
+        txFrames: 3,
+        txBytes: 294,
+        rxFrames: 3,
+        rxBytes: 294,
+        txBatches: 3,
+        rxBatches: 3,
+        wakeups: 6,
+        directFrames: 0,
+        takenOver: 0,
+        drops: { ...drops, unknown_peer: 2 },
+      },
     },
     leaseRejections: {},
     ownLeaseRestores: 0,
@@ -58,7 +76,9 @@ async function serve(path: string, status: () => AgentStatus = sampleStatus): Pr
 async function runStatus(args: string[], asUser?: number): Promise<{ code: number; stdout: string; stderr: string }> {
   const drop = asUser === undefined ? [] : ["setpriv", `--reuid=${asUser}`, `--regid=${asUser}`, "--clear-groups"];
   const proc = Bun.spawn([...drop, process.execPath, CLI, "status", ...args], {
-    stdout: "pipe", stderr: "pipe", env: { ...process.env, FLANNELD_STATUS_SOCKET: "" },
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, FLANNELD_STATUS_SOCKET: "" },
   });
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   return { code: await proc.exited, stdout, stderr };
@@ -66,7 +86,10 @@ async function runStatus(args: string[], asUser?: number): Promise<{ code: numbe
 
 /** A socket file that nothing listens on, as a killed agent leaves it. */
 async function staleSocket(path: string): Promise<void> {
-  const child = Bun.spawn([process.execPath, "-e", `require("node:net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`], { stdout: "pipe" });
+  const child = Bun.spawn(
+    [process.execPath, "-e", `require("node:net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`],
+    { stdout: "pipe" },
+  );
   const reader = child.stdout.getReader();
   await reader.read(); // "up"
   child.kill("SIGKILL");
@@ -143,7 +166,9 @@ describe("the status server", () => {
     const path = join(await tempDir(), "s.sock");
     await serve(path);
     const second = startStatusServer({ path, status: sampleStatus, log: captureLog().log });
-    await expect(second).rejects.toThrow(`--status-socket ${path}: another flannelette agent answers on it; stop that agent, or give this one its own --status-socket`);
+    await expect(second).rejects.toThrow(
+      `--status-socket ${path}: another flannelette agent answers on it; stop that agent, or give this one its own --status-socket`,
+    );
     expect((await queryAgentStatus(path)).version).toBe(1);
   });
 
@@ -169,9 +194,14 @@ describe("the status server", () => {
     await serve(path, () => {
       throw new Error("boom");
     });
-    expect(JSON.parse(await rawExchange(path, "status v9\n"))).toEqual({ version: 1, error: 'unknown request "status v9"; this agent answers "status"' });
+    expect(JSON.parse(await rawExchange(path, "status v9\n"))).toEqual({
+      version: 1,
+      error: 'unknown request "status v9"; this agent answers "status"',
+    });
     expect(JSON.parse(await rawExchange(path, "status\n"))).toEqual({ version: 1, error: "agent state unavailable: Error: boom" });
-    await expect(queryAgentStatus(path)).rejects.toThrow(`the agent on ${path} gave an unreadable answer: it says: agent state unavailable: Error: boom`);
+    await expect(queryAgentStatus(path)).rejects.toThrow(
+      `the agent on ${path} gave an unreadable answer: it says: agent state unavailable: Error: boom`,
+    );
   });
 });
 
@@ -209,7 +239,9 @@ describe("flannelette status", () => {
   test("no agent: one line and exit 1", async () => {
     const path = join(await tempDir(), "missing.sock");
     expect(await runStatus(["--socket", path])).toEqual({
-      code: 1, stdout: "", stderr: `flannelette: no agent is running: cannot connect to ${path} (no such file)\n`,
+      code: 1,
+      stdout: "",
+      stderr: `flannelette: no agent is running: cannot connect to ${path} (no such file)\n`,
     });
   });
 
@@ -217,7 +249,9 @@ describe("flannelette status", () => {
     const path = join(await tempDir(), "s.sock");
     await staleSocket(path);
     expect(await runStatus(["--socket", path])).toEqual({
-      code: 1, stdout: "", stderr: `flannelette: no agent is running: cannot connect to ${path} (connection refused: a socket left by an agent that stopped)\n`,
+      code: 1,
+      stdout: "",
+      stderr: `flannelette: no agent is running: cannot connect to ${path} (connection refused: a socket left by an agent that stopped)\n`,
     });
   });
 
@@ -227,7 +261,9 @@ describe("flannelette status", () => {
     const path = join(dir, "s.sock");
     await serve(path);
     expect(await runStatus(["--socket", path], 65534)).toEqual({
-      code: 1, stdout: "", stderr: `flannelette: permission denied: cannot connect to ${path}; run as root or as the agent's service user\n`,
+      code: 1,
+      stdout: "",
+      stderr: `flannelette: permission denied: cannot connect to ${path}; run as root or as the agent's service user\n`,
     });
   });
 

@@ -3,7 +3,14 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatCidr4, parseCidr4 } from "../../../native-bindings/ip4.ts";
-import { formatSubnetEnv, parseEnvLines, parseSubnetEnv, readSubnetEnv, type SubnetEnv, writeSubnetEnv } from "../../../control/subnet-env.ts";
+import {
+  formatSubnetEnv,
+  parseEnvLines,
+  parseSubnetEnv,
+  readSubnetEnv,
+  type SubnetEnv,
+  writeSubnetEnv,
+} from "../../../control/subnet-env.ts";
 
 const ENV: SubnetEnv = { network: parseCidr4("10.244.0.0/16")!, subnet: parseCidr4("10.244.3.0/24")!, mtu: 1450, ipMasq: false };
 const FLANNEL_FILE = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n";
@@ -21,8 +28,18 @@ describe("formatSubnetEnv", () => {
 describe("parseSubnetEnv", () => {
   test.each([
     ["flannel's own file", FLANNEL_FILE, "10.244.0.0/16", "10.244.3.0/24"],
-    ["comments, blank lines and export", "# written by flanneld\n\nexport FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.7.1/24\n", "10.1.0.0/16", "10.1.7.0/24"],
-    ["quoted values and an inline comment", "FLANNEL_NETWORK=\"10.1.0.0/16\"\nFLANNEL_SUBNET=10.1.7.1/24 # ours\n", "10.1.0.0/16", "10.1.7.0/24"],
+    [
+      "comments, blank lines and export",
+      "# written by flanneld\n\nexport FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.7.1/24\n",
+      "10.1.0.0/16",
+      "10.1.7.0/24",
+    ],
+    [
+      "quoted values and an inline comment",
+      'FLANNEL_NETWORK="10.1.0.0/16"\nFLANNEL_SUBNET=10.1.7.1/24 # ours\n',
+      "10.1.0.0/16",
+      "10.1.7.0/24",
+    ],
     ["CRLF line ends", "FLANNEL_NETWORK=10.1.0.0/16\r\nFLANNEL_SUBNET=10.1.7.1/24\r\n", "10.1.0.0/16", "10.1.7.0/24"],
     ["a comma-separated list of more than one entry, which flanneld ignores", "FLANNEL_SUBNET=10.1.7.1/24,10.2.7.1/24\n", null, null],
     ["a value that is not a CIDR", "FLANNEL_NETWORK=10.1.0.0\nFLANNEL_SUBNET=garbage\n", null, null],

@@ -22,7 +22,8 @@ describe("the SIMD word sum", () => {
   test("equals the reference for every length 0..300 at every alignment 0..17 (seed 3)", () => {
     const sum = createSimdWordSum(memory)!;
     new SeededRandom(3).fill(bytes.subarray(0, 4096));
-    for (let p = 0; p < 18; p++) for (let n = 0; n <= 300; n++) expect([p, n, sum(p, n) >>> 0]).toEqual([p, n, littleEndianWordSum(bytes, p, n)]);
+    for (let p = 0; p < 18; p++)
+      for (let n = 0; n <= 300; n++) expect([p, n, sum(p, n) >>> 0]).toEqual([p, n, littleEndianWordSum(bytes, p, n)]);
   });
 
   test("equals the reference on random spans up to 64 KiB (seed 5)", () => {

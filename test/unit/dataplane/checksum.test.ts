@@ -2,7 +2,15 @@
 // data at odd lengths and offsets, and the IPv4/IPv6 pseudo-header sums.
 
 import { describe, expect, test } from "bun:test";
-import { fold16, getU16, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, putU16, sumWords } from "../../../dataplane/checksum.ts";
+import {
+  fold16,
+  getU16,
+  internetChecksum,
+  ipv4PseudoHeaderSum,
+  ipv6PseudoHeaderSum,
+  putU16,
+  sumWords,
+} from "../../../dataplane/checksum.ts";
 import {
   ETH,
   fromHex,
@@ -111,7 +119,10 @@ describe("pseudo-header sums", () => {
       const header = ipv4Packet({ src, dst }, { kind: "raw", protocol, bytes: new Uint8Array(0) });
       const b = rng.bytes(off + header.length + 4);
       b.set(header, off);
-      expect([i, fold16(ipv4PseudoHeaderSum(b, off, protocol, l4Len))]).toEqual([i, onesComplementSum(ipv4PseudoHeader(src, dst, protocol, l4Len))]);
+      expect([i, fold16(ipv4PseudoHeaderSum(b, off, protocol, l4Len))]).toEqual([
+        i,
+        onesComplementSum(ipv4PseudoHeader(src, dst, protocol, l4Len)),
+      ]);
     }
   });
 
@@ -133,16 +144,36 @@ describe("pseudo-header sums", () => {
   });
 
   test.each([
-    { name: "IPv4 TCP", frame: () => ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") }, { kind: "tcp", srcPort: 40000, dstPort: 80, payload: PAYLOAD }) },
-    { name: "IPv4 UDP with an odd payload", frame: () => ipv4Frame(ETH, { src: ip4("192.168.0.1"), dst: ip4("255.255.255.255") }, { kind: "udp", srcPort: 53, dstPort: 5353, payload: PAYLOAD.subarray(1) }) },
-    { name: "IPv6 TCP", frame: () => ipv6Frame(ETH, { src: "fd00::1", dst: "fd00:ffff::2" }, { kind: "tcp", srcPort: 1, dstPort: 65535, payload: PAYLOAD }) },
-    { name: "IPv6 UDP with an odd payload", frame: () => ipv6Frame(ETH, { src: "fe80::1", dst: "ff02::fb" }, { kind: "udp", srcPort: 5353, dstPort: 5353, payload: PAYLOAD.subarray(2) }) },
+    {
+      name: "IPv4 TCP",
+      frame: () =>
+        ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3") }, { kind: "tcp", srcPort: 40000, dstPort: 80, payload: PAYLOAD }),
+    },
+    {
+      name: "IPv4 UDP with an odd payload",
+      frame: () =>
+        ipv4Frame(
+          ETH,
+          { src: ip4("192.168.0.1"), dst: ip4("255.255.255.255") },
+          { kind: "udp", srcPort: 53, dstPort: 5353, payload: PAYLOAD.subarray(1) },
+        ),
+    },
+    {
+      name: "IPv6 TCP",
+      frame: () => ipv6Frame(ETH, { src: "fd00::1", dst: "fd00:ffff::2" }, { kind: "tcp", srcPort: 1, dstPort: 65535, payload: PAYLOAD }),
+    },
+    {
+      name: "IPv6 UDP with an odd payload",
+      frame: () =>
+        ipv6Frame(ETH, { src: "fe80::1", dst: "ff02::fb" }, { kind: "udp", srcPort: 5353, dstPort: 5353, payload: PAYLOAD.subarray(2) }),
+    },
   ])("$name: pseudo-header sum plus a checksum over the segment gives the frame's correct checksum", ({ frame }) => {
     const f = frame();
     const t = transportInfo(f);
     const seg = f.slice();
     putU16(seg, t.checksumOff, 0);
-    const pseudo = t.family === 4 ? ipv4PseudoHeaderSum(seg, t.ipOff, t.protocol, t.l4Len) : ipv6PseudoHeaderSum(seg, t.ipOff, t.protocol, t.l4Len);
+    const pseudo =
+      t.family === 4 ? ipv4PseudoHeaderSum(seg, t.ipOff, t.protocol, t.l4Len) : ipv6PseudoHeaderSum(seg, t.ipOff, t.protocol, t.l4Len);
     const csum = internetChecksum(seg, t.l4Off, t.l4Len, pseudo);
     expect(csum).toBe(referenceTransportChecksum(f));
     expect(getU16(f, t.checksumOff)).toBe(csum);

@@ -59,7 +59,9 @@ describe("readCounters", () => {
     const c = readCounters(createCounterMemory(2));
     expect(Object.keys(c.drops).sort()).toEqual([...DROP_REASONS].sort());
     expect(Object.values(c.drops).every((v) => v === 0)).toBe(true);
-    expect([c.txFrames, c.txBytes, c.rxFrames, c.rxBytes, c.txBatches, c.rxBatches, c.wakeups, c.directFrames, c.takenOver]).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect([c.txFrames, c.txBytes, c.rxFrames, c.rxBytes, c.txBatches, c.rxBatches, c.wakeups, c.directFrames, c.takenOver]).toEqual([
+      0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
   });
 
   test("sums each field over all worker blocks, and names each drop slot after its reason", () => {

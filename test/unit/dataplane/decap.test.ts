@@ -5,7 +5,17 @@
 import { describe, expect, test } from "bun:test";
 import { Drop, DROP_REASONS } from "../../../dataplane/counters.ts";
 import { ACCEPT, checkInnerFrame, checkVxlanHeader, type DecapIdentity, isOneEncapsulatedPacket } from "../../../dataplane/decap.ts";
-import { ETHERTYPE_IPV4, ethernetFrame, fromHex, hex, ip4, ipv4Frame, ipv6Frame, macBytes, vxlanDatagram } from "../../../testbed/frames.ts";
+import {
+  ETHERTYPE_IPV4,
+  ethernetFrame,
+  fromHex,
+  hex,
+  ip4,
+  ipv4Frame,
+  ipv6Frame,
+  macBytes,
+  vxlanDatagram,
+} from "../../../testbed/frames.ts";
 import corpus from "./fixtures/vxlan-datagrams.json";
 import { SeededRandom } from "../../../testbed/random.ts";
 
@@ -39,7 +49,8 @@ function modelVerdict(d: Uint8Array, vni: number, ours: Uint8Array): Verdict {
 }
 
 const frameTo = (dst: string, src = PEER) => ethernetFrame({ dst, src }, ETHERTYPE_IPV4, new Uint8Array(28));
-const datagram = (frame = frameTo(OURS), spec: Partial<Parameters<typeof vxlanDatagram>[0]> = {}) => vxlanDatagram({ vni: VNI, ...spec }, frame);
+const datagram = (frame = frameTo(OURS), spec: Partial<Parameters<typeof vxlanDatagram>[0]> = {}) =>
+  vxlanDatagram({ vni: VNI, ...spec }, frame);
 
 describe("checkVxlanHeader", () => {
   const WHOLE = -1;
@@ -61,14 +72,34 @@ describe("checkVxlanHeader", () => {
       [0x01, 0x80].map((value) => {
         const reserved: [number, number, number, number] = [0, 0, 0, 0];
         reserved[r] = value;
-        return { name: `reserved byte ${[1, 2, 3, 7][r]} = 0x${value.toString(16)} is bad flags`, bytes: datagram(undefined, { reserved }), len: WHOLE, verdict: "bad_flags" };
+        return {
+          name: `reserved byte ${[1, 2, 3, 7][r]} = 0x${value.toString(16)} is bad flags`,
+          bytes: datagram(undefined, { reserved }),
+          len: WHOLE,
+          verdict: "bad_flags",
+        };
       }),
     ),
-    { name: "bad flags are reported before a wrong VNI", bytes: datagram(undefined, { flags: 0, vni: 9 }), len: WHOLE, verdict: "bad_flags" },
+    {
+      name: "bad flags are reported before a wrong VNI",
+      bytes: datagram(undefined, { flags: 0, vni: 9 }),
+      len: WHOLE,
+      verdict: "bad_flags",
+    },
     { name: "VNI 2 is a wrong VNI", bytes: datagram(undefined, { vni: 2 }), len: WHOLE, verdict: "bad_vni" },
     { name: "VNI 0 is a wrong VNI", bytes: datagram(undefined, { vni: 0 }), len: WHOLE, verdict: "bad_vni" },
-    { name: "VNI 1 in the wrong byte order (0x010000) is a wrong VNI", bytes: datagram(undefined, { vni: 0x010000 }), len: WHOLE, verdict: "bad_vni" },
-    { name: "VNI 1 in the middle byte (0x000100) is a wrong VNI", bytes: datagram(undefined, { vni: 0x000100 }), len: WHOLE, verdict: "bad_vni" },
+    {
+      name: "VNI 1 in the wrong byte order (0x010000) is a wrong VNI",
+      bytes: datagram(undefined, { vni: 0x010000 }),
+      len: WHOLE,
+      verdict: "bad_vni",
+    },
+    {
+      name: "VNI 1 in the middle byte (0x000100) is a wrong VNI",
+      bytes: datagram(undefined, { vni: 0x000100 }),
+      len: WHOLE,
+      verdict: "bad_vni",
+    },
   ])("$name", ({ bytes, len, verdict }) => {
     // Placed at an odd offset, with 0xff around it, so that no check reads outside the datagram.
     const b = new Uint8Array(bytes.length + 10).fill(0xff);
@@ -76,15 +107,14 @@ describe("checkVxlanHeader", () => {
     expect(verdictName(checkVxlanHeader(b, 3, len === WHOLE ? bytes.length : len, VNI))).toBe(verdict);
   });
 
-  test.each([
-    { vni: 0 },
-    { vni: 0xffffff },
-    { vni: 0x123456 },
-  ])("the device VNI $vni matches its own datagrams in all three bytes", ({ vni }) => {
-    const d = datagram(undefined, { vni });
-    expect(verdictName(checkVxlanHeader(d, 0, d.length, vni))).toBe("accept");
-    expect(verdictName(checkVxlanHeader(d, 0, d.length, vni ^ 0x010101))).toBe("bad_vni");
-  });
+  test.each([{ vni: 0 }, { vni: 0xffffff }, { vni: 0x123456 }])(
+    "the device VNI $vni matches its own datagrams in all three bytes",
+    ({ vni }) => {
+      const d = datagram(undefined, { vni });
+      expect(verdictName(checkVxlanHeader(d, 0, d.length, vni))).toBe("accept");
+      expect(verdictName(checkVxlanHeader(d, 0, d.length, vni ^ 0x010101))).toBe("bad_vni");
+    },
+  );
 });
 
 describe("checkInnerFrame", () => {
@@ -94,12 +124,32 @@ describe("checkInnerFrame", () => {
     { name: "an IPv4 multicast frame passes", dst: "01:00:5e:00:00:fb", src: PEER, verdict: "accept" },
     { name: "an IPv6 multicast frame passes", dst: "33:33:00:00:00:01", src: PEER, verdict: "accept" },
     { name: "another host's MAC is not ours", dst: "02:00:00:00:00:09", src: PEER, verdict: "dst_mac_not_ours" },
-    { name: "a MAC differing from ours in the first two bytes only is not ours", dst: "ec:ff:80:00:00:01", src: PEER, verdict: "dst_mac_not_ours" },
-    { name: "a MAC differing from ours in the last byte only is not ours", dst: "ee:ff:80:00:00:03", src: PEER, verdict: "dst_mac_not_ours" },
-    { name: "a MAC differing from ours in the high bit of byte 2 only is not ours", dst: "ee:ff:00:00:00:01", src: PEER, verdict: "dst_mac_not_ours" },
+    {
+      name: "a MAC differing from ours in the first two bytes only is not ours",
+      dst: "ec:ff:80:00:00:01",
+      src: PEER,
+      verdict: "dst_mac_not_ours",
+    },
+    {
+      name: "a MAC differing from ours in the last byte only is not ours",
+      dst: "ee:ff:80:00:00:03",
+      src: PEER,
+      verdict: "dst_mac_not_ours",
+    },
+    {
+      name: "a MAC differing from ours in the high bit of byte 2 only is not ours",
+      dst: "ee:ff:00:00:00:01",
+      src: PEER,
+      verdict: "dst_mac_not_ours",
+    },
     { name: "a frame from our own MAC to us is a loop", dst: OURS, src: OURS, verdict: "src_mac_is_ours" },
     { name: "a broadcast from our own MAC is a loop", dst: "ff:ff:ff:ff:ff:ff", src: OURS, verdict: "src_mac_is_ours" },
-    { name: "a frame from our own MAC to another host reports the destination first", dst: "02:00:00:00:00:09", src: OURS, verdict: "dst_mac_not_ours" },
+    {
+      name: "a frame from our own MAC to another host reports the destination first",
+      dst: "02:00:00:00:00:09",
+      src: OURS,
+      verdict: "dst_mac_not_ours",
+    },
   ])("$name", ({ dst, src, verdict }) => {
     const b = new Uint8Array(80).fill(0xff);
     b.set(frameTo(dst, src), 7);
@@ -128,7 +178,14 @@ describe("fuzzing", () => {
 
   test("200,000 random datagrams never throw and always get the model's verdict (seed 7348)", () => {
     const rng = new SeededRandom(7348);
-    const macs = [OURS_BYTES, macBytes(PEER), macBytes("ff:ff:ff:ff:ff:ff"), macBytes("01:00:5e:00:00:01"), macBytes("ee:ff:80:00:00:00"), macBytes("6e:ff:80:00:00:01")];
+    const macs = [
+      OURS_BYTES,
+      macBytes(PEER),
+      macBytes("ff:ff:ff:ff:ff:ff"),
+      macBytes("01:00:5e:00:00:01"),
+      macBytes("ee:ff:80:00:00:00"),
+      macBytes("6e:ff:80:00:00:01"),
+    ];
     const counts = new Map<string, number>();
     const mismatches: string[] = [];
     const buf = new Uint8Array(256);

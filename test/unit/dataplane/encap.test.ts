@@ -23,7 +23,11 @@ const HEADROOM = 64;
 const SENTINEL = 0xa5;
 
 function v4Frame(tos: number, payloadLen = 100): Uint8Array {
-  return ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3"), tos }, { kind: "udp", srcPort: 1234, dstPort: 53, payload: new Uint8Array(payloadLen).fill(7) });
+  return ipv4Frame(
+    ETH,
+    { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3"), tos },
+    { kind: "udp", srcPort: 1234, dstPort: 53, payload: new Uint8Array(payloadLen).fill(7) },
+  );
 }
 
 function v6Frame(trafficClass: number): Uint8Array {
@@ -31,18 +35,48 @@ function v6Frame(trafficClass: number): Uint8Array {
 }
 
 /** The outer header as the test expects it, spelled out field by field. */
-function expectedOuter(o: { tos: number; frameLen: number; local: number; peer: number; sport: number; dport: number; vni: number }): Uint8Array {
+function expectedOuter(o: {
+  tos: number;
+  frameLen: number;
+  local: number;
+  peer: number;
+  sport: number;
+  dport: number;
+  vni: number;
+}): Uint8Array {
   const total = 20 + 8 + 8 + o.frameLen;
   const udpLen = 8 + 8 + o.frameLen;
   return Uint8Array.from([
-    0x45, o.tos, total >>> 8, total & 0xff, // version 4, IHL 5; TOS = inner ECN only; total length
-    0, 0, 0, 0, // ID 0 (the kernel picks one), no flags: DF clear, fragment offset 0
-    64, 17, 0, 0, // TTL 64, UDP, header checksum left to the kernel (IP_HDRINCL)
+    0x45,
+    o.tos,
+    total >>> 8,
+    total & 0xff, // version 4, IHL 5; TOS = inner ECN only; total length
+    0,
+    0,
+    0,
+    0, // ID 0 (the kernel picks one), no flags: DF clear, fragment offset 0
+    64,
+    17,
+    0,
+    0, // TTL 64, UDP, header checksum left to the kernel (IP_HDRINCL)
     ...ip4Bytes(o.local),
     ...ip4Bytes(o.peer),
-    o.sport >>> 8, o.sport & 0xff, o.dport >>> 8, o.dport & 0xff,
-    udpLen >>> 8, udpLen & 0xff, 0, 0, // UDP length; checksum zero (RFC 7348 §5, accepted by every receiver)
-    0x08, 0, 0, 0, (o.vni >>> 16) & 0xff, (o.vni >>> 8) & 0xff, o.vni & 0xff, 0, // VXLAN: I flag, VNI
+    o.sport >>> 8,
+    o.sport & 0xff,
+    o.dport >>> 8,
+    o.dport & 0xff,
+    udpLen >>> 8,
+    udpLen & 0xff,
+    0,
+    0, // UDP length; checksum zero (RFC 7348 §5, accepted by every receiver)
+    0x08,
+    0,
+    0,
+    0,
+    (o.vni >>> 16) & 0xff,
+    (o.vni >>> 8) & 0xff,
+    o.vni & 0xff,
+    0, // VXLAN: I flag, VNI
   ]);
 }
 
@@ -68,7 +102,9 @@ describe("writeOuterHeaders", () => {
     const b = withHeadroom(frame, HEADROOM, 16, SENTINEL);
     const start = writeOuterHeaders(b, HEADROOM, frame.length, local, peer, 45678, FLANNEL_VXLAN_PORT, 1);
     expect(start).toBe(HEADROOM - OUTER_HDR_LEN);
-    expect(hex(b.subarray(start, HEADROOM))).toBe(hex(expectedOuter({ tos, frameLen: frame.length, local, peer, sport: 45678, dport: 8472, vni: 1 })));
+    expect(hex(b.subarray(start, HEADROOM))).toBe(
+      hex(expectedOuter({ tos, frameLen: frame.length, local, peer, sport: 45678, dport: 8472, vni: 1 })),
+    );
     expect(hex(b.subarray(HEADROOM, HEADROOM + frame.length))).toBe(hex(frame)); // inner frame untouched
     expect(b.subarray(0, start).every((x) => x === SENTINEL)).toBe(true); // nothing written before the outer header
     expect(b.subarray(HEADROOM + frame.length).every((x) => x === SENTINEL)).toBe(true);
@@ -85,15 +121,31 @@ describe("writeOuterHeaders", () => {
   });
 
   test.each([
-    { name: "high-bit addresses, the largest ports and VNI", local: ip4("255.255.255.254"), peer: ip4("200.1.2.3"), sport: 65535, dport: 65535, vni: 0xffffff },
+    {
+      name: "high-bit addresses, the largest ports and VNI",
+      local: ip4("255.255.255.254"),
+      peer: ip4("200.1.2.3"),
+      sport: 65535,
+      dport: 65535,
+      vni: 0xffffff,
+    },
     { name: "VNI 0 and port 4789", local: ip4("10.0.0.1"), peer: ip4("10.0.0.2"), sport: 32768, dport: 4789, vni: 0 },
     { name: "a VNI whose three bytes differ", local: ip4("172.16.0.1"), peer: ip4("128.0.0.1"), sport: 60998, dport: 8472, vni: 0x123456 },
-    { name: "a peer address passed as a signed int32 (as the tx ring's meta word holds it)", local: ip4("10.0.0.1"), peer: ip4("192.168.1.1") | 0, sport: 50000, dport: 8472, vni: 1 },
+    {
+      name: "a peer address passed as a signed int32 (as the tx ring's meta word holds it)",
+      local: ip4("10.0.0.1"),
+      peer: ip4("192.168.1.1") | 0,
+      sport: 50000,
+      dport: 8472,
+      vni: 1,
+    },
   ])("$name: addresses, ports and VNI are big-endian in place", ({ local, peer, sport, dport, vni }) => {
     const frame = v4Frame(0);
     const b = withHeadroom(frame, HEADROOM, 0, 0xff);
     const start = writeOuterHeaders(b, HEADROOM, frame.length, local, peer, sport, dport, vni);
-    expect(hex(b.subarray(start, HEADROOM))).toBe(hex(expectedOuter({ tos: 0, frameLen: frame.length, local, peer: peer >>> 0, sport, dport, vni })));
+    expect(hex(b.subarray(start, HEADROOM))).toBe(
+      hex(expectedOuter({ tos: 0, frameLen: frame.length, local, peer: peer >>> 0, sport, dport, vni })),
+    );
   });
 
   test.each([14, 60, 1450, 8950])("a %i-byte frame gets total length and UDP length that cover it", (len) => {
@@ -109,7 +161,10 @@ describe("writeOuterHeaders", () => {
     const frame = v4Frame(0x02, 333);
     const b = withHeadroom(frame, HEADROOM);
     const start = writeOuterHeaders(b, HEADROOM, frame.length, ip4("192.168.10.1"), ip4("192.168.10.2"), 51000, 8472, 1);
-    const built = vxlanIpv4Packet({ src: ip4("192.168.10.1"), dst: ip4("192.168.10.2"), srcPort: 51000, tos: 2 }, vxlanDatagram({ vni: 1 }, frame));
+    const built = vxlanIpv4Packet(
+      { src: ip4("192.168.10.1"), dst: ip4("192.168.10.2"), srcPort: 51000, tos: 2 },
+      vxlanDatagram({ vni: 1 }, frame),
+    );
     expect(ipv4HeaderChecksumValid(built)).toBe(true);
     const ours = b.slice(start);
     ours[10] = built[10];

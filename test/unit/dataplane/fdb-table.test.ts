@@ -4,7 +4,16 @@
 import { describe, expect, test } from "bun:test";
 import { Worker } from "node:worker_threads";
 import { createFdbMemory, FDB_DEFAULT_CAPACITY, FdbReader, FdbWriter } from "../../../dataplane/fdb-table.ts";
-import { CONTROL_WORDS, ipFor, LOOKUP_DONE, LOOKUP_RESULT, READY, type ReaderData, type ReaderResult, STOP } from "./fixtures/fdb-protocol.ts";
+import {
+  CONTROL_WORDS,
+  ipFor,
+  LOOKUP_DONE,
+  LOOKUP_RESULT,
+  READY,
+  type ReaderData,
+  type ReaderResult,
+  STOP,
+} from "./fixtures/fdb-protocol.ts";
 import { SeededRandom } from "../../../testbed/random.ts";
 
 interface Mac {
@@ -77,7 +86,12 @@ describe("set, lookup and delete", () => {
     const { writer, reader } = table();
     writer.set(MAC_A.hi, MAC_A.lo, IP_1);
     writer.set(MAC_A.hi, MAC_A.lo, IP_2);
-    expect([reader.lookup(MAC_A.hi, MAC_A.lo), reader.isKnownPeer(IP_1), reader.isKnownPeer(IP_2), writer.size]).toEqual([IP_2, false, true, 1]);
+    expect([reader.lookup(MAC_A.hi, MAC_A.lo), reader.isKnownPeer(IP_1), reader.isKnownPeer(IP_2), writer.size]).toEqual([
+      IP_2,
+      false,
+      true,
+      1,
+    ]);
   });
 
   test("setting the same IP again changes nothing, the refcount included", () => {
@@ -241,7 +255,9 @@ describe("across threads", () => {
 
     const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
     const ctl = new Int32Array(control);
-    const worker = new Worker(new URL("./fixtures/fdb-lookup.worker.ts", import.meta.url), { workerData: { fdb: memory, control, hi: MAC_A.hi, lo: MAC_A.lo } });
+    const worker = new Worker(new URL("./fixtures/fdb-lookup.worker.ts", import.meta.url), {
+      workerData: { fdb: memory, control, hi: MAC_A.hi, lo: MAC_A.lo },
+    });
     const done = new Promise<unknown>((resolve) => {
       worker.on("message", resolve);
       worker.on("exit", resolve);

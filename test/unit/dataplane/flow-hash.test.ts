@@ -4,16 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { innerFlowHash, sourcePortFromHash } from "../../../dataplane/flow-hash.ts";
 import { SOURCE_PORT_MAX, SOURCE_PORT_MIN } from "../../../dataplane/wire.ts";
-import {
-  arpRequestFrame,
-  ETH,
-  ethernetFrame,
-  ETHERTYPE_IPV4,
-  ip4,
-  ipv4Frame,
-  ipv6Frame,
-  type L4Spec,
-} from "../../../testbed/frames.ts";
+import { arpRequestFrame, ETH, ethernetFrame, ETHERTYPE_IPV4, ip4, ipv4Frame, ipv6Frame, type L4Spec } from "../../../testbed/frames.ts";
 import { SeededRandom } from "../../../testbed/random.ts";
 
 /** udp_flow_src_port() from include/net/udp.h, in u32/u64 arithmetic. */
@@ -49,7 +40,8 @@ describe("sourcePortFromHash", () => {
     for (let i = 0; i < 200_000; i++) {
       const hash = rng.u32();
       const port = sourcePortFromHash(hash);
-      if (port !== kernelPort(hash) || port < 32768 || port >= 60999 || !Number.isInteger(port)) bad.push(`${hash}: ${port} vs ${kernelPort(hash)}`);
+      if (port !== kernelPort(hash) || port < 32768 || port >= 60999 || !Number.isInteger(port))
+        bad.push(`${hash}: ${port} vs ${kernelPort(hash)}`);
     }
     expect(bad.slice(0, 5)).toEqual([]);
   });
@@ -75,7 +67,13 @@ describe("innerFlowHash", () => {
   const v4 = (l4: L4Spec, extra: { ttl?: number; id?: number; tos?: number } = {}) =>
     ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3"), ...extra }, l4);
   const v6 = (l4: L4Spec, hopLimit = 64, flowLabel = 0) => ipv6Frame(ETH, { src: "fd00::1:2", dst: "fd00::2:3", hopLimit, flowLabel }, l4);
-  const tcp = (payload: Uint8Array, srcPort = 40000, dstPort = 443): L4Spec => ({ kind: "tcp", srcPort, dstPort, payload, seq: payload.length * 7 });
+  const tcp = (payload: Uint8Array, srcPort = 40000, dstPort = 443): L4Spec => ({
+    kind: "tcp",
+    srcPort,
+    dstPort,
+    payload,
+    seq: payload.length * 7,
+  });
   const udp = (payload: Uint8Array, srcPort = 40000, dstPort = 53): L4Spec => ({ kind: "udp", srcPort, dstPort, payload });
 
   test.each([
@@ -114,8 +112,16 @@ describe("innerFlowHash", () => {
 
   test("IPv4 options do not change the hash: the ports are read after the options", () => {
     const plain = v4(tcp(new Uint8Array(4), 40000, 443));
-    const withOptions = ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3"), options: Uint8Array.of(0x94, 4, 0, 0, 1, 1, 1, 0) }, tcp(new Uint8Array(4), 40000, 443));
-    const otherPort = ipv4Frame(ETH, { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3"), options: Uint8Array.of(0x94, 4, 0, 0, 1, 1, 1, 0) }, tcp(new Uint8Array(4), 40000, 444));
+    const withOptions = ipv4Frame(
+      ETH,
+      { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3"), options: Uint8Array.of(0x94, 4, 0, 0, 1, 1, 1, 0) },
+      tcp(new Uint8Array(4), 40000, 443),
+    );
+    const otherPort = ipv4Frame(
+      ETH,
+      { src: ip4("10.244.1.2"), dst: ip4("10.244.2.3"), options: Uint8Array.of(0x94, 4, 0, 0, 1, 1, 1, 0) },
+      tcp(new Uint8Array(4), 40000, 444),
+    );
     expect(innerFlowHash(withOptions, 0, withOptions.length)).toBe(innerFlowHash(plain, 0, plain.length));
     expect(innerFlowHash(otherPort, 0, otherPort.length)).not.toBe(innerFlowHash(withOptions, 0, withOptions.length));
   });
@@ -131,7 +137,9 @@ describe("innerFlowHash", () => {
     const rng = new SeededRandom(10000);
     const ports = new Set<number>();
     for (let i = 0; i < 10_000; i++) {
-      const l4 = rng.chance(0.5) ? tcp(new Uint8Array(0), rng.int(65536), rng.int(65536)) : udp(new Uint8Array(0), rng.int(65536), rng.int(65536));
+      const l4 = rng.chance(0.5)
+        ? tcp(new Uint8Array(0), rng.int(65536), rng.int(65536))
+        : udp(new Uint8Array(0), rng.int(65536), rng.int(65536));
       const frame = rng.chance(0.7)
         ? ipv4Frame(ETH, { src: ip4("10.244.0.0") + rng.int(65536), dst: ip4("10.244.0.0") + rng.int(65536) }, l4)
         : ipv6Frame(ETH, { src: `fd00::${rng.int(65536).toString(16)}`, dst: `fd00::1:${rng.int(65536).toString(16)}` }, l4);
@@ -154,9 +162,17 @@ describe("innerFlowHash", () => {
     const dst = ip4("10.244.2.3");
     const whole = ipv4Frame(ETH, { src, dst }, udp(new Uint8Array(3000), 5000, 6000));
     const first = ipv4Frame(ETH, { src, dst, moreFragments: true }, { kind: "raw", protocol: 17, bytes: whole.subarray(34, 34 + 1480) });
-    const middle = ipv4Frame(ETH, { src, dst, moreFragments: true, fragmentOffset: 185 }, { kind: "raw", protocol: 17, bytes: whole.subarray(34 + 1480, 34 + 2960) });
+    const middle = ipv4Frame(
+      ETH,
+      { src, dst, moreFragments: true, fragmentOffset: 185 },
+      { kind: "raw", protocol: 17, bytes: whole.subarray(34 + 1480, 34 + 2960) },
+    );
     const last = ipv4Frame(ETH, { src, dst, fragmentOffset: 370 }, { kind: "raw", protocol: 17, bytes: whole.subarray(34 + 2960) });
-    const otherPorts = ipv4Frame(ETH, { src, dst, moreFragments: true }, { kind: "raw", protocol: 17, bytes: ipv4Frame(ETH, { src, dst }, udp(new Uint8Array(3000), 1, 2)).subarray(34, 34 + 1480) });
+    const otherPorts = ipv4Frame(
+      ETH,
+      { src, dst, moreFragments: true },
+      { kind: "raw", protocol: 17, bytes: ipv4Frame(ETH, { src, dst }, udp(new Uint8Array(3000), 1, 2)).subarray(34, 34 + 1480) },
+    );
 
     test("every fragment of a datagram, the first one included, gets the same port (no reordering)", () => {
       expect(new Set([first, middle, last].map(portOf)).size).toBe(1);
@@ -187,7 +203,11 @@ describe("innerFlowHash", () => {
 
     test("an IPv6 extension header stops the hash before the ports", () => {
       const hopByHop = (ports: number) =>
-        ipv6Frame(ETH, { src: "fd00::1", dst: "fd00::2", nextHeader: 0 }, { kind: "raw", protocol: 0, bytes: Uint8Array.of(17, 0, 1, 4, 0, 0, 0, 0, ports >>> 8, ports & 0xff, 0, 53) });
+        ipv6Frame(
+          ETH,
+          { src: "fd00::1", dst: "fd00::2", nextHeader: 0 },
+          { kind: "raw", protocol: 0, bytes: Uint8Array.of(17, 0, 1, 4, 0, 0, 0, 0, ports >>> 8, ports & 0xff, 0, 53) },
+        );
       expect(portOf(hopByHop(1000))).toBe(portOf(hopByHop(2000)));
     });
 
@@ -211,7 +231,8 @@ describe("innerFlowHash", () => {
       rng.fill(buf, len); // rewrite everything past the frame
       const h2 = innerFlowHash(buf, 0, len);
       const port = sourcePortFromHash(h1);
-      if (h1 !== h2 || !Number.isInteger(h1) || h1 < 0 || h1 > 0xffffffff || port < 32768 || port >= 60999) problems.push(`#${i} len ${len}: ${h1} ${h2} ${port}`);
+      if (h1 !== h2 || !Number.isInteger(h1) || h1 < 0 || h1 > 0xffffffff || port < 32768 || port >= 60999)
+        problems.push(`#${i} len ${len}: ${h1} ${h2} ${port}`);
     }
     expect(problems.slice(0, 5)).toEqual([]);
   });

@@ -10,7 +10,20 @@ import { UdpIntake } from "../../../dataplane/udp-intake.ts";
 import { RX_META_SEGMENT_SIZE, SLOT_HEADROOM, TX_META_SEGMENT_SIZE, TX_META_SOURCE_PORT } from "../../../dataplane/worker-init.ts";
 import { concatBytes, hex, TCP_ACK, TCP_PSH } from "../../../testbed/frames.ts";
 import { GSO_TCPV4, NEEDS_CSUM } from "../../support/virtio-net.ts";
-import { datagram, fromPeer, icmp, LOCAL_IP, makeWorld, PEER_IP, PORT, STRANGER_MAC, tapRead, toPeer, VNI, type World } from "./fixtures/worker-world.ts";
+import {
+  datagram,
+  fromPeer,
+  icmp,
+  LOCAL_IP,
+  makeWorld,
+  PEER_IP,
+  PORT,
+  STRANGER_MAC,
+  tapRead,
+  toPeer,
+  VNI,
+  type World,
+} from "./fixtures/worker-world.ts";
 
 const EAGAIN_FREE = 0;
 const EBADFD = 77;
@@ -140,8 +153,13 @@ describe("TapIntake", () => {
   test("a TSO super-frame is cut in place into a train: meta holds its length, datagram size and the flow's source port", () => {
     const w = makeWorld();
     const payload = new Uint8Array(3000).map((_, i) => i * 7);
-    const frame = toPeer({ kind: "tcp", srcPort: 40000, dstPort: 5201, seq: 1000, flags: TCP_ACK | TCP_PSH, payload, checksum: 0xbeef }, { dontFragment: true });
-    w.tapWire.incoming.push(tapRead(frame, { flags: NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1410, csumStart: 34, csumOffset: 16 }));
+    const frame = toPeer(
+      { kind: "tcp", srcPort: 40000, dstPort: 5201, seq: 1000, flags: TCP_ACK | TCP_PSH, payload, checksum: 0xbeef },
+      { dontFragment: true },
+    );
+    w.tapWire.incoming.push(
+      tapRead(frame, { flags: NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1410, csumStart: 34, csumOffset: 16 }),
+    );
     const { tx } = w.tapSide.memory;
     tx.tryLockIntake();
     expect(tapIntake(w).fill(tx.freeCount())).toBe(1);

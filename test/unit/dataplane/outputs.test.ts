@@ -194,8 +194,13 @@ describe("UdpOutput", () => {
   test("a train: UDP GSO sends of at most 44 datagrams from the flow's source port; a send stopped by EAGAIN resumes where it stopped", () => {
     const w = makeWorld();
     const payload = new Uint8Array(65000).map((_, i) => i * 13);
-    const frame = toPeer({ kind: "tcp", srcPort: 40000, dstPort: 5201, seq: 1, flags: TCP_ACK, payload, checksum: 0 }, { dontFragment: true });
-    w.tapWire.incoming.push(tapRead(frame, { flags: NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1410, csumStart: 34, csumOffset: 16 }));
+    const frame = toPeer(
+      { kind: "tcp", srcPort: 40000, dstPort: 5201, seq: 1, flags: TCP_ACK, payload, checksum: 0 },
+      { dontFragment: true },
+    );
+    w.tapWire.incoming.push(
+      tapRead(frame, { flags: NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1410, csumStart: 34, csumOffset: 16 }),
+    );
     read(w);
     const { tx } = w.udpSide.memory;
     const trainStart = tx.slotOffset(0) + SLOT_HEADROOM;
@@ -219,7 +224,15 @@ describe("UdpOutput", () => {
 
   test("plain frames go out in batches up to the next train, then the train, then the rest", () => {
     const w = makeWorld();
-    const train = toPeer({ kind: "tcp", srcPort: 40000, dstPort: 5201, seq: 1, flags: TCP_ACK, payload: new Uint8Array(3000), checksum: 0 });
+    const train = toPeer({
+      kind: "tcp",
+      srcPort: 40000,
+      dstPort: 5201,
+      seq: 1,
+      flags: TCP_ACK,
+      payload: new Uint8Array(3000),
+      checksum: 0,
+    });
     w.tapWire.incoming.push(tapRead(toPeer(icmp(1))), tapRead(train, { gsoType: GSO_TCPV4, gsoSize: 1410 }), tapRead(toPeer(icmp(2))));
     expect(read(w)).toBe(3);
     const out = output(w);

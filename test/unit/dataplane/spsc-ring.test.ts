@@ -3,7 +3,15 @@
 
 import { describe, expect, test } from "bun:test";
 import { Worker } from "node:worker_threads";
-import { createRingMemory, META_LEN, META_PEER_IP, META_WORDS, ringMemoryBytes, SpscRing, type RingLayout } from "../../../dataplane/spsc-ring.ts";
+import {
+  createRingMemory,
+  META_LEN,
+  META_PEER_IP,
+  META_WORDS,
+  ringMemoryBytes,
+  SpscRing,
+  type RingLayout,
+} from "../../../dataplane/spsc-ring.ts";
 import {
   CONSUMER_BELL,
   CONSUMER_COMMITTED_SLEEPS,
@@ -314,7 +322,14 @@ describe("intake lock across threads", () => {
     const source = new Int32Array(sourceMemory);
     const consumer = new SpscRing(memory, layout);
     const view = new DataView(memory);
-    const data: IntakeProducerData = { ring: memory, slotCount: layout.slotCount, slotStride: layout.slotStride, source: sourceMemory, total: TOTAL, seed: 7 };
+    const data: IntakeProducerData = {
+      ring: memory,
+      slotCount: layout.slotCount,
+      slotStride: layout.slotStride,
+      source: sourceMemory,
+      total: TOTAL,
+      seed: 7,
+    };
     const worker = new Worker(new URL("./fixtures/intake-producer.worker.ts", import.meta.url), { workerData: data });
     const finished = new Promise<{ published: number; lockMisses: number } | { error: string }>((resolve) => {
       worker.on("message", resolve);
@@ -385,7 +400,14 @@ describe("across threads", () => {
     expect(consumer.prepareSleep()).toBe(false);
     Atomics.add(ctl, CONSUMER_COMMITTED_SLEEPS, 1);
 
-    const data: ProducerData = { ring: memory, slotCount: layout.slotCount, slotStride: layout.slotStride, control, total: TOTAL, seed: 42 };
+    const data: ProducerData = {
+      ring: memory,
+      slotCount: layout.slotCount,
+      slotStride: layout.slotStride,
+      control,
+      total: TOTAL,
+      seed: 42,
+    };
     const worker = new Worker(new URL("./fixtures/ring-producer.worker.ts", import.meta.url), { workerData: data });
     const finished = new Promise<{ ok: boolean; error?: string }>((resolve) => {
       worker.on("message", resolve);
@@ -431,7 +453,13 @@ describe("across threads", () => {
           const m = (pos & consumer.mask) * META_WORDS;
           const seq = view.getUint32(off, true);
           const len = consumer.meta[m + META_LEN];
-          if (seq !== received + k || len !== messageLength(seq) || consumer.meta[m + META_PEER_IP] !== peerWord(seq) || consumer.bytes[off + 4] !== (seq & 0xff) || consumer.bytes[off + len - 1] !== (seq & 0xff)) {
+          if (
+            seq !== received + k ||
+            len !== messageLength(seq) ||
+            consumer.meta[m + META_PEER_IP] !== peerWord(seq) ||
+            consumer.bytes[off + 4] !== (seq & 0xff) ||
+            consumer.bytes[off + len - 1] !== (seq & 0xff)
+          ) {
             problem = `message ${received + k}: got seq ${seq}, length ${len}`;
             break;
           }

@@ -67,14 +67,35 @@ interface Seg {
 
 function tcpFrame(s: Seg): Uint8Array {
   const payload = new SeededRandom(s.seq ^ (s.srcPort ?? 0)).bytes(s.payloadLen ?? 1398);
-  const l4 = { kind: "tcp" as const, srcPort: s.srcPort ?? 40000, dstPort: s.dstPort ?? 5201, seq: s.seq >>> 0, ack: s.ack ?? 77, flags: s.flags ?? TCP_ACK, window: s.window ?? 502, options: s.options ?? TS(1000), payload };
+  const l4 = {
+    kind: "tcp" as const,
+    srcPort: s.srcPort ?? 40000,
+    dstPort: s.dstPort ?? 5201,
+    seq: s.seq >>> 0,
+    ack: s.ack ?? 77,
+    flags: s.flags ?? TCP_ACK,
+    window: s.window ?? 502,
+    options: s.options ?? TS(1000),
+    payload,
+  };
   const eth = { dst: s.ethDst ?? ETH.dst, src: s.ethSrc ?? ETH.src };
   const [a6, b6] = s.swapAddresses ? ["fd00:244:1::2", "fd00:244:2::3"] : ["fd00:244:2::3", "fd00:244:1::2"];
   const [a4, b4] = s.swapAddresses ? ["10.244.1.2", "10.244.2.3"] : ["10.244.2.3", "10.244.1.2"];
-  if (s.family === 6) return ipv6Frame(eth, { src: s.src ?? a6, dst: s.dst ?? b6, flowLabel: s.flowLabel ?? 0x5, hopLimit: s.ttl ?? 64 }, l4);
+  if (s.family === 6)
+    return ipv6Frame(eth, { src: s.src ?? a6, dst: s.dst ?? b6, flowLabel: s.flowLabel ?? 0x5, hopLimit: s.ttl ?? 64 }, l4);
   return ipv4Frame(
     eth,
-    { src: ip4(s.src ?? a4), dst: ip4(s.dst ?? b4), id: s.id ?? 100, dontFragment: s.df ?? true, ttl: s.ttl ?? 64, tos: s.tos ?? 0, options: s.ipOptions, moreFragments: s.moreFragments, headerChecksum: s.ipChecksum },
+    {
+      src: ip4(s.src ?? a4),
+      dst: ip4(s.dst ?? b4),
+      id: s.id ?? 100,
+      dontFragment: s.df ?? true,
+      ttl: s.ttl ?? 64,
+      tos: s.tos ?? 0,
+      options: s.ipOptions,
+      moreFragments: s.moreFragments,
+      headerChecksum: s.ipChecksum,
+    },
     l4,
   );
 }
@@ -82,7 +103,12 @@ function tcpFrame(s: Seg): Uint8Array {
 /** n segments of one flow, each following the previous one (sequence number, IP id). */
 function flow(n: number, base: Partial<Seg> = {}, seq0 = 5000): Seg[] {
   const len = base.payloadLen ?? (base.family === 6 ? 1378 : 1398);
-  return Array.from({ length: n }, (_, i) => ({ ...base, payloadLen: len, seq: (seq0 + i * len) >>> 0, id: ((base.id ?? 100) + i) & 0xffff }));
+  return Array.from({ length: n }, (_, i) => ({
+    ...base,
+    payloadLen: len,
+    seq: (seq0 + i * len) >>> 0,
+    id: ((base.id ?? 100) + i) & 0xffff,
+  }));
 }
 
 function next(s: Seg, over: Partial<Seg> = {}): Seg {
@@ -189,7 +215,14 @@ function expectGroups(frames: Uint8Array[], groups: number[], tapMtu = TAP_MTU):
     }
     const t = transportInfo(group[0]);
     const hdrEnd = tcpHeaderEnd(group[0]);
-    expect(o.vnet).toEqual({ flags: NEEDS_CSUM, gsoType: t.family === 4 ? GSO_TCPV4 : GSO_TCPV6, hdrLen: hdrEnd, gsoSize: t.l4Off + t.l4Len - hdrEnd, csumStart: t.l4Off, csumOffset: 16 });
+    expect(o.vnet).toEqual({
+      flags: NEEDS_CSUM,
+      gsoType: t.family === 4 ? GSO_TCPV4 : GSO_TCPV6,
+      hdrLen: hdrEnd,
+      gsoSize: t.l4Off + t.l4Len - hdrEnd,
+      csumStart: t.l4Off,
+      csumOffset: 16,
+    });
     expect(hex(kernelFinish(o))).toBe(hex(referenceMerge(group)));
   });
   expect(j).toBe(frames.length);
@@ -199,15 +232,27 @@ const A = flow(6);
 const CASES: [string, Seg[] | (() => Uint8Array[]), number[]][] = [
   ["44 full segments of one flow become one GSO frame", flow(44), [44]],
   ["a short last segment joins the run and ends it", [...flow(3), next(flow(3)[2], { payloadLen: 500 })], [4]],
-  ["a segment after a short one starts a new run", [...flow(2), next(A[1], { payloadLen: 500 }), next(next(A[1], { payloadLen: 500 }))], [3, 1]],
-  ["a segment longer than the first cannot join it", [{ ...A[0], payloadLen: 1000 }, next({ ...A[0], payloadLen: 1000 }, { payloadLen: 1398 })], [1, 1]],
+  [
+    "a segment after a short one starts a new run",
+    [...flow(2), next(A[1], { payloadLen: 500 }), next(next(A[1], { payloadLen: 500 }))],
+    [3, 1],
+  ],
+  [
+    "a segment longer than the first cannot join it",
+    [{ ...A[0], payloadLen: 1000 }, next({ ...A[0], payloadLen: 1000 }, { payloadLen: 1398 })],
+    [1, 1],
+  ],
   ["a gap in the sequence numbers splits the run", [A[0], A[1], A[3], A[4]], [2, 2]],
   ["another flow in the middle splits the run; order is kept", [A[0], A[1], { ...A[2], srcPort: 40001 }, A[2], A[3]], [2, 1, 2]],
   ["PSH in the middle ends the run with that segment", [A[0], A[1], { ...A[2], flags: TCP_ACK | TCP_PSH }, A[3], A[4]], [3, 2]],
   ["PSH on the first segment: it goes out alone", [{ ...A[0], flags: TCP_ACK | TCP_PSH }, A[1], A[2]], [1, 2]],
   ["different ACK numbers split", [A[0], A[1], { ...A[2], ack: 78 }, { ...A[3], ack: 78 }], [2, 2]],
   ["different windows split", [A[0], A[1], { ...A[2], window: 600 }, { ...A[3], window: 600 }], [2, 2]],
-  ["different timestamp values split (the kernel compares all option bytes)", [A[0], A[1], { ...A[2], options: TS(1001) }, { ...A[3], options: TS(1001) }], [2, 2]],
+  [
+    "different timestamp values split (the kernel compares all option bytes)",
+    [A[0], A[1], { ...A[2], options: TS(1001) }, { ...A[3], options: TS(1001) }],
+    [2, 2],
+  ],
   ["no TCP options on either side merges", flow(5, { options: new Uint8Array(0), payloadLen: 1410 }), [5]],
   ["different TTLs split", [A[0], A[1], { ...A[2], ttl: 63 }, { ...A[3], ttl: 63 }], [2, 2]],
   ["different TOS split", [A[0], A[1], { ...A[2], tos: 0x03 }, { ...A[3], tos: 0x03 }], [2, 2]],
@@ -216,34 +261,82 @@ const CASES: [string, Seg[] | (() => Uint8Array[]), number[]][] = [
   ["a different destination port splits", [A[0], A[1], { ...A[2], dstPort: 5202 }, { ...A[3], dstPort: 5202 }], [2, 2]],
   ["a source address with its halves exchanged splits (the same header sum)", [A[0], A[1], { ...A[2], src: "2.3.10.244" }], [2, 1]],
   ["a destination address with its halves exchanged splits (the same header sum)", [A[0], A[1], { ...A[2], dst: "1.2.10.244" }], [2, 1]],
-  ["exchanged addresses split, though the IPv4 header sums the same", [A[0], A[1], { ...A[2], swapAddresses: true }, { ...A[3], swapAddresses: true }], [2, 2]],
+  [
+    "exchanged addresses split, though the IPv4 header sums the same",
+    [A[0], A[1], { ...A[2], swapAddresses: true }, { ...A[3], swapAddresses: true }],
+    [2, 2],
+  ],
   ["IPv4 options never merge", flow(3, { ipOptions: Uint8Array.of(1, 1, 1, 1), payloadLen: 1394 }), [1, 1, 1]],
   ["an IPv4 fragment never merges", [A[0], { ...A[1], moreFragments: true }, A[2]], [1, 1, 1]],
   ["a bad IPv4 header checksum is never merged", [A[0], { ...A[1], ipChecksum: 0x1234 }, A[2]], [1, 1, 1]],
   ["without DF, ids must count up", [A[0], A[1], { ...A[2], id: 999 }].map((s) => ({ ...s, df: false })), [2, 1]],
   ["with DF, ids are ignored (RFC 6864)", [A[0], { ...A[1], id: 7 }, { ...A[2], id: 7 }], [3]],
-  ["SYN, FIN, RST, URG, ECE and CWR never merge", [TCP_SYN, TCP_FIN, TCP_RST, TCP_URG, TCP_ECE, TCP_CWR].map((f, i) => ({ ...A[i], flags: TCP_ACK | f })), [1, 1, 1, 1, 1, 1]],
+  [
+    "SYN, FIN, RST, URG, ECE and CWR never merge",
+    [TCP_SYN, TCP_FIN, TCP_RST, TCP_URG, TCP_ECE, TCP_CWR].map((f, i) => ({ ...A[i], flags: TCP_ACK | f })),
+    [1, 1, 1, 1, 1, 1],
+  ],
   ["pure ACKs carry nothing to merge", flow(4, { payloadLen: 0 }), [1, 1, 1, 1]],
   ["the sequence number may wrap past 2^32", flow(4, {}, 0xfffff000), [4]],
   ["the merged IP packet stays within 65,535 bytes: 50 segments become 46 + 4", flow(50), [46, 4]],
   ["IPv6: 30 segments become one TCPV6 frame", flow(30, { family: 6 }), [30]],
-  ["IPv6: a different flow label splits", (() => { const f = flow(4, { family: 6 }); return [f[0], f[1], { ...f[2], flowLabel: 9 }, { ...f[3], flowLabel: 9 }]; })(), [2, 2]],
-  ["IPv6: a different destination address splits", (() => { const f = flow(3, { family: 6 }); return [f[0], f[1], { ...f[2], dst: "fd00:244:1::9" }]; })(), [2, 1]],
-  ["IPv6: exchanged addresses split", (() => { const f = flow(4, { family: 6 }); return [f[0], f[1], { ...f[2], swapAddresses: true }, { ...f[3], swapAddresses: true }]; })(), [2, 2]],
-  ["IPv6: a different hop limit splits", (() => { const f = flow(3, { family: 6 }); return [f[0], f[1], { ...f[2], ttl: 3 }]; })(), [2, 1]],
+  [
+    "IPv6: a different flow label splits",
+    (() => {
+      const f = flow(4, { family: 6 });
+      return [f[0], f[1], { ...f[2], flowLabel: 9 }, { ...f[3], flowLabel: 9 }];
+    })(),
+    [2, 2],
+  ],
+  [
+    "IPv6: a different destination address splits",
+    (() => {
+      const f = flow(3, { family: 6 });
+      return [f[0], f[1], { ...f[2], dst: "fd00:244:1::9" }];
+    })(),
+    [2, 1],
+  ],
+  [
+    "IPv6: exchanged addresses split",
+    (() => {
+      const f = flow(4, { family: 6 });
+      return [f[0], f[1], { ...f[2], swapAddresses: true }, { ...f[3], swapAddresses: true }];
+    })(),
+    [2, 2],
+  ],
+  [
+    "IPv6: a different hop limit splits",
+    (() => {
+      const f = flow(3, { family: 6 });
+      return [f[0], f[1], { ...f[2], ttl: 3 }];
+    })(),
+    [2, 1],
+  ],
   ["IPv4 then IPv6 never merge", [A[0], flow(1, { family: 6 }, A[1].seq)[0]], [1, 1]],
-  ["a frame longer than the TAP MTU goes out alone, marked GSO by writeRxVirtioHeader", [A[0], A[1], next(A[1], { payloadLen: 3000 })], [2, 1]],
+  [
+    "a frame longer than the TAP MTU goes out alone, marked GSO by writeRxVirtioHeader",
+    [A[0], A[1], next(A[1], { payloadLen: 3000 })],
+    [2, 1],
+  ],
   ["a run of one is written as writeRxVirtioHeader writes it", [A[0]], [1]],
   [
     "UDP, ICMP, ARP and IPv6 ND frames pass through one by one, in order",
     () => [
       tcpFrame(A[0]),
       tcpFrame(A[1]),
-      ipv4Frame(ETH, { src: ip4("10.244.2.3"), dst: ip4("10.244.1.2") }, { kind: "udp", srcPort: 53, dstPort: 5353, payload: new Uint8Array(100) }),
+      ipv4Frame(
+        ETH,
+        { src: ip4("10.244.2.3"), dst: ip4("10.244.1.2") },
+        { kind: "udp", srcPort: 53, dstPort: 5353, payload: new Uint8Array(100) },
+      ),
       tcpFrame(A[2]),
       ipv4Frame(ETH, { src: ip4("10.244.2.3"), dst: ip4("10.244.1.2") }, { kind: "icmp", type: 8, code: 0, rest: 0x10001 }),
       arpRequestFrame(ETH.src, ip4("10.244.2.3"), ip4("10.244.2.1")),
-      ipv6Frame(ETH, { src: "fe80::2", dst: "ff02::1:ff00:1", hopLimit: 255 }, { kind: "icmp", type: 135, code: 0, payload: new Uint8Array(20) }),
+      ipv6Frame(
+        ETH,
+        { src: "fe80::2", dst: "ff02::1:ff00:1", hopLimit: 255 },
+        { kind: "icmp", type: 135, code: 0, payload: new Uint8Array(20) },
+      ),
       tcpFrame(A[3]),
       tcpFrame(A[4]),
     ],
@@ -291,7 +384,14 @@ describe("segment, then coalesce: the super-frame comes back", () => {
     expect(outOffs[0]).toBe(offs[0] - 10);
     const o = parseOutput(train.slice(outOffs[0], outOffs[0] + outLens[0]));
     const hdrLen = t.l4Off + (original[t.l4Off + 12] >>> 4) * 4;
-    expect(o.vnet).toEqual({ flags: NEEDS_CSUM, gsoType: s.family === 6 ? GSO_TCPV6 : GSO_TCPV4, hdrLen, gsoSize: mss, csumStart: t.l4Off, csumOffset: 16 });
+    expect(o.vnet).toEqual({
+      flags: NEEDS_CSUM,
+      gsoType: s.family === 6 ? GSO_TCPV6 : GSO_TCPV4,
+      hdrLen,
+      gsoSize: mss,
+      csumStart: t.l4Off,
+      csumOffset: 16,
+    });
     const expected = original.slice();
     const csum = referenceTransportChecksum(expected) || 0xffff;
     expected[t.checksumOff] = csum >>> 8;
@@ -333,7 +433,10 @@ describe("coalesceTcpFrames places frames within the batch", () => {
     ["frames out of order", (b) => ((b.offs[2] = b.offs[0] - 0), [b])],
     ["a frame past the end of the buffer", (b) => ((b.lens[2] = b.buf.length), [b])],
     ["a zero-length frame", (b) => ((b.lens[1] = 0), [b])],
-    ["frames packed with no room for their headers", (b) => [groBatch([A[0], { ...A[1], srcPort: 3 }, { ...A[2], srcPort: 4 }].map(tcpFrame), 0)]],
+    [
+      "frames packed with no room for their headers",
+      (b) => [groBatch([A[0], { ...A[1], srcPort: 3 }, { ...A[2], srcPort: 4 }].map(tcpFrame), 0)],
+    ],
     ["a tapMtu that is not an integer", (b) => [b, Number.NaN]],
   ];
   test.each(refuse)("refuses %s, writing nothing", (_name, breakIt) => {
@@ -376,7 +479,14 @@ describe("coalesceTcpFrames, seeded random batches", () => {
     const count = rng.range(1, 65);
     for (let i = 0; i < count; i++) {
       const r = rng.int(100);
-      if (r < 4) frames.push(ipv4Frame(ETH, { src: ip4("10.244.2.3"), dst: ip4("10.244.1.2") }, { kind: "udp", srcPort: 53, dstPort: 99, payload: rng.bytes(rng.int(1400)) }));
+      if (r < 4)
+        frames.push(
+          ipv4Frame(
+            ETH,
+            { src: ip4("10.244.2.3"), dst: ip4("10.244.1.2") },
+            { kind: "udp", srcPort: 53, dstPort: 99, payload: rng.bytes(rng.int(1400)) },
+          ),
+        );
       else if (r < 6) frames.push(arpRequestFrame(ETH.src, ip4("10.244.2.3"), ip4("10.244.2.1")));
       else {
         const fl = rng.chance(0.85) ? flows[0] : rng.pick(flows);
@@ -416,7 +526,8 @@ describe("coalesceTcpFrames, seeded random batches", () => {
       }
       const n = segmentTcpSuperFrame(segmenter, o.raw, 10, o.raw.length - 10, 0, 1, train, 0, train.length, result);
       expect(n).toBeGreaterThan(1);
-      for (let i = 0; i < n; i++) frames.push(canonical(train.slice(i * result[0] + 8, i * result[0] + (i === n - 1 ? result[1] : result[0]))));
+      for (let i = 0; i < n; i++)
+        frames.push(canonical(train.slice(i * result[0] + 8, i * result[0] + (i === n - 1 ? result[1] : result[0]))));
     }
     return frames;
   }

@@ -24,7 +24,17 @@ import {
   V6,
   vxlanDatagram,
 } from "../../../testbed/frames.ts";
-import { GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
+import {
+  GSO_ECN,
+  GSO_NONE,
+  GSO_TCPV4,
+  GSO_TCPV6,
+  GSO_UDP,
+  GSO_UDP_L4,
+  NEEDS_CSUM,
+  type VnetHeader,
+  writeVnetHeader,
+} from "../../support/virtio-net.ts";
 import { SeededRandom } from "../../../testbed/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
 
@@ -49,7 +59,18 @@ interface SuperFrameSpec {
 }
 
 function tcpSpec(s: SuperFrameSpec, seq: number, flags: number, payload: Uint8Array, checksum?: number) {
-  return { kind: "tcp" as const, srcPort: 40000, dstPort: 5201, seq, ack: 0x01020304, flags, window: 502, options: s.tcpOptions, payload, checksum };
+  return {
+    kind: "tcp" as const,
+    srcPort: 40000,
+    dstPort: 5201,
+    seq,
+    ack: 0x01020304,
+    flags,
+    window: 502,
+    options: s.tcpOptions,
+    payload,
+    checksum,
+  };
 }
 
 function frameOf(s: SuperFrameSpec, id: number, seq: number, flags: number, payload: Uint8Array, checksum?: number): Uint8Array {
@@ -86,11 +107,29 @@ function headerLen(frame: Uint8Array): number {
 function tsoVnet(s: SuperFrameSpec, frame: Uint8Array) {
   const hdrLen = headerLen(frame);
   const ipHl = s.family === 4 ? (frame[14] & 0x0f) * 4 : 40;
-  return { flags: NEEDS_CSUM, gsoType: (s.family === 4 ? GSO_TCPV4 : GSO_TCPV6) | (s.gsoEcn ? GSO_ECN : 0), hdrLen, gsoSize: s.mss, csumStart: 14 + ipHl, csumOffset: 16 };
+  return {
+    flags: NEEDS_CSUM,
+    gsoType: (s.family === 4 ? GSO_TCPV4 : GSO_TCPV6) | (s.gsoEcn ? GSO_ECN : 0),
+    hdrLen,
+    gsoSize: s.mss,
+    csumStart: 14 + ipHl,
+    csumOffset: 16,
+  };
 }
 
-type Layout = "two buffers" | "one buffer, output after the frame" | "in place" | "odd addresses" | "in place, payload sums in WebAssembly SIMD";
-const LAYOUTS: readonly Layout[] = ["two buffers", "one buffer, output after the frame", "in place", "odd addresses", "in place, payload sums in WebAssembly SIMD"];
+type Layout =
+  | "two buffers"
+  | "one buffer, output after the frame"
+  | "in place"
+  | "odd addresses"
+  | "in place, payload sums in WebAssembly SIMD";
+const LAYOUTS: readonly Layout[] = [
+  "two buffers",
+  "one buffer, output after the frame",
+  "in place",
+  "odd addresses",
+  "in place, payload sums in WebAssembly SIMD",
+];
 
 // The tx ring's case in a worker: the buffer is a shared WebAssembly.Memory's, its sums done by checksum-simd.ts.
 const simdMemory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
@@ -123,7 +162,8 @@ function place(frame: Uint8Array, vnet: VnetHeader, layout: Layout = "two buffer
   }
   const inPlace = layout === "in place" || layout === "in place, payload sums in WebAssembly SIMD";
   const length = frameOff + (inPlace ? 0 : frame.length + 64) + room + 64;
-  const b = layout === "in place" || layout === "one buffer, output after the frame" ? new Uint8Array(length) : simdBytes.subarray(0, length);
+  const b =
+    layout === "in place" || layout === "one buffer, output after the frame" ? new Uint8Array(length) : simdBytes.subarray(0, length);
   b.fill(SENTINEL);
   b.set(frame, frameOff);
   writeVnetHeader(b, frameOff - 10, vnet);
@@ -166,11 +206,20 @@ function expectSegmentation(s: SuperFrameSpec, layout: Layout): void {
 }
 
 const CASES: [string, SuperFrameSpec][] = [
-  ["IPv4, 64 KiB of payload with timestamps at MSS 1,398: 47 datagrams, the last shorter", { family: 4, payloadLen: 65483, mss: 1398, tcpOptions: TIMESTAMPS }],
+  [
+    "IPv4, 64 KiB of payload with timestamps at MSS 1,398: 47 datagrams, the last shorter",
+    { family: 4, payloadLen: 65483, mss: 1398, tcpOptions: TIMESTAMPS },
+  ],
   ["IPv4 without TCP options, the payload an exact multiple of the MSS", { family: 4, payloadLen: 1410 * 10, mss: 1410 }],
   ["IPv4 with SACK-permitted and timestamp options", { family: 4, payloadLen: 20000, mss: 1398, tcpOptions: SACK_PERM_TS }],
-  ["IPv4 options (record route) copied into every segment under each header checksum", { family: 4, payloadLen: 9000, mss: 1402, ipOptions: RECORD_ROUTE }],
-  ["a payload shorter than the MSS: one datagram, FIN, PSH and CWR kept", { family: 4, payloadLen: 700, mss: 1398, flags: TCP_ACK | TCP_PSH | TCP_FIN | TCP_CWR }],
+  [
+    "IPv4 options (record route) copied into every segment under each header checksum",
+    { family: 4, payloadLen: 9000, mss: 1402, ipOptions: RECORD_ROUTE },
+  ],
+  [
+    "a payload shorter than the MSS: one datagram, FIN, PSH and CWR kept",
+    { family: 4, payloadLen: 700, mss: 1398, flags: TCP_ACK | TCP_PSH | TCP_FIN | TCP_CWR },
+  ],
   ["a payload of exactly one MSS: one datagram", { family: 4, payloadLen: 1398, mss: 1398, tcpOptions: TIMESTAMPS }],
   ["one byte more than the MSS: a 1-byte last segment", { family: 4, payloadLen: 1399, mss: 1398, tcpOptions: TIMESTAMPS }],
   ["no payload at all: the headers go out once", { family: 4, payloadLen: 0, mss: 1398, flags: TCP_ACK | TCP_FIN }],
@@ -178,8 +227,14 @@ const CASES: [string, SuperFrameSpec][] = [
   ["IPv6 without options, short last segment", { family: 6, payloadLen: 40001, mss: 1390 }],
   ["the IP id wraps at 65,535 and the sequence number at 2^32", { family: 4, payloadLen: 14000, mss: 1398, id: 0xfffe, seq: 0xffffe000 }],
   ["an odd MSS: every other payload starts at an odd address", { family: 4, payloadLen: 13333, mss: 1397, tcpOptions: TIMESTAMPS }],
-  ["FIN and PSH only on the last segment, CWR only on the first, ECE on all", { family: 4, payloadLen: 6000, mss: 1398, flags: TCP_ACK | TCP_PSH | TCP_FIN | TCP_CWR | TCP_ECE }],
-  ["VIRTIO_NET_HDR_GSO_ECN: CWR still only on the first segment", { family: 6, payloadLen: 6000, mss: 1378, flags: TCP_ACK | TCP_CWR, gsoEcn: true }],
+  [
+    "FIN and PSH only on the last segment, CWR only on the first, ECE on all",
+    { family: 4, payloadLen: 6000, mss: 1398, flags: TCP_ACK | TCP_PSH | TCP_FIN | TCP_CWR | TCP_ECE },
+  ],
+  [
+    "VIRTIO_NET_HDR_GSO_ECN: CWR still only on the first segment",
+    { family: 6, payloadLen: 6000, mss: 1378, flags: TCP_ACK | TCP_CWR, gsoEcn: true },
+  ],
   ["IPv4 without DF: the id still counts up", { family: 4, payloadLen: 5000, mss: 1398, dontFragment: false, id: 7 }],
 ];
 
@@ -253,7 +308,12 @@ describe("segmentTcpSuperFrame refuses, writing nothing", () => {
     ["an output area running past the end of out", (st) => (st.outOff = st.out.length - 100)],
     ["a negative offset", (st) => (st.outOff = -1)],
     ["a fractional length", (st) => (st.frameLen += 0.5)],
-    ["an output in the same buffer starting before the frame and overlapping it", (st) => ((st.out = st.src), (st.outOff = st.frameOff - 8)), base, 1],
+    [
+      "an output in the same buffer starting before the frame and overlapping it",
+      (st) => ((st.out = st.src), (st.outOff = st.frameOff - 8)),
+      base,
+      1,
+    ],
   ];
   test.each(cases)("%s", (_name, mutate, spec = base, inPlace = 0) => {
     const { frame } = superFrame(spec);
@@ -291,7 +351,19 @@ describe("segmentTcpSuperFrame, seeded random input", () => {
     const payloadLen = Math.min(max, mss < 64 ? rng.range(0, 3000) : rng.chance(0.3) ? max - rng.int(50) : rng.range(0, max));
     let flags = TCP_ACK;
     for (const bit of FLAG_BITS) if (rng.chance(0.3)) flags |= bit;
-    return { family, payloadLen, mss, flags, id: rng.int(0x10000), seq: rng.u32(), dontFragment: rng.chance(0.8), ipOptions, tcpOptions, gsoEcn: rng.chance(0.2), seed: rng.u32() };
+    return {
+      family,
+      payloadLen,
+      mss,
+      flags,
+      id: rng.int(0x10000),
+      seq: rng.u32(),
+      dontFragment: rng.chance(0.8),
+      ipOptions,
+      tcpOptions,
+      gsoEcn: rng.chance(0.2),
+      seed: rng.u32(),
+    };
   }
 
   test("valid super-frames match the reference in every layout (seed 7)", () => {

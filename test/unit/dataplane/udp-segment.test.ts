@@ -6,16 +6,18 @@
 import { describe, expect, test } from "bun:test";
 import { Segmenter } from "../../../dataplane/segmenter.ts";
 import { segmentUdpSuperFrame } from "../../../dataplane/udp-segment.ts";
+import { ETH, hex, ipv4Frame, ipv6Frame, onesComplementSum, V4, V6 } from "../../../testbed/frames.ts";
 import {
-  ETH,
-  hex,
-  ipv4Frame,
-  ipv6Frame,
-  onesComplementSum,
-  V4,
-  V6,
-} from "../../../testbed/frames.ts";
-import { GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
+  GSO_ECN,
+  GSO_NONE,
+  GSO_TCPV4,
+  GSO_TCPV6,
+  GSO_UDP,
+  GSO_UDP_L4,
+  NEEDS_CSUM,
+  type VnetHeader,
+  writeVnetHeader,
+} from "../../support/virtio-net.ts";
 import { SeededRandom } from "../../../testbed/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
 
@@ -202,7 +204,11 @@ function expectSegmentation(frame: Uint8Array, gso: number, layout: Layout): Uin
 const CASES: [string, Spec, number][] = [
   ["IPv4, 65,507 B (the largest) at gso_size 1,422: 46 full datagrams and a 95-byte one", { family: 4, payloadLen: 65507, gso: 1422 }, 47],
   ["IPv4, an exact multiple of gso_size", { family: 4, payloadLen: 1422 * 10, gso: 1422 }, 10],
-  ["IPv4 options (record route) kept in every segment under each header checksum", { family: 4, payloadLen: 9000, gso: 1414, ipOptions: RECORD_ROUTE }, 7],
+  [
+    "IPv4 options (record route) kept in every segment under each header checksum",
+    { family: 4, payloadLen: 9000, gso: 1414, ipOptions: RECORD_ROUTE },
+    7,
+  ],
   ["IPv4, 12 bytes of NOP options, short last segment", { family: 4, payloadLen: 4001, gso: 1000, ipOptions: NOPS }, 5],
   ["a payload shorter than gso_size: one datagram", { family: 4, payloadLen: 700, gso: 1422 }, 1],
   ["a payload of exactly gso_size: one datagram", { family: 4, payloadLen: 1422, gso: 1422 }, 1],
@@ -298,7 +304,11 @@ describe("segmentUdpSuperFrame refuses, writing nothing", () => {
     ["an IPv4 fragment (offset)", (st) => (st.src[ip(st) + 7] = 1)],
     ["an IPv4 IHL of 4", (st) => (st.src[ip(st)] = 0x44)],
     // The source port read as the UDP length of a 16-byte header agrees (5,028 - 16), NEEDS_CSUM clear.
-    ["an IPv4 IHL of 4, all else consistent", (st, v) => ((st.src[ip(st)] = 0x44), setVnet(st, { ...v, flags: 0 })), { ...base, srcPort: 5012 }],
+    [
+      "an IPv4 IHL of 4, all else consistent",
+      (st, v) => ((st.src[ip(st)] = 0x44), setVnet(st, { ...v, flags: 0 })),
+      { ...base, srcPort: 5012 },
+    ],
     ["an IPv4 version nibble that is not 4", (st) => (st.src[ip(st)] = 0x65)],
     ["an IPv6 hop-by-hop header before UDP", (st) => (st.src[ip(st) + 6] = 0), v6],
     ["an IPv6 packet that is TCP", (st) => (st.src[ip(st) + 6] = 6), v6],
@@ -314,7 +324,10 @@ describe("segmentUdpSuperFrame refuses, writing nothing", () => {
     ["an IPv4 total length beyond the frame", (st) => set16(st.src, ip(st) + 2, st.frameLen - 13)],
     ["an IPv4 total length of 0", (st) => set16(st.src, ip(st) + 2, 0)],
     ["an IPv4 total length shorter than IP + UDP headers", (st) => set16(st.src, ip(st) + 2, 27)],
-    ["an IPv4 total length shorter than IP + UDP headers, the UDP length agreeing", (st) => (set16(st.src, ip(st) + 2, 27), set16(st.src, ip(st) + 24, 7))],
+    [
+      "an IPv4 total length shorter than IP + UDP headers, the UDP length agreeing",
+      (st) => (set16(st.src, ip(st) + 2, 27), set16(st.src, ip(st) + 24, 7)),
+    ],
     ["an IPv6 payload length beyond the frame", (st) => set16(st.src, ip(st) + 4, st.frameLen - 53), v6],
     ["NEEDS_CSUM with csum_start off the UDP header", (st, v) => setVnet(st, { ...v, csumStart: v.csumStart + 4 })],
     ["NEEDS_CSUM with csum_offset 16 (TCP's)", (st, v) => setVnet(st, { ...v, csumOffset: 16 })],
@@ -325,7 +338,12 @@ describe("segmentUdpSuperFrame refuses, writing nothing", () => {
     ["an output area running past the end of out", (st) => (st.outOff = st.out.length - 100)],
     ["a negative offset", (st) => (st.outOff = -1)],
     ["a fractional length", (st) => (st.frameLen += 0.5)],
-    ["an output in the same buffer starting before the frame and overlapping it", (st) => ((st.out = st.src), (st.outOff = st.frameOff - 8)), base, 1],
+    [
+      "an output in the same buffer starting before the frame and overlapping it",
+      (st) => ((st.out = st.src), (st.outOff = st.frameOff - 8)),
+      base,
+      1,
+    ],
   ];
   test.each(cases)("%s", (_name, mutate, spec = base, inPlace = 0) => {
     const frame = superFrame(spec);
@@ -359,7 +377,17 @@ describe("segmentUdpSuperFrame, seeded random input", () => {
     const gso = rng.chance(0.1) ? rng.range(1, 64) : rng.range(200, 1500);
     const max = family === 4 ? 65535 - 20 - (ipOptions ? Math.ceil(ipOptions.length / 4) * 4 : 0) - 8 : 65535 - 8;
     const payloadLen = Math.min(max, gso < 64 ? rng.range(0, 1000) : rng.chance(0.3) ? max - rng.int(50) : rng.range(0, max));
-    return { family, payloadLen, gso, id: rng.int(0x10000), ipOptions, dontFragment: rng.chance(0.8), srcPort: rng.int(0x10000), dstPort: rng.int(0x10000), seed: rng.u32() };
+    return {
+      family,
+      payloadLen,
+      gso,
+      id: rng.int(0x10000),
+      ipOptions,
+      dontFragment: rng.chance(0.8),
+      srcPort: rng.int(0x10000),
+      dstPort: rng.int(0x10000),
+      seed: rng.u32(),
+    };
   }
 
   test("valid super-frames match the reference in every layout (seed 5)", () => {

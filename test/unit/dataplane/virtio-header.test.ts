@@ -20,7 +20,19 @@ import {
   transportChecksumValid,
   transportInfo,
 } from "../../../testbed/frames.ts";
-import { DATA_VALID, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, NEEDS_CSUM, readVnetHeader, VNET_HDR_LEN, type VnetHeader, writeVnetHeader } from "../../support/virtio-net.ts";
+import {
+  DATA_VALID,
+  GSO_NONE,
+  GSO_TCPV4,
+  GSO_TCPV6,
+  GSO_UDP,
+  GSO_UDP_L4,
+  NEEDS_CSUM,
+  readVnetHeader,
+  VNET_HDR_LEN,
+  type VnetHeader,
+  writeVnetHeader,
+} from "../../support/virtio-net.ts";
 import { SeededRandom } from "../../../testbed/random.ts";
 
 const V4 = { src: ip4("10.244.2.5"), dst: ip4("10.244.1.7") };
@@ -66,35 +78,43 @@ describe("writeRxVirtioHeader: frames marked NEEDS_CSUM", () => {
     { name: "IPv4 TCP", frame: v4(tcp(200)), csumStart: 34, csumOffset: 16 },
     { name: "IPv4 TCP without payload (a bare ACK)", frame: v4(tcp(0)), csumStart: 34, csumOffset: 16 },
     { name: "IPv4 TCP with an odd payload", frame: v4(tcp(1001)), csumStart: 34, csumOffset: 16 },
-    { name: "IPv4 TCP with IP options and TCP options", frame: v4(tcp(99, TIMESTAMPS), { options: Uint8Array.of(0x94, 4, 0, 0) }), csumStart: 38, csumOffset: 16 },
+    {
+      name: "IPv4 TCP with IP options and TCP options",
+      frame: v4(tcp(99, TIMESTAMPS), { options: Uint8Array.of(0x94, 4, 0, 0) }),
+      csumStart: 38,
+      csumOffset: 16,
+    },
     { name: "IPv4 UDP with a checksum", frame: v4(udp(300)), csumStart: 34, csumOffset: 6 },
     { name: "IPv4 UDP with an odd payload", frame: v4(udp(77)), csumStart: 34, csumOffset: 6 },
     { name: "IPv6 TCP", frame: v6(tcp(500)), csumStart: 54, csumOffset: 16 },
     { name: "IPv6 UDP", frame: v6(udp(33)), csumStart: 54, csumOffset: 6 },
     { name: "IPv6 UDP without payload", frame: v6(udp(0)), csumStart: 54, csumOffset: 6 },
-  ])("$name: csum_start $csumStart, csum_offset $csumOffset, and the kernel's finish gives the reference checksum", ({ frame, csumStart, csumOffset }) => {
-    const b = place(frame);
-    expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU)).toBe(false);
-    const v = readVnet(b, FRAME_OFF);
-    expect(v).toEqual({ flags: NEEDS_CSUM, gsoType: GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart, csumOffset });
+  ])(
+    "$name: csum_start $csumStart, csum_offset $csumOffset, and the kernel's finish gives the reference checksum",
+    ({ frame, csumStart, csumOffset }) => {
+      const b = place(frame);
+      expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU)).toBe(false);
+      const v = readVnet(b, FRAME_OFF);
+      expect(v).toEqual({ flags: NEEDS_CSUM, gsoType: GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart, csumOffset });
 
-    const out = b.slice(FRAME_OFF, FRAME_OFF + frame.length);
-    const t = transportInfo(frame);
-    const field = (out[t.checksumOff] << 8) | out[t.checksumOff + 1];
-    // The field holds the folded, uncomplemented pseudo-header sum (what ~csum_tcpudp_magic(..., 0) gives).
-    expect(field).toBe(onesComplementSum(t.pseudoHeader));
-    // Only the checksum field of the frame changed.
-    out[t.checksumOff] = frame[t.checksumOff];
-    out[t.checksumOff + 1] = frame[t.checksumOff + 1];
-    expect(hex(out)).toBe(hex(frame));
+      const out = b.slice(FRAME_OFF, FRAME_OFF + frame.length);
+      const t = transportInfo(frame);
+      const field = (out[t.checksumOff] << 8) | out[t.checksumOff + 1];
+      // The field holds the folded, uncomplemented pseudo-header sum (what ~csum_tcpudp_magic(..., 0) gives).
+      expect(field).toBe(onesComplementSum(t.pseudoHeader));
+      // Only the checksum field of the frame changed.
+      out[t.checksumOff] = frame[t.checksumOff];
+      out[t.checksumOff + 1] = frame[t.checksumOff + 1];
+      expect(hex(out)).toBe(hex(frame));
 
-    const finished = kernelFinish(b.subarray(FRAME_OFF, FRAME_OFF + frame.length), v);
-    const finishedField = (finished[t.checksumOff] << 8) | finished[t.checksumOff + 1];
-    expect(finishedField).toBe(referenceTransportChecksum(frame));
-    expect(transportChecksumValid(finished)).toBe(true);
-    expect(b.subarray(0, FRAME_OFF - 10).every((x) => x === SENTINEL)).toBe(true);
-    expect(b.subarray(FRAME_OFF + frame.length).every((x) => x === SENTINEL)).toBe(true);
-  });
+      const finished = kernelFinish(b.subarray(FRAME_OFF, FRAME_OFF + frame.length), v);
+      const finishedField = (finished[t.checksumOff] << 8) | finished[t.checksumOff + 1];
+      expect(finishedField).toBe(referenceTransportChecksum(frame));
+      expect(transportChecksumValid(finished)).toBe(true);
+      expect(b.subarray(0, FRAME_OFF - 10).every((x) => x === SENTINEL)).toBe(true);
+      expect(b.subarray(FRAME_OFF + frame.length).every((x) => x === SENTINEL)).toBe(true);
+    },
+  );
 
   test("a frame that arrives with a wrong (or still partial) checksum is finished correctly too", () => {
     const frame = v4(tcp(400));
@@ -112,11 +132,22 @@ describe("writeRxVirtioHeader: frames marked NEEDS_CSUM", () => {
     for (let i = 0; i < 3000; i++) {
       const n = rng.int(1400);
       const l4: L4Spec = rng.chance(0.5)
-        ? { kind: "tcp", srcPort: rng.int(65536), dstPort: rng.int(65536), seq: rng.u32(), payload: rng.bytes(n), options: rng.chance(0.3) ? rng.bytes(4 * rng.range(1, 11)) : undefined }
+        ? {
+            kind: "tcp",
+            srcPort: rng.int(65536),
+            dstPort: rng.int(65536),
+            seq: rng.u32(),
+            payload: rng.bytes(n),
+            options: rng.chance(0.3) ? rng.bytes(4 * rng.range(1, 11)) : undefined,
+          }
         : { kind: "udp", srcPort: rng.int(65536), dstPort: rng.int(65536), payload: rng.bytes(n) };
       const frame = rng.chance(0.6)
         ? ipv4Frame(ETH, { src: rng.u32(), dst: rng.u32(), options: rng.chance(0.2) ? rng.bytes(4 * rng.range(1, 11)) : undefined }, l4)
-        : ipv6Frame(ETH, { src: `fd00::${rng.int(65536).toString(16)}:${rng.int(65536).toString(16)}`, dst: `fe80::${rng.int(65536).toString(16)}` }, l4);
+        : ipv6Frame(
+            ETH,
+            { src: `fd00::${rng.int(65536).toString(16)}:${rng.int(65536).toString(16)}`, dst: `fe80::${rng.int(65536).toString(16)}` },
+            l4,
+          );
       const b = place(frame);
       const off = FRAME_OFF;
       writeRxVirtioHeader(b, off, frame.length, 9000);
@@ -134,7 +165,11 @@ describe("writeRxVirtioHeader: frames marked NEEDS_CSUM", () => {
 describe("writeRxVirtioHeader: frames left as they are", () => {
   const firstFragment = v4({ kind: "raw", protocol: 6, bytes: v4(tcp(100)).subarray(34, 34 + 64) }, { moreFragments: true });
   const laterFragment = v4({ kind: "raw", protocol: 17, bytes: payload(64) }, { fragmentOffset: 8 });
-  const hopByHop = ipv6Frame(ETH, { ...V6, nextHeader: 0 }, { kind: "raw", protocol: 0, bytes: Uint8Array.of(6, 0, 1, 4, 0, 0, 0, 0, ...payload(20)) });
+  const hopByHop = ipv6Frame(
+    ETH,
+    { ...V6, nextHeader: 0 },
+    { kind: "raw", protocol: 0, bytes: Uint8Array.of(6, 0, 1, 4, 0, 0, 0, 0, ...payload(20)) },
+  );
   const tcpCutByTotalLength = (() => {
     const f = v4(tcp(10));
     f[16] = 0; // IPv4 total length 39: the TCP header would end past the packet
@@ -214,10 +249,31 @@ describe("writeRxVirtioHeader: frames left as they are", () => {
 describe("writeRxVirtioHeader: TCP frames longer than the TAP MTU go out as GSO", () => {
   test.each([
     { name: "IPv4 TCP", frame: v4(tcp(4000)), gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: TAP_MTU - 20 - 20, csumStart: 34 },
-    { name: "IPv4 TCP with timestamps", frame: v4(tcp(4000, TIMESTAMPS)), gsoType: GSO_TCPV4, hdrLen: 66, gsoSize: TAP_MTU - 20 - 32, csumStart: 34 },
-    { name: "IPv4 TCP with IP options", frame: v4(tcp(3000), { options: Uint8Array.of(0x94, 4, 0, 0) }), gsoType: GSO_TCPV4, hdrLen: 58, gsoSize: TAP_MTU - 24 - 20, csumStart: 38 },
+    {
+      name: "IPv4 TCP with timestamps",
+      frame: v4(tcp(4000, TIMESTAMPS)),
+      gsoType: GSO_TCPV4,
+      hdrLen: 66,
+      gsoSize: TAP_MTU - 20 - 32,
+      csumStart: 34,
+    },
+    {
+      name: "IPv4 TCP with IP options",
+      frame: v4(tcp(3000), { options: Uint8Array.of(0x94, 4, 0, 0) }),
+      gsoType: GSO_TCPV4,
+      hdrLen: 58,
+      gsoSize: TAP_MTU - 24 - 20,
+      csumStart: 38,
+    },
     { name: "IPv6 TCP", frame: v6(tcp(4000)), gsoType: GSO_TCPV6, hdrLen: 74, gsoSize: TAP_MTU - 40 - 20, csumStart: 54 },
-    { name: "a 64 KiB IPv4 super-frame from a kernel peer", frame: v4(tcp(65535 - 40)), gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1410, csumStart: 34 },
+    {
+      name: "a 64 KiB IPv4 super-frame from a kernel peer",
+      frame: v4(tcp(65535 - 40)),
+      gsoType: GSO_TCPV4,
+      hdrLen: 54,
+      gsoSize: 1410,
+      csumStart: 34,
+    },
   ])("$name: gso_type $gsoType, hdr_len $hdrLen, gso_size $gsoSize", ({ frame, gsoType, hdrLen, gsoSize, csumStart }) => {
     const b = place(frame);
     expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU)).toBe(true);
@@ -250,13 +306,16 @@ describe("writeRxVirtioHeader: TCP frames longer than the TAP MTU go out as GSO"
     { name: "IPv4", frame: v4(udp(4100)), hdrLen: 42, csumStart: 34 },
     { name: "IPv4 with IP options", frame: v4(udp(4100), { options: Uint8Array.of(0x94, 4, 0, 0) }), hdrLen: 46, csumStart: 38 },
     { name: "IPv6", frame: v6(udp(4100)), hdrLen: 62, csumStart: 54 },
-  ])("an oversized $name UDP datagram with the receive's segment size goes out as GSO_UDP_L4 of that size", ({ frame, hdrLen, csumStart }) => {
-    const b = place(frame);
-    expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU, 1200)).toBe(true);
-    expect(readVnet(b, FRAME_OFF)).toEqual({ flags: NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen, gsoSize: 1200, csumStart, csumOffset: 6 });
-    const t = transportInfo(frame);
-    expect((b[FRAME_OFF + t.checksumOff] << 8) | b[FRAME_OFF + t.checksumOff + 1]).toBe(onesComplementSum(t.pseudoHeader));
-  });
+  ])(
+    "an oversized $name UDP datagram with the receive's segment size goes out as GSO_UDP_L4 of that size",
+    ({ frame, hdrLen, csumStart }) => {
+      const b = place(frame);
+      expect(writeRxVirtioHeader(b, FRAME_OFF, frame.length, TAP_MTU, 1200)).toBe(true);
+      expect(readVnet(b, FRAME_OFF)).toEqual({ flags: NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen, gsoSize: 1200, csumStart, csumOffset: 6 });
+      const t = transportInfo(frame);
+      expect((b[FRAME_OFF + t.checksumOff] << 8) | b[FRAME_OFF + t.checksumOff + 1]).toBe(onesComplementSum(t.pseudoHeader));
+    },
+  );
 
   test("a UDP datagram within the TAP MTU stays a plain frame even with a segment size", () => {
     const frame = v4(udp(1000));
@@ -275,7 +334,14 @@ describe("finishTxFrame", () => {
     p[t.checksumOff] = pseudo >>> 8;
     p[t.checksumOff + 1] = pseudo & 0xff;
     const b = place(p);
-    writeVnet(b, FRAME_OFF, { flags: NEEDS_CSUM, gsoType: GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: t.l4Off, csumOffset: t.checksumOff - t.l4Off });
+    writeVnet(b, FRAME_OFF, {
+      flags: NEEDS_CSUM,
+      gsoType: GSO_NONE,
+      hdrLen: 0,
+      gsoSize: 0,
+      csumStart: t.l4Off,
+      csumOffset: t.checksumOff - t.l4Off,
+    });
     return b;
   }
 
@@ -296,8 +362,12 @@ describe("finishTxFrame", () => {
     const failures: string[] = [];
     for (let i = 0; i < 2000; i++) {
       const n = rng.int(1500);
-      const l4: L4Spec = rng.chance(0.5) ? { kind: "tcp", srcPort: rng.int(65536), dstPort: 80, payload: rng.bytes(n) } : { kind: "udp", srcPort: rng.int(65536), dstPort: 53, payload: rng.bytes(n) };
-      const frame = rng.chance(0.5) ? ipv4Frame(ETH, { src: rng.u32(), dst: rng.u32() }, l4) : ipv6Frame(ETH, { src: `fd00::${rng.int(65536).toString(16)}`, dst: "fd00::1" }, l4);
+      const l4: L4Spec = rng.chance(0.5)
+        ? { kind: "tcp", srcPort: rng.int(65536), dstPort: 80, payload: rng.bytes(n) }
+        : { kind: "udp", srcPort: rng.int(65536), dstPort: 53, payload: rng.bytes(n) };
+      const frame = rng.chance(0.5)
+        ? ipv4Frame(ETH, { src: rng.u32(), dst: rng.u32() }, l4)
+        : ipv6Frame(ETH, { src: `fd00::${rng.int(65536).toString(16)}`, dst: "fd00::1" }, l4);
       const b = partial(frame);
       const verdict = finishTxFrame(b, FRAME_OFF, frame.length);
       if (verdict !== ACCEPT || hex(b.subarray(FRAME_OFF, FRAME_OFF + frame.length)) !== hex(frame)) failures.push(`#${i}: ${hex(frame)}`);
@@ -355,7 +425,12 @@ describe("finishTxFrame", () => {
     { name: "a checksum field ending exactly at the frame end is accepted", csumStart: 34, csumOffset: 58, verdict: ACCEPT },
     { name: "a checksum field one byte past the frame end is dropped", csumStart: 34, csumOffset: 59, verdict: Drop.unsupported_offload },
     { name: "csum_start past the frame end is dropped", csumStart: 200, csumOffset: 0, verdict: Drop.unsupported_offload },
-    { name: "a little-endian csum_start of 0x0100 is read as 256, past the frame", csumStart: 0x100, csumOffset: 6, verdict: Drop.unsupported_offload },
+    {
+      name: "a little-endian csum_start of 0x0100 is read as 256, past the frame",
+      csumStart: 0x100,
+      csumOffset: 6,
+      verdict: Drop.unsupported_offload,
+    },
   ])("$name", ({ csumStart, csumOffset, verdict }) => {
     const frame = v4(tcp(40)); // 94 bytes
     const b = place(frame);

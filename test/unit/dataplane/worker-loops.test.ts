@@ -132,7 +132,12 @@ describe("the direct shortcut and the take-over", () => {
     const w = makeWorld();
     const { udp } = loops(w);
     const segment = (k: number) =>
-      datagram(fromPeer({ kind: "tcp", srcPort: 5201, dstPort: 40000, seq: 1 + 1000 * k, ack: 5, flags: TCP_ACK, payload: new Uint8Array(1000) }, { id: k, dontFragment: true }));
+      datagram(
+        fromPeer(
+          { kind: "tcp", srcPort: 5201, dstPort: 40000, seq: 1 + 1000 * k, ack: 5, flags: TCP_ACK, payload: new Uint8Array(1000) },
+          { id: k, dontFragment: true },
+        ),
+      );
     w.udpWire.incoming.push({ bytes: concatBytes(segment(0), segment(1), segment(2)), peer: PEER_IP, segmentSize: segment(0).length });
     w.tapWire.incoming.push(tapRead(toPeer(icmp(1))));
     w.tapSide.memory.rx.prepareSleep();
@@ -231,7 +236,8 @@ test("many frames both ways, turns and sleeps in seeded random order: every fram
     for (let step = 0; step < 400; step++) {
       const r = rng.int(6);
       if (r === 0) for (let k = rng.range(1, 12); k > 0; k--) w.tapWire.incoming.push(tapRead(toPeer(icmp(out++))));
-      else if (r === 1) for (let k = rng.range(1, 12); k > 0; k--) w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(back++, 0))), peer: PEER_IP });
+      else if (r === 1)
+        for (let k = rng.range(1, 12); k > 0; k--) w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(back++, 0))), peer: PEER_IP });
       else if (r === 2 || r === 3) {
         if (tapAsleep) w.tapSide.memory.rx.endSleep();
         tapAsleep = false;

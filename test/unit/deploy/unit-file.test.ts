@@ -23,7 +23,8 @@ let root = "";
 
 beforeAll(async () => {
   for (const tool of ["systemd-analyze", "systemd-sysusers"]) {
-    if (Bun.which(tool, { PATH: TOOL_PATH }) === null) throw new Error(`${tool} is not installed: run \`apt-get install -y systemd\` (Debian package systemd)`);
+    if (Bun.which(tool, { PATH: TOOL_PATH }) === null)
+      throw new Error(`${tool} is not installed: run \`apt-get install -y systemd\` (Debian package systemd)`);
   }
   root = await mkdtemp(join(tmpdir(), "fnl-unit-root-"));
   await mkdir(join(root, "usr/local/bin"), { recursive: true });
@@ -41,7 +42,9 @@ afterAll(async () => {
 async function verify(text: string): Promise<{ code: number; output: string }> {
   await writeFile(join(root, "etc/systemd/system/flannelette.service"), text);
   const proc = Bun.spawn(["systemd-analyze", "verify", `--root=${root}`, "flannelette.service"], {
-    stdout: "pipe", stderr: "pipe", env: { ...process.env, PATH: TOOL_PATH, SYSTEMD_LOG_COLOR: "0" },
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, PATH: TOOL_PATH, SYSTEMD_LOG_COLOR: "0" },
   });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, output: (stdout + stderr).trim() };
@@ -119,7 +122,14 @@ describe("deploy/flannelette.service", async () => {
   });
 
   test("nothing that would break it: /proc/sys stays writable (accept_ra), /dev/net/tun reachable, JIT allowed", () => {
-    for (const key of ["ProtectKernelTunables", "ProcSubset", "PrivateDevices", "MemoryDenyWriteExecute", "PrivateNetwork", "PrivateUsers"]) {
+    for (const key of [
+      "ProtectKernelTunables",
+      "ProcSubset",
+      "PrivateDevices",
+      "MemoryDenyWriteExecute",
+      "PrivateNetwork",
+      "PrivateUsers",
+    ]) {
       expect({ key, set: service.has(key) }).toEqual({ key, set: false });
     }
     expect(one("DevicePolicy")).toBe("closed");
@@ -164,7 +174,10 @@ describe("deploy/flannelette.sysusers", () => {
     await mkdir(join(sysRoot, "etc"), { recursive: true });
     const run = async (input: string) => {
       const proc = Bun.spawn(["systemd-sysusers", "--dry-run", `--root=${sysRoot}`, "-"], {
-        stdin: new TextEncoder().encode(input), stdout: "pipe", stderr: "pipe", env: { ...process.env, PATH: TOOL_PATH },
+        stdin: new TextEncoder().encode(input),
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, PATH: TOOL_PATH },
       });
       const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       return { code, output: stdout + stderr };

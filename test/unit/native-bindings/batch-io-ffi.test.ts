@@ -147,8 +147,20 @@ describe("FfiUdpBind", () => {
     const rx = memoryWithSlots();
     rx.slots.capacities[3] = SLOT * 2;
     const tx = memoryWithSlots();
-    expect(() => new FfiUdpBind(libc, { udpFd: receiver.fd, rawFd: receiver.fd, port: 1, gro: false, receiveMemory: rx.memory, receiveSlots: rx.slots,
-      sendMemory: tx.memory, sendSlots: tx.slots, log: () => {} })).toThrow("receive slot 3 lies outside its memory");
+    expect(
+      () =>
+        new FfiUdpBind(libc, {
+          udpFd: receiver.fd,
+          rawFd: receiver.fd,
+          port: 1,
+          gro: false,
+          receiveMemory: rx.memory,
+          receiveSlots: rx.slots,
+          sendMemory: tx.memory,
+          sendSlots: tx.slots,
+          log: () => {},
+        }),
+    ).toThrow("receive slot 3 lies outside its memory");
   });
 });
 

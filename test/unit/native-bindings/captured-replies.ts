@@ -14,12 +14,10 @@ export interface CapturedReply {
 }
 
 export const CAPTURED_REPLIES: Readonly<Record<string, CapturedReply>> = {
-  "ack": {
+  ack: {
     request: "RTM_NEWROUTE replace 10.244.5.0/24 via 10.244.5.0 dev v0 onlink, seq 101: the capped ack",
     seq: 101,
-    datagrams: [
-      "240000000200000165000000a11b00000000000034000000180005056500000000000000",
-    ],
+    datagrams: ["240000000200000165000000a11b00000000000034000000180005056500000000000000"],
   },
   "error-extack-capped": {
     request: "RTM_NEWROUTE 10.244.6.0/24 via 10.244.6.0 dev v0 without onlink, seq 102: ENETUNREACH + extended ack text",
@@ -32,9 +30,7 @@ export const CAPTURED_REPLIES: Readonly<Record<string, CapturedReply>> = {
   "error-enoent": {
     request: "RTM_DELNEIGH 10.244.99.0 dev v0 (absent), seq 103: ENOENT",
     seq: 103,
-    datagrams: [
-      "240000000200000167000000a11b0000feffffff240000001d0005006700000000000000",
-    ],
+    datagrams: ["240000000200000167000000a11b0000feffffff240000001d0005006700000000000000"],
   },
   "route-dump": {
     request: "RTM_GETROUTE dump, AF_INET, seq 104: two datagrams, main and local table records, then NLMSG_DONE",

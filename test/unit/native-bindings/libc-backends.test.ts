@@ -47,8 +47,16 @@ describe.skipIf(NODE === null)("bun:ffi and koffi", () => {
 
   test("koffi: open, write from a SharedArrayBuffer, read into WebAssembly memory, eventfd and poll", () => {
     expect(node).toMatchObject({
-      getpidIsOurs: true, written: 14, read: 14, readBack: "hello from ffi", readAtEnd: 0,
-      eventfdOpened: true, pollEmpty: 0, eventfdWrite: 8, pollReady: [1, 1], eventfdRead: [8, 5],
+      getpidIsOurs: true,
+      written: 14,
+      read: 14,
+      readBack: "hello from ffi",
+      readAtEnd: 0,
+      eventfdOpened: true,
+      pollEmpty: 0,
+      eventfdWrite: 8,
+      pollReady: [1, 1],
+      eventfdRead: [8, 5],
     });
   });
 

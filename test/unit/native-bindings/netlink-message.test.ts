@@ -5,7 +5,13 @@ import { describe, expect, test } from "bun:test";
 import { NLMSG_ERROR } from "../../../native-bindings/linux/netlink.ts";
 import { RTM_NEWROUTE } from "../../../native-bindings/linux/rtnetlink.ts";
 import {
-  NetlinkParseError, NetlinkWriter, readAck, readAttributes, readMessages, ReplyTracker, type NetlinkHeader,
+  NetlinkParseError,
+  NetlinkWriter,
+  readAck,
+  readAttributes,
+  readMessages,
+  ReplyTracker,
+  type NetlinkHeader,
 } from "../../../native-bindings/netlink-message.ts";
 import { decodeAddress, decodeLink, decodeNeighbor, decodeRoute } from "../../../native-bindings/rtnetlink-reply.ts";
 import { isIp4 } from "../../../native-bindings/ip4.ts";
@@ -43,10 +49,21 @@ describe("NetlinkWriter", () => {
     w.endMessage();
     expect(w.length).toBe(16 + 8 + 8 + 8);
     expect(hexOf(new DataView(w.view.buffer, 32), w.length)).toBe(
-      "28000000" + "1800" + "0505" + "04030201" + "00000000" + // nlmsghdr, little-endian
-        "0700" + "0300" + "763000" + "00" + // IFLA_IFNAME "v0\0", length 7, one byte of padding
-        "0800" + "0f00" + "fe000000" + // RTA_TABLE 254, host order
-        "0800" + "0100" + "0af40700", // RTA_DST 10.244.7.0, network order
+      "28000000" +
+        "1800" +
+        "0505" +
+        "04030201" +
+        "00000000" + // nlmsghdr, little-endian
+        "0700" +
+        "0300" +
+        "763000" +
+        "00" + // IFLA_IFNAME "v0\0", length 7, one byte of padding
+        "0800" +
+        "0f00" +
+        "fe000000" + // RTA_TABLE 254, host order
+        "0800" +
+        "0100" +
+        "0af40700", // RTA_DST 10.244.7.0, network order
     );
   });
 
@@ -77,23 +94,38 @@ describe("reading captured kernel replies", () => {
     { name: "a plain ack completes its request with errno 0", reply: "ack", errno: 0, message: undefined, records: 0 },
     {
       name: "a capped error carries the errno and the kernel's extended-ack text",
-      reply: "error-extack-capped", errno: 101, message: gatewayText, records: 0,
+      reply: "error-extack-capped",
+      errno: 101,
+      message: gatewayText,
+      records: 0,
     },
     {
       name: "an uncapped error skips the echoed request to reach the extended-ack text",
-      reply: "error-extack-uncapped", errno: 101, message: gatewayText, records: 0,
+      reply: "error-extack-uncapped",
+      errno: 101,
+      message: gatewayText,
+      records: 0,
     },
     {
       name: "a delete of an absent neighbor reports ENOENT without text",
-      reply: "error-enoent", errno: 2, message: undefined, records: 0,
+      reply: "error-enoent",
+      errno: 2,
+      message: undefined,
+      records: 0,
     },
     {
       name: "a route dump spanning two datagrams ends at NLMSG_DONE with every record kept",
-      reply: "route-dump", errno: 0, message: undefined, records: 4,
+      reply: "route-dump",
+      errno: 0,
+      message: undefined,
+      records: 4,
     },
     {
       name: "a GET is answered by its record and then an ack",
-      reply: "link-get", errno: 0, message: undefined, records: 1,
+      reply: "link-get",
+      errno: 0,
+      message: undefined,
+      records: 1,
     },
   ];
   for (const c of cases) {
@@ -115,7 +147,11 @@ describe("reading captured kernel replies", () => {
 
   test("a batch completes only when the ack of every request is in, whatever their order", () => {
     const acks = [CAPTURED_REPLIES["error-extack-capped"], CAPTURED_REPLIES["ack"]];
-    const { tracker } = track(acks.flatMap((r) => r.datagrams), 101, 2);
+    const { tracker } = track(
+      acks.flatMap((r) => r.datagrams),
+      101,
+      2,
+    );
     expect(tracker.complete).toBe(true);
     expect(tracker.outcomes.map((o) => o.errno)).toEqual([0, 101]);
   });
@@ -175,7 +211,8 @@ function mutate(seed: Uint8Array, rand: () => number): Uint8Array {
     const at = int(Math.max(bytes.length, 1));
     const mode = int(5);
     if (mode === 0 && bytes.length > 0) bytes[at] = int(256);
-    else if (mode === 1) bytes = bytes.slice(0, at); // truncate
+    else if (mode === 1)
+      bytes = bytes.slice(0, at); // truncate
     else if (mode === 2 && at + 2 <= bytes.length) new DataView(bytes.buffer).setUint16(at, [0, 3, 4, 16, 0xffff][int(5)], true);
     else if (mode === 3 && at + 4 <= bytes.length) new DataView(bytes.buffer).setUint32(at, int(2 ** 32), true);
     else if (mode === 4) bytes = Uint8Array.from([...bytes, ...Array.from({ length: int(24) }, () => int(256))]);
@@ -211,9 +248,7 @@ function consume(bytes: Uint8Array, seq: number): string | undefined {
 }
 
 describe("fuzzing the reply path", () => {
-  const seeds = Object.values(CAPTURED_REPLIES).flatMap((r) =>
-    r.datagrams.map((hex) => ({ seq: r.seq, bytes: Buffer.from(hex, "hex") })),
-  );
+  const seeds = Object.values(CAPTURED_REPLIES).flatMap((r) => r.datagrams.map((hex) => ({ seq: r.seq, bytes: Buffer.from(hex, "hex") })));
   for (const seed of [0x5eed, 0xf1a77e1, 20261127]) {
     test(`20000 mutated and random datagrams never throw and never decode out-of-range values (seed ${seed})`, () => {
       const rand = seededRandom(seed);
@@ -244,5 +279,4 @@ describe("fuzzing the reply path", () => {
     }
     expect(records).toBeGreaterThan(100);
   });
-
 });

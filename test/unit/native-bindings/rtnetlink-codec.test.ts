@@ -8,7 +8,12 @@ import { formatIp4 } from "../../../native-bindings/ip4.ts";
 import { ip4 } from "../../../testbed/ipv4.ts";
 import { decodeAddress, decodeLink, decodeNeighbor, decodeRoute } from "../../../native-bindings/rtnetlink-reply.ts";
 import {
-  describeOp, encodeOp, encodeQuery, validateOp, type RtnetlinkOp, type RtnetlinkQuery,
+  describeOp,
+  encodeOp,
+  encodeQuery,
+  validateOp,
+  type RtnetlinkOp,
+  type RtnetlinkQuery,
 } from "../../../native-bindings/rtnetlink-request.ts";
 import { CAPTURED_REPLIES } from "./captured-replies.ts";
 
@@ -40,7 +45,10 @@ describe("requests", () => {
       hex: [
         "3c000000 1900 0500 01000000 00000000",
         "02 18 00 00 fe 00 ff 00 00000000",
-        "0800 0f00 fe000000", "0800 0100 0af40700", "0800 0500 0af40700", "0800 0400 03000000",
+        "0800 0f00 fe000000",
+        "0800 0100 0af40700",
+        "0800 0500 0af40700",
+        "0800 0400 03000000",
       ],
     },
     {
@@ -49,7 +57,9 @@ describe("requests", () => {
       hex: [
         "34000000 1800 0505 01000000 00000000",
         "02 18 00 00 fe 03 fd 01 00000000",
-        "0800 0f00 fe000000", "0800 0100 0af40700", "0800 0400 03000000",
+        "0800 0f00 fe000000",
+        "0800 0100 0af40700",
+        "0800 0400 03000000",
       ],
     },
     {
@@ -78,7 +88,9 @@ describe("requests", () => {
       hex: [
         "30000000 1400 0505 01000000 00000000",
         "02 18 00 00 03000000",
-        "0800 0200 0af40101", "0800 0100 0af40101", "0800 0400 0af401ff", // LOCAL, ADDRESS, BROADCAST .255
+        "0800 0200 0af40101",
+        "0800 0100 0af40101",
+        "0800 0400 0af401ff", // LOCAL, ADDRESS, BROADCAST .255
       ],
     },
     {
@@ -143,7 +155,9 @@ describe("requests", () => {
     const name = (i: number) => (i === 5 ? "flannel.1" : "?");
     expect(describeOp(route, name)).toBe("10.244.2.0/24 via 10.244.2.0 dev flannel.1");
     expect(describeOp(neighbor, name)).toBe("10.244.2.0 lladdr 0e:2a:00:00:00:02 dev flannel.1");
-    expect(describeOp({ kind: "linkSet", ifindex: 5, change: { mtu: 1450, gsoMaxSegments: 44 } }, name)).toBe("dev flannel.1 mtu 1450 gso_max_segs 44");
+    expect(describeOp({ kind: "linkSet", ifindex: 5, change: { mtu: 1450, gsoMaxSegments: 44 } }, name)).toBe(
+      "dev flannel.1 mtu 1450 gso_max_segs 44",
+    );
   });
 });
 
@@ -173,8 +187,17 @@ describe("records from captured kernel replies", () => {
     }));
     expect(routes.filter((r) => r.table === 254)).toEqual(
       ["10.244.2.0", "10.244.5.0", "10.244.7.0"].map((net) => ({
-        dst: net, prefixLen: 24, gateway: net, ifindex: 3, onlink: true,
-        table: 254, protocol: 3, scope: 0, type: 1, priority: undefined, prefsrc: undefined,
+        dst: net,
+        prefixLen: 24,
+        gateway: net,
+        ifindex: 3,
+        onlink: true,
+        table: 254,
+        protocol: 3,
+        scope: 0,
+        type: 1,
+        priority: undefined,
+        prefsrc: undefined,
       })),
     );
     expect(routes.filter((r) => r.table === 255)).toMatchObject([
@@ -196,16 +219,18 @@ describe("records from captured kernel replies", () => {
   });
 
   test("the link reply gives index, name, MTU, MAC and the up flag", () => {
-    expect(decodeAll("link-get", decodeLink)).toMatchObject([
-      { index: 3, name: "v0", mtu: 1450, mac: "0e:2a:00:00:00:01", up: true },
-    ]);
+    expect(decodeAll("link-get", decodeLink)).toMatchObject([{ index: 3, name: "v0", mtu: 1450, mac: "0e:2a:00:00:00:01", up: true }]);
   });
 
   test("a request decodes as the record it creates, since both share the kernel layout", () => {
     const op: RtnetlinkOp = { kind: "routeReplace", route: { dst: NET, prefixLen: 24, gateway: NET, ifindex: 3, onlink: true } };
-    const view = new DataView(Buffer.from(encode((w) => encodeOp(w, 1, op)), "hex").buffer.slice(0));
+    const view = new DataView(
+      Buffer.from(
+        encode((w) => encodeOp(w, 1, op)),
+        "hex",
+      ).buffer.slice(0),
+    );
     const [msg] = readMessages(view, 0, view.byteLength) as NetlinkHeader[];
     expect(decodeRoute(view, msg)).toMatchObject(op.route);
   });
 });
-

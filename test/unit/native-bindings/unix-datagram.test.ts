@@ -25,7 +25,10 @@ afterAll(async () => {
 /** The addresses /proc/net/unix lists (its last column; abstract names start with '@', NULs shown as '@'). */
 async function listedAddresses(): Promise<string[]> {
   const lines = (await readFile("/proc/net/unix", "utf8")).split("\n").slice(1);
-  return lines.map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 8).map((f) => f.slice(7).join(" "));
+  return lines
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 8)
+    .map((f) => f.slice(7).join(" "));
 }
 
 function syscallError(run: () => unknown): SyscallError {
@@ -111,6 +114,11 @@ describe("UnixDatagramSocket", () => {
     const socket = UnixDatagramSocket.open(libc);
     socket.close();
     socket.close();
-    expect(await stat(`/proc/self/fd/${socket.fd}`).then(() => "open", () => "closed")).toBe("closed");
+    expect(
+      await stat(`/proc/self/fd/${socket.fd}`).then(
+        () => "open",
+        () => "closed",
+      ),
+    ).toBe("closed");
   });
 });

@@ -50,10 +50,20 @@ async function running(opts: { args?: string[]; setup?: (f: FakeAgentDeps) => vo
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const subnetFile = join(dir, "subnet.env");
   await writeFile(subnetFile, `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`);
-  const options = parseRunFlags([
-    "--etcd-endpoints", "http://fake-etcd:2379", "--state-dir", join(dir, "state"), "--subnet-file", subnetFile, "--status-socket", "",
-    ...(opts.args ?? []),
-  ], {});
+  const options = parseRunFlags(
+    [
+      "--etcd-endpoints",
+      "http://fake-etcd:2379",
+      "--state-dir",
+      join(dir, "state"),
+      "--subnet-file",
+      subnetFile,
+      "--status-socket",
+      "",
+      ...(opts.args ?? []),
+    ],
+    {},
+  );
   const f = fakeAgentDeps();
   opts.setup?.(f);
   const captured = captureLog();
@@ -125,7 +135,14 @@ describe("Agent on in-memory dependencies", () => {
     expect(a.host.acceptRaOff).toEqual(["flannel.1"]);
     expect(await subnetLine(a.subnetFile)).toBe("FLANNEL_SUBNET=10.244.1.1/24");
     expect(programmed(a)).toEqual([row(NODE_2)]);
-    expect(a.agent.snapshot()).toMatchObject({ ready: true, waitingFor: [], etcdConnected: true, peers: 1, forwardingEntries: 1, faults: [] });
+    expect(a.agent.snapshot()).toMatchObject({
+      ready: true,
+      waitingFor: [],
+      etcdConnected: true,
+      peers: 1,
+      forwardingEntries: 1,
+      faults: [],
+    });
     expect(a.agent.status()).toMatchObject({
       time: new Date(t0).toISOString(),
       lease: { subnet: OUR_SUBNET, publicIp: OUR_IP, vtepMac: dataplane.vtepMac, expiresAt: new Date(t0 + DAY_MS).toISOString() },
@@ -243,7 +260,10 @@ describe("Agent on in-memory dependencies", () => {
     expect(ours).not.toBe(OUR_SUBNET);
     expect(a.captured.matching(`re-registered with a different subnet ${ours}: ${OUR_SUBNET} was taken`)).toHaveLength(1);
     expect(tapAddresses(a)).toEqual([ours.replace("/24", "/32")]);
-    await eventually("subnet.env names the new subnet", async () => (await subnetLine(a.subnetFile)) === `FLANNEL_SUBNET=${ours.replace(".0/24", ".1/24")}`);
+    await eventually(
+      "subnet.env names the new subnet",
+      async () => (await subnetLine(a.subnetFile)) === `FLANNEL_SUBNET=${ours.replace(".0/24", ".1/24")}`,
+    );
     expect(a.registry.record(OUR_KEY)!.value).toBe(OTHER_NODE); // never put back: it is not ours any more
     // The taker's put came during our re-registration; the next reconcile's listing makes it a peer.
     await a.clock.advance(a.options.reconcileIntervalSeconds * 1000);
@@ -255,7 +275,9 @@ describe("Agent on in-memory dependencies", () => {
     const foreign = vxlan("192.0.2.99", "0a:58:0a:f4:63:63");
     a.registry.put(OUR_KEY, foreign);
     await turn();
-    expect(a.captured.matching(`our lease ${OUR_SUBNET} was overwritten by someone else: found PublicIP 192.0.2.99, VtepMAC 0a:58:0a:f4:63:63`)).toHaveLength(1);
+    expect(
+      a.captured.matching(`our lease ${OUR_SUBNET} was overwritten by someone else: found PublicIP 192.0.2.99, VtepMAC 0a:58:0a:f4:63:63`),
+    ).toHaveLength(1);
     expect(a.registry.record(OUR_KEY)!.value).toBe(foreign); // the restore is a timer of the agent's clock
     expect(a.agent.snapshot().ownLeaseRestores).toBe(0);
     await a.clock.advance(0);
@@ -329,7 +351,13 @@ describe("Agent on in-memory dependencies", () => {
     a.kernel.routes.delete(`${parseIp4("10.244.2.0")}/24`); // `ip route del` by hand
     a.kernel.neighbors.delete(parseIp4("10.244.3.0")!);
     a.dataplanes.last.peers.delete("0a:58:0a:f4:03:03");
-    a.kernel.routes.set(`${parseIp4("10.244.9.0")}/24`, { dst: parseIp4("10.244.9.0")!, prefixLen: 24, gateway: parseIp4("10.244.9.0")!, ifindex: tap, onlink: true });
+    a.kernel.routes.set(`${parseIp4("10.244.9.0")}/24`, {
+      dst: parseIp4("10.244.9.0")!,
+      prefixLen: 24,
+      gateway: parseIp4("10.244.9.0")!,
+      ifindex: tap,
+      onlink: true,
+    });
     const interval = a.options.reconcileIntervalSeconds * 1000;
     await a.clock.advance(interval - 1);
     expect(a.agent.snapshot().reconcileRuns).toBe(0);

@@ -74,7 +74,9 @@ describe("startHealthServer", () => {
     const server = await start(() => state);
     expect(await get(server, "/readyz")).toMatchObject({ status: 503, body: "not ready: tap flannel.1 is down\n" });
     state = { ...state, faults: ["tap flannel.1 is down", "tap flannel.1 has MAC 0a:00:00:00:00:01, not our VtepMAC 0a:58:0a:f4:01:01"] };
-    expect((await get(server, "/readyz")).body).toBe("not ready: tap flannel.1 is down; tap flannel.1 has MAC 0a:00:00:00:00:01, not our VtepMAC 0a:58:0a:f4:01:01\n");
+    expect((await get(server, "/readyz")).body).toBe(
+      "not ready: tap flannel.1 is down; tap flannel.1 has MAC 0a:00:00:00:00:01, not our VtepMAC 0a:58:0a:f4:01:01\n",
+    );
     state = { ...state, ready: true, faults: [] };
     expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready\n" });
   });
@@ -84,7 +86,10 @@ describe("startHealthServer", () => {
     const server = await start(() => state);
     expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready\n" });
     state = { ...state, etcdConnected: false };
-    expect(await get(server, "/readyz")).toMatchObject({ status: 200, body: "flannelette is ready; etcd unreachable, forwarding with the known peers\n" });
+    expect(await get(server, "/readyz")).toMatchObject({
+      status: 200,
+      body: "flannelette is ready; etcd unreachable, forwarding with the known peers\n",
+    });
   });
 
   test("serves /metrics as Prometheus text 0.0.4 that follows the snapshot", async () => {
@@ -144,9 +149,7 @@ describe("startHealthServer", () => {
     );
     expect(error).toBeInstanceOf(ControlError);
     expect((error as ControlError).code).toBe("HEALTHZ_LISTEN");
-    expect((error as ControlError).message).toBe(
-      `cannot listen on 127.0.0.1:${first.port} for --healthz-port: address already in use`,
-    );
+    expect((error as ControlError).message).toBe(`cannot listen on 127.0.0.1:${first.port} for --healthz-port: address already in use`);
   });
 
   test("stop() closes the port, so it can be bound again", async () => {

@@ -37,12 +37,18 @@ describe("instance lock", () => {
   test("a state dir that cannot be made fails naming --state-dir", async () => {
     const file = join(root, "not-a-dir");
     await writeFile(file, "x");
-    await expect(acquireInstanceLock(libc, join(file, "state"), "flannel.1")).rejects.toThrow(`--state-dir ${join(file, "state")}: cannot lock`);
+    await expect(acquireInstanceLock(libc, join(file, "state"), "flannel.1")).rejects.toThrow(
+      `--state-dir ${join(file, "state")}: cannot lock`,
+    );
   });
 
   test("the refusal names the holder only when the file holds a PID", () => {
-    expect(refusalMessage("/s/flannel.1.lock", 12)).toBe("another flannelette (PID 12) holds /s/flannel.1.lock: refusing to start a second agent for this TAP and state directory");
-    expect(refusalMessage("/s/flannel.1.lock", null)).toBe("another flannelette holds /s/flannel.1.lock: refusing to start a second agent for this TAP and state directory");
+    expect(refusalMessage("/s/flannel.1.lock", 12)).toBe(
+      "another flannelette (PID 12) holds /s/flannel.1.lock: refusing to start a second agent for this TAP and state directory",
+    );
+    expect(refusalMessage("/s/flannel.1.lock", null)).toBe(
+      "another flannelette holds /s/flannel.1.lock: refusing to start a second agent for this TAP and state directory",
+    );
     expect(parseHolderPid("123\n")).toBe(123);
     for (const junk of ["", "0", "-1", "12x", "99999999999"]) expect(parseHolderPid(junk)).toBeNull();
   });

@@ -1,8 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import { createIpMasq, findIptables } from "../../../../control/agent/ip-masq.ts";
 import {
-  flannelRuleSets, hasRandomFullyAndWait, needsRewrite, parseIptablesSave, parseIptablesVersion, removeLines,
-  restorePayload, rewriteLines,
+  flannelRuleSets,
+  hasRandomFullyAndWait,
+  needsRewrite,
+  parseIptablesSave,
+  parseIptablesVersion,
+  removeLines,
+  restorePayload,
+  rewriteLines,
 } from "../../../../control/agent/ip-masq-rules.ts";
 import { ControlError } from "../../../../control/control-error.ts";
 import { parseCidr4 } from "../../../../native-bindings/ip4.ts";
@@ -25,11 +31,11 @@ function save(table: string, chains: string[], rules: string[]): string {
   ].join("\n");
 }
 
-const GOOD_NAT = save("nat", ["PREROUTING", "POSTROUTING", "FLANNEL-POSTRTG"], [
-  "-A POSTROUTING -s 198.51.100.0/24 -j ACCEPT",
-  `-A POSTROUTING ${NAT.jump}`,
-  ...NAT.rules.map((r) => `-A FLANNEL-POSTRTG ${r}`),
-]);
+const GOOD_NAT = save(
+  "nat",
+  ["PREROUTING", "POSTROUTING", "FLANNEL-POSTRTG"],
+  ["-A POSTROUTING -s 198.51.100.0/24 -j ACCEPT", `-A POSTROUTING ${NAT.jump}`, ...NAT.rules.map((r) => `-A FLANNEL-POSTRTG ${r}`)],
+);
 
 describe("flannelRuleSets", () => {
   test("spells flannel's FLANNEL-POSTRTG rules in flannel's order, with --random-fully when supported", () => {
@@ -75,10 +81,26 @@ describe("needsRewrite", () => {
     ["an empty table", save("nat", ["POSTROUTING"], []), true],
     ["rules without the chain declaration", save("nat", ["POSTROUTING"], [`-A POSTROUTING ${NAT.jump}`, ...rules]), true],
     ["one rule missing", save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, ...rules.slice(1)]), true],
-    ["two rules swapped", save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, rules[1], rules[0], ...rules.slice(2)]), true],
-    ["a stale extra rule", save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, ...rules, "-A FLANNEL-POSTRTG -s 10.9.0.0/16 -j RETURN"]), true],
+    [
+      "two rules swapped",
+      save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, rules[1], rules[0], ...rules.slice(2)]),
+      true,
+    ],
+    [
+      "a stale extra rule",
+      save(
+        "nat",
+        ["POSTROUTING", "FLANNEL-POSTRTG"],
+        [`-A POSTROUTING ${NAT.jump}`, ...rules, "-A FLANNEL-POSTRTG -s 10.9.0.0/16 -j RETURN"],
+      ),
+      true,
+    ],
     ["no jump", save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], rules), true],
-    ["two jumps", save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, `-A POSTROUTING ${NAT.jump}`, ...rules]), true],
+    [
+      "two jumps",
+      save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, `-A POSTROUTING ${NAT.jump}`, ...rules]),
+      true,
+    ],
     ["the jump in the wrong chain", save("nat", ["OUTPUT", "FLANNEL-POSTRTG"], [`-A OUTPUT ${NAT.jump}`, ...rules]), true],
   ];
   test.each(cases)("is %p -> %p", (_why, text, expected) => {
@@ -88,7 +110,9 @@ describe("needsRewrite", () => {
 
 describe("restore payloads", () => {
   test("a rewrite declares (and so flushes) our chain, deletes every jump copy, then appends the set", () => {
-    const state = parseIptablesSave(save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, `-A POSTROUTING ${NAT.jump}`]));
+    const state = parseIptablesSave(
+      save("nat", ["POSTROUTING", "FLANNEL-POSTRTG"], [`-A POSTROUTING ${NAT.jump}`, `-A POSTROUTING ${NAT.jump}`]),
+    );
     expect(restorePayload([{ table: "nat", lines: rewriteLines(state, NAT) }])).toBe(
       [
         "*nat",
@@ -104,13 +128,19 @@ describe("restore payloads", () => {
   });
 
   test("removal deletes every rule that jumps to our chain, then the chain, and spares other rules", () => {
-    const state = parseIptablesSave(save("nat", ["POSTROUTING", "OUTPUT", "FLANNEL-POSTRTG"], [
-      "-A POSTROUTING -s 198.51.100.0/24 -j ACCEPT",
-      `-A POSTROUTING ${NAT.jump}`,
-      "-A OUTPUT -d 10.0.0.0/8 -g FLANNEL-POSTRTG",
-      "-A OUTPUT -j FLANNEL-POSTRTG-OTHER",
-      ...NAT.rules.map((r) => `-A FLANNEL-POSTRTG ${r}`),
-    ]));
+    const state = parseIptablesSave(
+      save(
+        "nat",
+        ["POSTROUTING", "OUTPUT", "FLANNEL-POSTRTG"],
+        [
+          "-A POSTROUTING -s 198.51.100.0/24 -j ACCEPT",
+          `-A POSTROUTING ${NAT.jump}`,
+          "-A OUTPUT -d 10.0.0.0/8 -g FLANNEL-POSTRTG",
+          "-A OUTPUT -j FLANNEL-POSTRTG-OTHER",
+          ...NAT.rules.map((r) => `-A FLANNEL-POSTRTG ${r}`),
+        ],
+      ),
+    );
     expect(removeLines(state, NAT)).toEqual([
       `-D POSTROUTING ${NAT.jump}`,
       "-D OUTPUT -d 10.0.0.0/8 -g FLANNEL-POSTRTG",
@@ -148,7 +178,10 @@ describe("missing iptables", () => {
 
   test.each(["ensure", "remove"] as const)("%s() rejects with IPTABLES_MISSING naming the Debian package", async (method) => {
     const masq = createIpMasq({ network: NETWORK, subnet: SUBNET, log: createLogger(() => {}), searchPath: EMPTY_PATH });
-    const error = await masq[method]().then(() => null, (e: unknown) => e);
+    const error = await masq[method]().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ControlError);
     expect(error).toMatchObject({ code: "IPTABLES_MISSING", message: "--ip-masq needs iptables (Debian package iptables)" });
   });

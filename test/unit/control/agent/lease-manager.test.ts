@@ -18,8 +18,16 @@ afterEach(() => {
 function manager(registry: FakeRegistry, vtepMac = "0a:58:0a:f4:01:01") {
   const captured = captureLog();
   const m = new LeaseManager({
-    registry, prefix: PREFIX, config, publicIp: parseIp4("192.0.2.11")!, vtepMac, vni: 1, previous: null,
-    renewMarginMs: 3_600_000, log: captured.log, random: () => 0,
+    registry,
+    prefix: PREFIX,
+    config,
+    publicIp: parseIp4("192.0.2.11")!,
+    vtepMac,
+    vni: 1,
+    previous: null,
+    renewMarginMs: 3_600_000,
+    log: captured.log,
+    random: () => 0,
   });
   managers.push(m);
   return { m, captured };
@@ -45,7 +53,9 @@ describe("LeaseManager", () => {
     const oldValue = m.value;
     await m.changeVtepMac("0a:58:0a:f4:09:09");
     const after = registry.record(key)!;
-    expect(after.value).toBe('{"PublicIP":"192.0.2.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:0a:f4:09:09"}}');
+    expect(after.value).toBe(
+      '{"PublicIP":"192.0.2.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:0a:f4:09:09"}}',
+    );
     expect(after.modRevision).toBeGreaterThan(before.modRevision);
     expect(after.etcdLeaseId).not.toBe(before.etcdLeaseId);
     expect(m.vtepMac).toBe("0a:58:0a:f4:09:09");

@@ -26,7 +26,9 @@ function bindLoopback(): Promise<number> {
 describe("local checks", () => {
   test("a UDP port someone holds is refused with the bind error; the check itself leaves the port free", async () => {
     const taken = await bindLoopback();
-    expect(() => checkPortFree(libc, taken)).toThrow(`VXLAN port ${taken} is not free: EADDRINUSE: bind 0.0.0.0:${taken}: Address already in use`);
+    expect(() => checkPortFree(libc, taken)).toThrow(
+      `VXLAN port ${taken} is not free: EADDRINUSE: bind 0.0.0.0:${taken}: Address already in use`,
+    );
     const port = await bindLoopback();
     sockets.pop()!.close();
     checkPortFree(libc, port);

@@ -1,13 +1,22 @@
 import { describe, expect, test } from "bun:test";
-import {
-  type AgentSnapshot, escapeHelp, escapeLabelValue, formatValue, renderMetrics,
-} from "../../../../control/agent/metrics-text.ts";
+import { type AgentSnapshot, escapeHelp, escapeLabelValue, formatValue, renderMetrics } from "../../../../control/agent/metrics-text.ts";
 import { LEASE_REJECT_REASONS } from "../../../../control/agent/peer-sync.ts";
 import { DROP_REASONS, type DataplaneCounters, type DropReason } from "../../../../dataplane/counters.ts";
 
 function counters(drops: Partial<Record<DropReason, number>> = {}): DataplaneCounters {
   const all = Object.fromEntries(DROP_REASONS.map((r) => [r, drops[r] ?? 0])) as Record<DropReason, number>;
-  return { txFrames: 10, txBytes: 1500, rxFrames: 7, rxBytes: 980, txBatches: 2, rxBatches: 3, wakeups: 4, directFrames: 1, takenOver: 0, drops: all };
+  return {
+    txFrames: 10,
+    txBytes: 1500,
+    rxFrames: 7,
+    rxBytes: 980,
+    txBatches: 2,
+    rxBatches: 3,
+    wakeups: 4,
+    directFrames: 1,
+    takenOver: 0,
+    drops: all,
+  };
 }
 
 const SNAPSHOT: AgentSnapshot = {
@@ -121,7 +130,9 @@ describe("renderMetrics", () => {
     const got = samples(renderMetrics({ ...SNAPSHOT, leaseRejections: {} }));
     for (const reason of LEASE_REJECT_REASONS) expect(got.get(`flannelette_lease_rejections_total{reason="${reason}"}`)).toBe("0");
     const text = renderMetrics(SNAPSHOT);
-    expect([...text.matchAll(/^flannelette_lease_rejections_total\{reason="([^"]+)"\} /gm)].map((m) => m[1])).toEqual([...LEASE_REJECT_REASONS]);
+    expect([...text.matchAll(/^flannelette_lease_rejections_total\{reason="([^"]+)"\} /gm)].map((m) => m[1])).toEqual([
+      ...LEASE_REJECT_REASONS,
+    ]);
   });
 
   test.each<[string, number | null]>([
@@ -138,8 +149,11 @@ describe("renderMetrics", () => {
     ["ready and etcd up as 1", { ready: true, etcdConnected: true }, { flannelette_ready: "1", flannelette_etcd_connected: "1" }],
     ["no peers as 0", { peers: 0 }, { flannelette_peers: "0" }],
     ["an empty forwarding table as 0", { forwardingEntries: 0 }, { flannelette_forwarding_entries: "0" }],
-    ["the forwarding table's own size, even when it differs from the peer count", { peers: 5000, forwardingEntries: 4999 },
-      { flannelette_peers: "5000", flannelette_forwarding_entries: "4999" }],
+    [
+      "the forwarding table's own size, even when it differs from the peer count",
+      { peers: 5000, forwardingEntries: 4999 },
+      { flannelette_peers: "5000", flannelette_forwarding_entries: "4999" },
+    ],
   ])("reports %s", (_why, change, expected) => {
     const got = samples(renderMetrics({ ...SNAPSHOT, ...change }));
     for (const [name, value] of Object.entries(expected)) expect(got.get(name)).toBe(value);

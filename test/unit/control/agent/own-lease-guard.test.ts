@@ -35,8 +35,17 @@ async function holding(opts: { watch?: boolean } = {}) {
   const captured = captureLog();
   const clock = { t: 1_000_000 };
   const m = new LeaseManager({
-    registry, prefix: PREFIX, config: parsed.ok ? parsed.config : (undefined as never), publicIp: parseIp4("192.0.2.11")!,
-    vtepMac: "0a:58:0a:f4:01:01", vni: 1, previous: null, renewMarginMs: 3_600_000, log: captured.log, random: () => 0, now: () => clock.t,
+    registry,
+    prefix: PREFIX,
+    config: parsed.ok ? parsed.config : (undefined as never),
+    publicIp: parseIp4("192.0.2.11")!,
+    vtepMac: "0a:58:0a:f4:01:01",
+    vni: 1,
+    previous: null,
+    renewMarginMs: 3_600_000,
+    log: captured.log,
+    random: () => 0,
+    now: () => clock.t,
   });
   cleanups.push(() => m.stop());
   await m.acquire();
@@ -49,7 +58,9 @@ async function holding(opts: { watch?: boolean } = {}) {
           else m.onOwnKeyDeleted();
         }
       },
-      onCompacted: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined,
+      onCompacted: () => undefined,
+      onConnected: () => undefined,
+      onDisconnected: () => undefined,
     });
     cleanups.push(() => void watch.close());
   }
@@ -137,9 +148,12 @@ describe("our own lease key overwritten", () => {
     // The other writer puts its value back whenever ours appears.
     const fighter = registry.watchLeases(registry.revision + 1, {
       onBatch: (events) => {
-        for (const e of events) if (e.key === KEY && e.type === "put" && e.value === m.value) queueMicrotask(() => registry.put(KEY, FOREIGN));
+        for (const e of events)
+          if (e.key === KEY && e.type === "put" && e.value === m.value) queueMicrotask(() => registry.put(KEY, FOREIGN));
       },
-      onCompacted: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined,
+      onCompacted: () => undefined,
+      onConnected: () => undefined,
+      onDisconnected: () => undefined,
     });
     cleanups.push(() => void fighter.close());
     const advance = async (ms: number) => {

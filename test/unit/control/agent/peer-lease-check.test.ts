@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { checkPeerLease, keepsKnownPeer, MAX_LEASE_VALUE_BYTES, type PeerCheckContext, type PeerRejectReason, publicIpProblem, vtepMacProblem } from "../../../../control/agent/peer-lease-check.ts";
+import {
+  checkPeerLease,
+  keepsKnownPeer,
+  MAX_LEASE_VALUE_BYTES,
+  type PeerCheckContext,
+  type PeerRejectReason,
+  publicIpProblem,
+  vtepMacProblem,
+} from "../../../../control/agent/peer-lease-check.ts";
 import { parseCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 
 const ip = (text: string) => parseIp4(text)!;
@@ -36,7 +44,10 @@ describe("checkPeerLease", () => {
   test("lowercases an uppercase VtepMAC, and compares it with ours in lowercase", () => {
     const r = checkPeerLease(cidr("10.244.2.0/24"), vxlan("192.0.2.12", "0A:58:0A:F4:02:02"), CTX);
     expect(r.ok && r.peer.vtepMac).toBe("0a:58:0a:f4:02:02");
-    expect(checkPeerLease(cidr("10.244.2.0/24"), vxlan("192.0.2.12", OWN_MAC.toUpperCase()), CTX)).toMatchObject({ ok: false, reason: "own_vtep_mac" });
+    expect(checkPeerLease(cidr("10.244.2.0/24"), vxlan("192.0.2.12", OWN_MAC.toUpperCase()), CTX)).toMatchObject({
+      ok: false,
+      reason: "own_vtep_mac",
+    });
   });
 
   test.each<[string, string, string, PeerRejectReason]>([
@@ -51,7 +62,12 @@ describe("checkPeerLease", () => {
     ["a /25 inside the Network", "10.244.2.128/25", GOOD, "subnet_length"],
     ["a subnet with host bits", "10.244.2.5/24", GOOD, "subnet_host_bits"],
     ["our own subnet", "10.244.1.0/24", GOOD, "own_subnet"],
-    ["no PublicIP (Go's zero value)", "10.244.2.0/24", vxlan("0.0.0.0", "0a:58:0a:f4:02:02").replace('"PublicIP":"0.0.0.0",', ""), "bad_public_ip"],
+    [
+      "no PublicIP (Go's zero value)",
+      "10.244.2.0/24",
+      vxlan("0.0.0.0", "0a:58:0a:f4:02:02").replace('"PublicIP":"0.0.0.0",', ""),
+      "bad_public_ip",
+    ],
     ["a PublicIP in 0/8", "10.244.2.0/24", vxlan("0.1.2.3", "0a:58:0a:f4:02:02"), "bad_public_ip"],
     ["a loopback PublicIP", "10.244.2.0/24", vxlan("127.0.0.1", "0a:58:0a:f4:02:02"), "bad_public_ip"],
     ["a multicast PublicIP", "10.244.2.0/24", vxlan("224.0.0.1", "0a:58:0a:f4:02:02"), "bad_public_ip"],

@@ -48,8 +48,13 @@ async function started(registry: FakeRegistry) {
   const captured = captureLog();
   const own: OwnLeaseEvent[] = [];
   const sync = new PeerSync({
-    registry, kernel, log: captured.log,
-    network: parseCidr4("10.244.0.0/16")!, subnetLen: 24, ownPublicIp: parseIp4(OWN_IP)!, ownVtepMac: OWN_MAC,
+    registry,
+    kernel,
+    log: captured.log,
+    network: parseCidr4("10.244.0.0/16")!,
+    subnetLen: 24,
+    ownPublicIp: parseIp4(OWN_IP)!,
+    ownVtepMac: OWN_MAC,
     ownSubnet: () => OWN_SUBNET,
     onOwnLease: (event) => own.push(event),
     onEtcdState: () => undefined,
@@ -84,7 +89,9 @@ describe("PeerSync with hostile leases", () => {
     const { sync, kernel, captured, own } = await started(registry);
     expect(kernel.summary()).toEqual(["10.244.2.0/24 0a:58:0a:f4:02:02 192.0.2.12"]);
     expect(Object.fromEntries(sync.rejected)).toEqual(Object.fromEntries(HOSTILE.map(([, , reason]) => [reason, 1])));
-    expect(own).toEqual([{ type: "put", value: vxlan(OWN_IP, OWN_MAC), modRevision: registry.record(SUBNETS + "10.244.1.0-24")!.modRevision }]);
+    expect(own).toEqual([
+      { type: "put", value: vxlan(OWN_IP, OWN_MAC), modRevision: registry.record(SUBNETS + "10.244.1.0-24")!.modRevision },
+    ]);
     expect(captured.matching(/^W.* ignoring (lease|key) /)).toHaveLength(HOSTILE.length);
     await sync.stop();
   });
@@ -218,7 +225,9 @@ describe("PeerSync with two leases claiming one PublicIP", () => {
     expect(kernel.summary()).toEqual(["10.244.2.0/24 0a:58:0a:f4:02:02 192.0.2.12", "10.244.5.0/24 0a:58:0a:f4:05:05 192.0.2.12"]);
     const lines = captured.matching("both claim PublicIP 192.0.2.12");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^W.* leases \/coreos\.com\/network\/subnets\/10\.244\.2\.0-24 and \/coreos\.com\/network\/subnets\/10\.244\.5\.0-24 both claim/);
+    expect(lines[0]).toMatch(
+      /^W.* leases \/coreos\.com\/network\/subnets\/10\.244\.2\.0-24 and \/coreos\.com\/network\/subnets\/10\.244\.5\.0-24 both claim/,
+    );
     expect([...sync.rejected.values()]).toEqual([]);
     await sync.stop();
   });
@@ -241,13 +250,16 @@ describe("PeerSync with two leases claiming one PublicIP", () => {
 describe("PeerSync's log of peer changes", () => {
   test("a listing names its first 20 changes and sums up the rest; watched changes are each named", async () => {
     const registry = new FakeRegistry();
-    for (let i = 0; i < 50; i++) registry.put(`${SUBNETS}10.244.${100 + i}.0-24`, vxlan(`192.0.2.${100 + i}`, `0a:58:0a:f4:${(100 + i).toString(16)}:01`));
+    for (let i = 0; i < 50; i++)
+      registry.put(`${SUBNETS}10.244.${100 + i}.0-24`, vxlan(`192.0.2.${100 + i}`, `0a:58:0a:f4:${(100 + i).toString(16)}:01`));
     const { sync, kernel, captured } = await started(registry);
     try {
       expect(kernel.installed.size).toBe(50);
       const added = captured.lines.filter((l) => l.includes("] added peer "));
       expect(added).toHaveLength(20);
-      expect(captured.lines.filter((l) => /\] \.\.\. and 30 more peers added, updated or removed by the listing at revision \d+$/.test(l))).toHaveLength(1);
+      expect(
+        captured.lines.filter((l) => /\] \.\.\. and 30 more peers added, updated or removed by the listing at revision \d+$/.test(l)),
+      ).toHaveLength(1);
       registry.put(`${SUBNETS}10.244.200.0-24`, vxlan("192.0.2.200", "0a:58:0a:f4:c8:01"));
       registry.put(`${SUBNETS}10.244.201.0-24`, vxlan("192.0.2.201", "0a:58:0a:f4:c9:01"));
       await settle();

@@ -13,7 +13,11 @@ const OUR_ADDRESS = parseIp4("10.244.1.0")!;
 function guarded(kernel = new FakeTapKernel()) {
   kernel.addresses = [{ ip: OUR_ADDRESS, prefixLen: 32 }];
   const captured = captureLog();
-  const guard = new TapGuard(kernel, { name: "flannel.1", ifindex: TAP_INDEX, mtu: 1450, mac: OUR_MAC, address: () => OUR_ADDRESS }, captured.log);
+  const guard = new TapGuard(
+    kernel,
+    { name: "flannel.1", ifindex: TAP_INDEX, mtu: 1450, mac: OUR_MAC, address: () => OUR_ADDRESS },
+    captured.log,
+  );
   return { kernel, guard, captured };
 }
 
@@ -45,7 +49,11 @@ describe("TapGuard", () => {
     expect(guard.repair()).toBe(3);
     expect(kernel.link).toMatchObject({ mtu: 1450, mac: OUR_MAC, up: true });
     expect(kernel.addresses).toEqual([{ ip: OUR_ADDRESS, prefixLen: 32 }]);
-    expect(captured.matching("repaired tap flannel.1: MAC 0a:58:0a:f4:01:01 (was 0a:00:00:00:00:09); MTU 1450 (was 1300); address 10.244.1.0/32 (was missing)")).toHaveLength(1);
+    expect(
+      captured.matching(
+        "repaired tap flannel.1: MAC 0a:58:0a:f4:01:01 (was 0a:00:00:00:00:09); MTU 1450 (was 1300); address 10.244.1.0/32 (was missing)",
+      ),
+    ).toHaveLength(1);
     expect(guard.repair()).toBe(0);
   });
 
@@ -71,9 +79,17 @@ describe("TapGuard", () => {
 
   test("an unreadable TAP is a fault, and the repair logs instead of throwing", () => {
     const { guard, captured } = guarded();
-    const broken = new TapGuard(new FakeTapKernel({ index: 99, name: "other" }), {
-      name: "flannel.1", ifindex: TAP_INDEX + 1, mtu: 1450, mac: OUR_MAC, address: () => null,
-    }, captured.log);
+    const broken = new TapGuard(
+      new FakeTapKernel({ index: 99, name: "other" }),
+      {
+        name: "flannel.1",
+        ifindex: TAP_INDEX + 1,
+        mtu: 1450,
+        mac: OUR_MAC,
+        address: () => null,
+      },
+      captured.log,
+    );
     expect(broken.faults()[0]).toMatch(/^tap flannel\.1 cannot be read: /);
     expect(broken.repair()).toBe(0);
     expect(captured.matching("reconcile: cannot read tap flannel.1")).toHaveLength(1);

@@ -1,6 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import {
-  chooseUnderlay, type Underlay, type UnderlayAddress, type UnderlayLink, type UnderlayOptions, type UnderlayRoute,
+  chooseUnderlay,
+  type Underlay,
+  type UnderlayAddress,
+  type UnderlayLink,
+  type UnderlayOptions,
+  type UnderlayRoute,
   usableAddresses,
 } from "../../../../control/agent/underlay.ts";
 import { ControlError } from "../../../../control/control-error.ts";
@@ -65,7 +70,11 @@ const ETH1 = underlay(3, "eth1", "10.0.0.6", 9000);
 describe("chooseUnderlay picks", () => {
   const cases: [string, Partial<UnderlayOptions>, Underlay, UnderlayRoute[]?][] = [
     ["the default route's interface (lowest metric, main table, unicast) with no flags", {}, ETH0],
-    ["the default route's interface and --public-ip as identity when no interface holds that IP", { publicIp: ip("203.0.113.9") }, underlay(2, "eth0", "192.168.1.20", 1500, "203.0.113.9")],
+    [
+      "the default route's interface and --public-ip as identity when no interface holds that IP",
+      { publicIp: ip("203.0.113.9") },
+      underlay(2, "eth0", "192.168.1.20", 1500, "203.0.113.9"),
+    ],
     ["the interface holding --public-ip before the default route", { publicIp: ip("10.0.0.6") }, ETH1],
     ["an --iface given by name", { iface: ["eth1"] }, ETH1],
     ["an --iface given by address, with that very address", { iface: ["192.168.1.10"] }, underlay(2, "eth0", "192.168.1.10", 1500)],
@@ -78,7 +87,11 @@ describe("chooseUnderlay picks", () => {
     ["an address match before a name match", { ifaceRegex: ["^docker0$|^10\\.0\\.0\\.6$"] }, ETH1],
     ["a name match in ifindex order when no address matches", { ifaceRegex: ["^eth"] }, ETH0],
     ["the next --iface-regex when one matches nothing", { ifaceRegex: ["^wlan", "^eth1$"] }, ETH1],
-    ["--public-ip over the interface address with --iface", { iface: ["eth1"], publicIp: ip("198.51.100.4") }, underlay(3, "eth1", "10.0.0.6", 9000, "198.51.100.4")],
+    [
+      "--public-ip over the interface address with --iface",
+      { iface: ["eth1"], publicIp: ip("198.51.100.4") },
+      underlay(3, "eth1", "10.0.0.6", 9000, "198.51.100.4"),
+    ],
     ["a link-local address when the interface has nothing else", {}, underlay(7, "ll0", "169.254.7.7", 1400), [route(7, 0)]],
     ["the first default route when metrics tie", {}, ETH1, [route(3, 100), route(2, 100)]],
   ];
@@ -90,18 +103,51 @@ describe("chooseUnderlay picks", () => {
 describe("chooseUnderlay refuses", () => {
   const cases: [string, Partial<UnderlayOptions>, string, string, UnderlayRoute[]?][] = [
     ["an unknown --iface name", { iface: ["eth9"] }, "IFACE_NOT_FOUND", "--iface eth9: no such interface"],
-    ["an --iface address no interface has", { iface: ["198.51.100.1"] }, "IFACE_NOT_FOUND", "--iface 198.51.100.1: no interface has this address"],
+    [
+      "an --iface address no interface has",
+      { iface: ["198.51.100.1"] },
+      "IFACE_NOT_FOUND",
+      "--iface 198.51.100.1: no interface has this address",
+    ],
     ["an --iface with no IPv4 address", { iface: ["bond0"] }, "IFACE_NOT_FOUND", "--iface bond0: interface bond0 has no IPv4 address"],
     ["an --iface whose MTU is 0", { iface: ["zero"] }, "IFACE_NOT_FOUND", "--iface zero: interface zero reports MTU 0"],
     ["an --iface-regex that matches nothing", { ifaceRegex: ["^wlan"] }, "IFACE_NOT_FOUND", "--iface-regex ^wlan: no interface matches"],
-    ["an --iface-regex that matches only an interface without IPv4", { ifaceRegex: ["^bond"] }, "IFACE_NOT_FOUND", "--iface-regex ^bond: interface bond0 has no IPv4 address"],
-    ["and lists every value tried, without falling back to the default route", { iface: ["eth9"], ifaceRegex: ["^wlan"] }, "IFACE_NOT_FOUND", "--iface eth9: no such interface; --iface-regex ^wlan: no interface matches"],
+    [
+      "an --iface-regex that matches only an interface without IPv4",
+      { ifaceRegex: ["^bond"] },
+      "IFACE_NOT_FOUND",
+      "--iface-regex ^bond: interface bond0 has no IPv4 address",
+    ],
+    [
+      "and lists every value tried, without falling back to the default route",
+      { iface: ["eth9"], ifaceRegex: ["^wlan"] },
+      "IFACE_NOT_FOUND",
+      "--iface eth9: no such interface; --iface-regex ^wlan: no interface matches",
+    ],
     ["when there is no default route", {}, "NO_DEFAULT_ROUTE", "no default route: give --iface or --iface-regex", []],
-    ["when the only default routes are a blackhole and one in another table", {}, "NO_DEFAULT_ROUTE", "no default route: give --iface or --iface-regex", ROUTES.slice(0, 2)],
+    [
+      "when the only default routes are a blackhole and one in another table",
+      {},
+      "NO_DEFAULT_ROUTE",
+      "no default route: give --iface or --iface-regex",
+      ROUTES.slice(0, 2),
+    ],
     ["when the default route's interface has no IPv4 address", {}, "IFACE_NO_IPV4", "interface bond0 has no IPv4 address", [route(4, 0)]],
-    ["when the default route's interface has only loopback addresses", {}, "IFACE_NO_IPV4", "interface lo has no IPv4 address", [route(1, 0)]],
+    [
+      "when the default route's interface has only loopback addresses",
+      {},
+      "IFACE_NO_IPV4",
+      "interface lo has no IPv4 address",
+      [route(1, 0)],
+    ],
     ["when the default route's interface reports MTU 0", {}, "IFACE_NO_MTU", "interface zero reports MTU 0", [route(6, 0)]],
-    ["when the default route's interface is gone", {}, "IFACE_NOT_FOUND", "the default route leaves through interface #42, which does not exist", [route(42, 0)]],
+    [
+      "when the default route's interface is gone",
+      {},
+      "IFACE_NOT_FOUND",
+      "the default route leaves through interface #42, which does not exist",
+      [route(42, 0)],
+    ],
   ];
   test.each(cases)("%s", (_why, options, code, message, routes = ROUTES) => {
     let error: unknown;

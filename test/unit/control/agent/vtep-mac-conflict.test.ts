@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { LeaseManager } from "../../../../control/agent/lease-manager.ts";
-import { claimUnpublishedMac, findMacHolder, freshVtepMac, type MacConflictDeps, publishedMacs, yieldMacIfPublishedFirst } from "../../../../control/agent/vtep-mac-conflict.ts";
+import {
+  claimUnpublishedMac,
+  findMacHolder,
+  freshVtepMac,
+  type MacConflictDeps,
+  publishedMacs,
+  yieldMacIfPublishedFirst,
+} from "../../../../control/agent/vtep-mac-conflict.ts";
 import { parseNetConfig } from "../../../../control/config/net-config.ts";
 import { parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { leaseKey } from "../../../../control/leases/etcd-keys.ts";
@@ -36,7 +43,11 @@ describe("findMacHolder", () => {
   ];
 
   test("finds a lease of another PublicIP with our MAC, whatever its case; ignores ours, other backends and junk", () => {
-    expect(findMacHolder(records, CLONED, ip("192.0.2.11"))).toEqual({ key: `${PREFIX}/subnets/10.244.4.0-24`, publicIp: ip("192.0.2.14"), modRevision: 8 });
+    expect(findMacHolder(records, CLONED, ip("192.0.2.11"))).toEqual({
+      key: `${PREFIX}/subnets/10.244.4.0-24`,
+      publicIp: ip("192.0.2.14"),
+      modRevision: 8,
+    });
     expect(findMacHolder(records.slice(0, 3), CLONED, ip("192.0.2.11"))).toBeNull();
     expect(findMacHolder(records, "0a:58:0a:f4:aa:02", ip("192.0.2.11"))).toBeNull();
   });
@@ -65,14 +76,22 @@ describe("freshVtepMac", () => {
   });
 
   test("publishedMacs lists the vxlan leases' MACs in lowercase", () => {
-    expect([...publishedMacs([record("10.244.4.0-24", vxlan("192.0.2.14", "0A:58:0A:F4:AA:09"), 3), record("10.244.5.0-24", "x", 4)])]).toEqual(["0a:58:0a:f4:aa:09"]);
+    expect([
+      ...publishedMacs([record("10.244.4.0-24", vxlan("192.0.2.14", "0A:58:0A:F4:AA:09"), 3), record("10.244.5.0-24", "x", 4)]),
+    ]).toEqual(["0a:58:0a:f4:aa:09"]);
   });
 });
 
 function deps(registry: FakeRegistry, publicIp: string, makeMac: () => Uint8Array) {
   const kept: string[] = [];
   const captured = captureLog();
-  const d: MacConflictDeps = { registry, publicIp: ip(publicIp), persist: async (m) => void kept.push(formatMac(m)), log: captured.log, makeMac };
+  const d: MacConflictDeps = {
+    registry,
+    publicIp: ip(publicIp),
+    persist: async (m) => void kept.push(formatMac(m)),
+    log: captured.log,
+    makeMac,
+  };
   return { d, kept, captured };
 }
 
@@ -144,8 +163,16 @@ describe("two clones starting at the same moment", () => {
     let mac = await claimUnpublishedMac(macToBytes(CLONED), d);
     await gate.before; // both have checked before either publishes: the race the second check is for
     const leases = new LeaseManager({
-      registry, prefix: PREFIX, config, publicIp: ip(publicIp), vtepMac: formatMac(mac), vni: 1,
-      previous: null, renewMarginMs: 3_600_000, log: captured.log, random: () => 0.5,
+      registry,
+      prefix: PREFIX,
+      config,
+      publicIp: ip(publicIp),
+      vtepMac: formatMac(mac),
+      vni: 1,
+      previous: null,
+      renewMarginMs: 3_600_000,
+      log: captured.log,
+      random: () => 0.5,
     });
     const lease = await leases.acquire();
     const yielded = await yieldMacIfPublishedFirst(mac, leaseKey(PREFIX, lease.subnet), d);
@@ -161,7 +188,10 @@ describe("two clones starting at the same moment", () => {
     const registry = new FakeRegistry();
     let open!: () => void;
     const gate = { before: new Promise<void>((resolve) => (open = resolve)) };
-    const starting = [startClone(registry, "192.0.2.11", "0a:58:0a:f4:bb:01", gate), startClone(registry, "192.0.2.12", "0a:58:0a:f4:bb:02", gate)];
+    const starting = [
+      startClone(registry, "192.0.2.11", "0a:58:0a:f4:bb:01", gate),
+      startClone(registry, "192.0.2.12", "0a:58:0a:f4:bb:02", gate),
+    ];
     await new Promise((resolve) => setTimeout(resolve, 5));
     open();
     const [a, b] = await Promise.all(starting);

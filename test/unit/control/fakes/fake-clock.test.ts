@@ -36,7 +36,13 @@ describe("FakeClock", () => {
   test("lets the work a timer started run before the next timer fires", async () => {
     const clock = new FakeClock(0);
     const order: string[] = [];
-    clock.setTimeout(() => void Promise.resolve().then(() => Promise.resolve()).then(() => order.push("first's work")), 1);
+    clock.setTimeout(
+      () =>
+        void Promise.resolve()
+          .then(() => Promise.resolve())
+          .then(() => order.push("first's work")),
+      1,
+    );
     clock.setTimeout(() => order.push("second"), 2);
     await clock.advance(2);
     expect(order).toEqual(["first's work", "second"]);

@@ -43,15 +43,36 @@ export class FakeKernelTables extends FakeTapKernel implements KernelTables {
 
   addressListAll(): AddressEntry[] {
     const underlay: AddressEntry = {
-      ifindex: UNDERLAY_INDEX, ip: this.underlayIp, prefixLen: 24, broadcast: undefined, label: this.underlay.name, flags: IFA_F_PERMANENT, scope: 0,
+      ifindex: UNDERLAY_INDEX,
+      ip: this.underlayIp,
+      prefixLen: 24,
+      broadcast: undefined,
+      label: this.underlay.name,
+      flags: IFA_F_PERMANENT,
+      scope: 0,
     };
     return [underlay, ...(this.tapCreated ? this.addressList(TAP_INDEX) : [])];
   }
 
   override routeList(ifindex?: number): RouteEntry[] {
-    const underlay: RouteEntry[] = ifindex === undefined || ifindex === UNDERLAY_INDEX
-      ? [{ dst: 0, prefixLen: 0, gateway: this.gateway, ifindex: UNDERLAY_INDEX, onlink: false, table: 254, protocol: 3, scope: 0, type: 1, priority: undefined, prefsrc: undefined }]
-      : [];
+    const underlay: RouteEntry[] =
+      ifindex === undefined || ifindex === UNDERLAY_INDEX
+        ? [
+            {
+              dst: 0,
+              prefixLen: 0,
+              gateway: this.gateway,
+              ifindex: UNDERLAY_INDEX,
+              onlink: false,
+              table: 254,
+              protocol: 3,
+              scope: 0,
+              type: 1,
+              priority: undefined,
+              prefsrc: undefined,
+            },
+          ]
+        : [];
     return [...underlay, ...super.routeList(ifindex)];
   }
 

@@ -40,7 +40,11 @@ describe("FakeRegistry", () => {
     r.put(KEY, "two");
     expect(seen).toEqual([]);
     await settle();
-    expect(seen.map((e) => `${e.type} ${e.value} ${e.revision}`)).toEqual([`put one ${from}`, `delete  ${from + 1}`, `put two ${from + 2}`]);
+    expect(seen.map((e) => `${e.type} ${e.value} ${e.revision}`)).toEqual([
+      `put one ${from}`,
+      `delete  ${from + 1}`,
+      `put two ${from + 2}`,
+    ]);
     await watch.close();
     r.put(KEY, "after close");
     await settle();
@@ -70,7 +74,10 @@ describe("FakeRegistry", () => {
   test("a watch that reconnects behind a compaction ends with onCompacted, and the history is gone", async () => {
     const r = new FakeRegistry();
     const seen: string[] = [];
-    r.watchLeases(r.revision + 1, { onBatch: (events) => seen.push(...events.map((e) => e.value)), onCompacted: (rev) => seen.push(`compacted ${rev}`) });
+    r.watchLeases(r.revision + 1, {
+      onBatch: (events) => seen.push(...events.map((e) => e.value)),
+      onCompacted: (rev) => seen.push(`compacted ${rev}`),
+    });
     await settle();
     r.unreachable = true;
     r.put(KEY, "lost");

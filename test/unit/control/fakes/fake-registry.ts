@@ -10,7 +10,15 @@
 // `onRequest` runs before each request is served: another writer can act between our requests there.
 
 import { ControlError } from "../../../../control/control-error.ts";
-import type { EtcdLeaseRegistry, LeaseEvent, LeaseGrant, LeaseListing, LeaseRecord, LeaseWatch, WatchHandlers } from "../../../../control/leases/registry.ts";
+import type {
+  EtcdLeaseRegistry,
+  LeaseEvent,
+  LeaseGrant,
+  LeaseListing,
+  LeaseRecord,
+  LeaseWatch,
+  WatchHandlers,
+} from "../../../../control/leases/registry.ts";
 
 interface StoredKey {
   value: string;
@@ -45,7 +53,11 @@ export class FakeRegistry implements EtcdLeaseRegistry {
   #history: LeaseEvent[] = [];
   readonly #watches = new Set<ActiveWatch>();
 
-  constructor(prefix = "/coreos.com/network", config: string | null = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}', endpoint = "http://fake-etcd:2379") {
+  constructor(
+    prefix = "/coreos.com/network",
+    config: string | null = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}',
+    endpoint = "http://fake-etcd:2379",
+  ) {
     this.prefix = prefix;
     this.config = config;
     this.endpointInUse = endpoint;

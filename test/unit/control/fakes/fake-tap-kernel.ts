@@ -3,17 +3,53 @@
 // on: a route cannot be added while the link is down (ENETDOWN), setting a link down drops its routes, and a
 // delete of a missing entry is ESRCH (route) or ENOENT (neighbor). `refuse` makes one kind of request fail
 // every time, as a kernel that will not take it. (fake-kernel-tables.ts adds the underlay around it.)
-import type { AddressEntry, LinkInfo, MacAddress, NeighborEntry, NeighborKey, NeighborSpec, RouteEntry, RouteSpec, Rtnetlink } from "../../../../native-bindings/rtnetlink.ts";
+import type {
+  AddressEntry,
+  LinkInfo,
+  MacAddress,
+  NeighborEntry,
+  NeighborKey,
+  NeighborSpec,
+  RouteEntry,
+  RouteSpec,
+  Rtnetlink,
+} from "../../../../native-bindings/rtnetlink.ts";
 import { EADDRNOTAVAIL, EINVAL, ENETDOWN, ENOENT } from "../../../../native-bindings/linux/errno.ts";
 import { SyscallError } from "../../../../native-bindings/syscall-error.ts";
 
-export type FakeKernelOp = "linkSetUp" | "linkSetMtu" | "linkSetMac" | "addressReplace" | "addressDelete" | "routeReplace" | "neighborReplace" | "routeDelete" | "neighborDelete";
+export type FakeKernelOp =
+  | "linkSetUp"
+  | "linkSetMtu"
+  | "linkSetMac"
+  | "addressReplace"
+  | "addressDelete"
+  | "routeReplace"
+  | "neighborReplace"
+  | "routeDelete"
+  | "neighborDelete";
 
 export const TAP_INDEX = 7;
 const ESRCH = 3; // errno.ts names it but does not export it
 
-export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | "linkSetMtu" | "linkSetMac" | "addressList" | "addressReplace" | "addressDelete" |
-  "routeList" | "routeReplace" | "routeDelete" | "neighborList" | "neighborReplace" | "neighborDelete"> {
+export class FakeTapKernel
+  implements
+    Pick<
+      Rtnetlink,
+      | "linkGet"
+      | "linkSetUp"
+      | "linkSetMtu"
+      | "linkSetMac"
+      | "addressList"
+      | "addressReplace"
+      | "addressDelete"
+      | "routeList"
+      | "routeReplace"
+      | "routeDelete"
+      | "neighborList"
+      | "neighborReplace"
+      | "neighborDelete"
+    >
+{
   link: LinkInfo;
   addresses: { ip: number; prefixLen: number }[] = [];
   readonly routes = new Map<string, RouteSpec>();
@@ -54,7 +90,15 @@ export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | 
 
   addressList(ifindex: number): AddressEntry[] {
     if (ifindex !== TAP_INDEX) return [];
-    return this.addresses.map((a) => ({ ifindex, ip: a.ip, prefixLen: a.prefixLen, broadcast: undefined, label: this.link.name, flags: 0, scope: 0 }));
+    return this.addresses.map((a) => ({
+      ifindex,
+      ip: a.ip,
+      prefixLen: a.prefixLen,
+      broadcast: undefined,
+      label: this.link.name,
+      flags: 0,
+      scope: 0,
+    }));
   }
 
   addressReplace(ifindex: number, ip: number, prefixLen: number): void {
@@ -70,10 +114,21 @@ export class FakeTapKernel implements Pick<Rtnetlink, "linkGet" | "linkSetUp" | 
   }
 
   routeList(ifindex?: number): RouteEntry[] {
-    return [...this.routes.values()].filter((r) => ifindex === undefined || r.ifindex === ifindex).map((r) => ({
-      dst: r.dst, prefixLen: r.prefixLen, gateway: r.gateway, ifindex: r.ifindex, onlink: r.onlink ?? false,
-      table: 254, protocol: 3, scope: 0, type: 1, priority: undefined, prefsrc: undefined,
-    }));
+    return [...this.routes.values()]
+      .filter((r) => ifindex === undefined || r.ifindex === ifindex)
+      .map((r) => ({
+        dst: r.dst,
+        prefixLen: r.prefixLen,
+        gateway: r.gateway,
+        ifindex: r.ifindex,
+        onlink: r.onlink ?? false,
+        table: 254,
+        protocol: 3,
+        scope: 0,
+        type: 1,
+        priority: undefined,
+        prefsrc: undefined,
+      }));
   }
 
   routeReplace(route: RouteSpec): void {

@@ -1,6 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import { type Cidr4, formatCidr4, parseCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
-import { type AcquireResult, type KnownLease, type SubnetRange, fitsRange, freeSubnets, nextCandidate, planAcquire } from "../../../../control/leases/allocate.ts";
+import {
+  type AcquireResult,
+  type KnownLease,
+  type SubnetRange,
+  fitsRange,
+  freeSubnets,
+  nextCandidate,
+  planAcquire,
+} from "../../../../control/leases/allocate.ts";
 import { seededRandom } from "../../../../testbed/random.ts";
 
 const ip = (text: string) => parseIp4(text)!;
@@ -54,7 +62,12 @@ describe("planAcquire", () => {
       null,
       "create 10.244.1.0/24 from free, delete 10.244.7.0/24 first",
     ],
-    ["takes the subnet.env subnet when nobody holds it", [lease("10.244.1.0/24", "10.0.0.2")], "10.244.9.0/24", "create 10.244.9.0/24 from previous"],
+    [
+      "takes the subnet.env subnet when nobody holds it",
+      [lease("10.244.1.0/24", "10.0.0.2")],
+      "10.244.9.0/24",
+      "create 10.244.9.0/24 from previous",
+    ],
     [
       "skips the subnet.env subnet when another node holds it",
       [lease("10.244.9.0/24", "10.0.0.2")],
@@ -82,7 +95,13 @@ describe("planAcquire", () => {
       "create 10.244.4.0/24 from free",
     ],
   ])("%s", (_name, leases, previous, expected) => {
-    const result = planAcquire({ range: RANGE, leases, publicIp: OUR_IP, previous: previous === null ? null : cidr(previous), random: first });
+    const result = planAcquire({
+      range: RANGE,
+      leases,
+      publicIp: OUR_IP,
+      previous: previous === null ? null : cidr(previous),
+      random: first,
+    });
     expect(describePlan(result)).toBe(expected);
   });
 
@@ -120,7 +139,12 @@ describe("planAcquire", () => {
 describe("freeSubnets", () => {
   test("scans up from SubnetMin, skipping leased subnets, and stops at the limit", () => {
     const leases = [lease("10.244.2.0/24", "10.0.0.2"), lease("10.244.4.0/23", "10.0.0.3")];
-    expect(freeSubnets(RANGE, leases, [], 4).map(formatCidr4)).toEqual(["10.244.1.0/24", "10.244.3.0/24", "10.244.6.0/24", "10.244.7.0/24"]);
+    expect(freeSubnets(RANGE, leases, [], 4).map(formatCidr4)).toEqual([
+      "10.244.1.0/24",
+      "10.244.3.0/24",
+      "10.244.6.0/24",
+      "10.244.7.0/24",
+    ]);
   });
 
   test("stops at SubnetMax", () => {

@@ -32,9 +32,21 @@ function fakeFetch(answer: (url: string, sent: Sent[]) => Answer) {
 const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status });
 const refused = () => Object.assign(new Error("Unable to connect. Is the computer able to access the url?"), { code: "ConnectionRefused" });
 
-function gateway(endpoints: string[], fetch: ReturnType<typeof fakeFetch>["fetch"], extra: Partial<ConstructorParameters<typeof EtcdGateway>[0]> = {}) {
+function gateway(
+  endpoints: string[],
+  fetch: ReturnType<typeof fakeFetch>["fetch"],
+  extra: Partial<ConstructorParameters<typeof EtcdGateway>[0]> = {},
+) {
   const lines: string[] = [];
-  const g = new EtcdGateway({ endpoints, tls: null, credentials: null, log: createLogger((l) => lines.push(l)), fetch, requestTimeoutMs: 100, ...extra });
+  const g = new EtcdGateway({
+    endpoints,
+    tls: null,
+    credentials: null,
+    log: createLogger((l) => lines.push(l)),
+    fetch,
+    requestTimeoutMs: 100,
+    ...extra,
+  });
   return { g, lines };
 }
 
@@ -43,12 +55,23 @@ describe("EtcdGateway", () => {
     const { fetch, sent } = fakeFetch(() => json(200, { ok: 1 }));
     const { g } = gateway(["http://a:2379"], fetch);
     expect(await g.call("kv/range", { key: "eA==" })).toEqual({ ok: 1 });
-    expect(sent).toEqual([{ url: "http://a:2379/v3/kv/range", headers: expect.objectContaining({ "Content-Type": "application/json", "Grpc-Metadata-hasleader": "true" }), body: { key: "eA==" }, tls: undefined }]);
+    expect(sent).toEqual([
+      {
+        url: "http://a:2379/v3/kv/range",
+        headers: expect.objectContaining({ "Content-Type": "application/json", "Grpc-Metadata-hasleader": "true" }),
+        body: { key: "eA==" },
+        tls: undefined,
+      },
+    ]);
   });
 
   test("moves on from a refused member and from one without a leader, then stays with the one that answered", async () => {
     const { fetch, sent } = fakeFetch((url) =>
-      url.startsWith("http://a") ? refused() : url.startsWith("http://b") ? json(503, { code: 14, message: "etcdserver: no leader" }) : json(200, {}),
+      url.startsWith("http://a")
+        ? refused()
+        : url.startsWith("http://b")
+          ? json(503, { code: 14, message: "etcdserver: no leader" })
+          : json(200, {}),
     );
     const { g, lines } = gateway(["http://a:2379", "http://b:2379", "http://c:2379"], fetch);
     await g.call("kv/range", {});
@@ -77,9 +100,11 @@ describe("EtcdGateway", () => {
     expect(sent).toHaveLength(1);
   });
 
-  test("a stream refused before its first message ({\"error\": {...}}) is read as etcd's status, and another member is tried", async () => {
+  test('a stream refused before its first message ({"error": {...}}) is read as etcd\'s status, and another member is tried', async () => {
     const { fetch, sent } = fakeFetch((url) =>
-      url.startsWith("http://a") ? json(503, { error: { grpc_code: 14, http_code: 503, message: "etcdserver: no leader", http_status: "Service Unavailable" } }) : json(200, {}),
+      url.startsWith("http://a")
+        ? json(503, { error: { grpc_code: 14, http_code: 503, message: "etcdserver: no leader", http_status: "Service Unavailable" } })
+        : json(200, {}),
     );
     const { g, lines } = gateway(["http://a:2379", "http://b:2379"], fetch);
     await g.openStream("watch", {}, new AbortController().signal);
@@ -102,12 +127,20 @@ describe("EtcdGateway", () => {
     const { fetch, sent } = fakeFetch((url, all) => {
       if (url.endsWith("/v3/auth/authenticate")) return json(200, { token: `t${++tokens}` });
       const token = all[all.length - 1]!.headers["Authorization"];
-      return token === "t1" && tokens === 1 && all.length > 2 ? json(401, { code: 16, message: "etcdserver: invalid auth token" }) : json(200, { token });
+      return token === "t1" && tokens === 1 && all.length > 2
+        ? json(401, { code: 16, message: "etcdserver: invalid auth token" })
+        : json(200, { token });
     });
     const { g } = gateway(["http://a:2379"], fetch, { credentials: { username: "flannel", password: "pw" } });
     expect(await g.call("kv/range", {})).toEqual({ token: "t1" });
     expect(await g.call("kv/range", {})).toEqual({ token: "t2" });
-    expect(sent.map((s) => new URL(s.url).pathname)).toEqual(["/v3/auth/authenticate", "/v3/kv/range", "/v3/kv/range", "/v3/auth/authenticate", "/v3/kv/range"]);
+    expect(sent.map((s) => new URL(s.url).pathname)).toEqual([
+      "/v3/auth/authenticate",
+      "/v3/kv/range",
+      "/v3/kv/range",
+      "/v3/auth/authenticate",
+      "/v3/kv/range",
+    ]);
     expect(sent[0]!.body).toEqual({ name: "flannel", password: "pw" });
   });
 
@@ -116,7 +149,9 @@ describe("EtcdGateway", () => {
     const { g } = gateway(["http://a:2379"], fetch, { credentials: { username: "flannel", password: "bad" } });
     const error = (await g.call("kv/range", {}).catch((e: unknown) => e)) as ControlError;
     expect(error.code).toBe("ETCD_AUTH");
-    expect(error.message).toBe('etcd http://a:2379: authentication as "flannel" failed: etcdserver: authentication failed, invalid user ID or password');
+    expect(error.message).toBe(
+      'etcd http://a:2379: authentication as "flannel" failed: etcdserver: authentication failed, invalid user ID or password',
+    );
   });
 
   test("TLS material goes with https endpoints only", async () => {
@@ -139,10 +174,22 @@ describe("EtcdGateway", () => {
 describe("describeFailure", () => {
   const tlsError = (code: string) => Object.assign(new Error("certificate verify failed"), { code });
   test.each([
-    ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "etcd https://10.0.0.5:2379: TLS refused: the server's certificate is not signed by a trusted CA (UNABLE_TO_VERIFY_LEAF_SIGNATURE); check --etcd-cafile"],
-    ["SELF_SIGNED_CERT_IN_CHAIN", "etcd https://10.0.0.5:2379: TLS refused: the server's certificate is not signed by a trusted CA (SELF_SIGNED_CERT_IN_CHAIN); check --etcd-cafile"],
-    ["ERR_TLS_CERT_ALTNAME_INVALID", "etcd https://10.0.0.5:2379: TLS refused: the server's certificate does not name 10.0.0.5 (ERR_TLS_CERT_ALTNAME_INVALID); use an endpoint the certificate names"],
-    ["CERT_HAS_EXPIRED", "etcd https://10.0.0.5:2379: TLS refused: the server's certificate is expired or not yet valid (CERT_HAS_EXPIRED)"],
+    [
+      "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+      "etcd https://10.0.0.5:2379: TLS refused: the server's certificate is not signed by a trusted CA (UNABLE_TO_VERIFY_LEAF_SIGNATURE); check --etcd-cafile",
+    ],
+    [
+      "SELF_SIGNED_CERT_IN_CHAIN",
+      "etcd https://10.0.0.5:2379: TLS refused: the server's certificate is not signed by a trusted CA (SELF_SIGNED_CERT_IN_CHAIN); check --etcd-cafile",
+    ],
+    [
+      "ERR_TLS_CERT_ALTNAME_INVALID",
+      "etcd https://10.0.0.5:2379: TLS refused: the server's certificate does not name 10.0.0.5 (ERR_TLS_CERT_ALTNAME_INVALID); use an endpoint the certificate names",
+    ],
+    [
+      "CERT_HAS_EXPIRED",
+      "etcd https://10.0.0.5:2379: TLS refused: the server's certificate is expired or not yet valid (CERT_HAS_EXPIRED)",
+    ],
   ])("%s says what to check", (code, line) => {
     expect(describeFailure("https://10.0.0.5:2379", tlsError(code))).toBe(line);
   });

@@ -40,12 +40,24 @@ describe("startPrefixWatch", () => {
     const etcd = streamingEtcd();
     const events: LeaseEvent[] = [];
     let connected = 0;
-    const watch = startPrefixWatch(etcd.gateway, "/n/subnets", 7, { onBatch: (b) => events.push(...b), onCompacted: () => {}, onConnected: () => connected++ });
+    const watch = startPrefixWatch(etcd.gateway, "/n/subnets", 7, {
+      onBatch: (b) => events.push(...b),
+      onCompacted: () => {},
+      onConnected: () => connected++,
+    });
     try {
       await until(() => etcd.requests.length === 1);
-      expect(etcd.requests[0]).toEqual({ key: b64("/n/subnets"), range_end: b64("/n/subnett"), start_revision: "7", progress_notify: true } as never);
+      expect(etcd.requests[0]).toEqual({
+        key: b64("/n/subnets"),
+        range_end: b64("/n/subnett"),
+        start_revision: "7",
+        progress_notify: true,
+      } as never);
       etcd.write(line({ header: { revision: "9" }, created: true }));
-      const message = line({ header: { revision: "9" }, events: [put("/n/subnets/10.1.0.0-24", "v", 8), del("/n/subnets/10.2.0.0-24", 9)] });
+      const message = line({
+        header: { revision: "9" },
+        events: [put("/n/subnets/10.1.0.0-24", "v", 8), del("/n/subnets/10.2.0.0-24", 9)],
+      });
       etcd.write(message.slice(0, 25));
       etcd.write(message.slice(25));
       await until(() => events.length === 2);
@@ -63,12 +75,18 @@ describe("startPrefixWatch", () => {
     const etcd = streamingEtcd();
     const events: LeaseEvent[] = [];
     let disconnects = 0;
-    const watch = startPrefixWatch(etcd.gateway, "/n/subnets", 5, { onBatch: (b) => events.push(...b), onCompacted: () => {}, onDisconnected: () => disconnects++ });
+    const watch = startPrefixWatch(etcd.gateway, "/n/subnets", 5, {
+      onBatch: (b) => events.push(...b),
+      onCompacted: () => {},
+      onDisconnected: () => disconnects++,
+    });
     try {
       await until(() => etcd.requests.length === 1);
       etcd.write(line({ header: { revision: "5000" }, created: true }));
       // etcd sends a backlog in batches whose header is the store's current revision.
-      etcd.write(line({ header: { revision: "5000" }, events: [put("/n/subnets/10.1.0.0-24", "a", 5), put("/n/subnets/10.1.0.0-24", "b", 6)] }));
+      etcd.write(
+        line({ header: { revision: "5000" }, events: [put("/n/subnets/10.1.0.0-24", "a", 5), put("/n/subnets/10.1.0.0-24", "b", 6)] }),
+      );
       await until(() => events.length === 2);
       etcd.streams[0]!.error(new Error("connection reset"));
       await until(() => etcd.requests.length === 2);
@@ -114,14 +132,21 @@ describe("startPrefixWatch", () => {
   test("a cancel without compaction (the member lost its leader) and an error message both reconnect", async () => {
     const etcd = streamingEtcd();
     const reasons: string[] = [];
-    const watch = startPrefixWatch(etcd.gateway, "/n/subnets", 2, { onBatch: () => {}, onCompacted: () => {}, onDisconnected: (e) => reasons.push(e.message) });
+    const watch = startPrefixWatch(etcd.gateway, "/n/subnets", 2, {
+      onBatch: () => {},
+      onCompacted: () => {},
+      onDisconnected: (e) => reasons.push(e.message),
+    });
     try {
       await until(() => etcd.requests.length === 1);
       etcd.write(line({ canceled: true, cancel_reason: "etcdserver: no leader" }));
       await until(() => etcd.requests.length === 2);
       etcd.write(JSON.stringify({ error: { code: 14, message: "etcdserver: no leader" } }) + "\n");
       await until(() => etcd.requests.length === 3);
-      expect(reasons).toEqual(["etcd watch on /n/subnets canceled: etcdserver: no leader", "etcd watch on /n/subnets failed: etcdserver: no leader"]);
+      expect(reasons).toEqual([
+        "etcd watch on /n/subnets canceled: etcdserver: no leader",
+        "etcd watch on /n/subnets failed: etcdserver: no leader",
+      ]);
     } finally {
       await watch.close();
     }

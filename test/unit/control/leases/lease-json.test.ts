@@ -20,7 +20,9 @@ describe("encodeLeaseValue", () => {
   });
 
   test("writes the VNI as flannel's uint16, wrapping above 65535", () => {
-    expect(encodeLeaseValue({ publicIp: ip("10.0.0.1"), backend: { type: "vxlan", vni: 65537, vtepMac: "02:00:00:00:00:01" } })).toContain('"VNI":1,');
+    expect(encodeLeaseValue({ publicIp: ip("10.0.0.1"), backend: { type: "vxlan", vni: 65537, vtepMac: "02:00:00:00:00:01" } })).toContain(
+      '"VNI":1,',
+    );
   });
 
   test("writes a host-gw lease without BackendData", () => {
@@ -61,7 +63,11 @@ describe("decodeLeaseValue accepts", () => {
       '{"PublicIP":"10.0.0.7","PublicIPv6":null,"BackendType":"host-gw"}',
       { publicIp: "10.0.0.7", publicIpv6: null, backendType: "host-gw", vxlan: null },
     ],
-    ["a udp lease without BackendType", '{"PublicIP":"10.0.0.8"}', { publicIp: "10.0.0.8", publicIpv6: null, backendType: "", vxlan: null }],
+    [
+      "a udp lease without BackendType",
+      '{"PublicIP":"10.0.0.8"}',
+      { publicIp: "10.0.0.8", publicIpv6: null, backendType: "", vxlan: null },
+    ],
     [
       "a dual-stack lease, reporting PublicIPv6",
       '{"PublicIP":"10.0.0.9","PublicIPv6":"2001:db8::9","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:2a:00:00:00:01"},"BackendV6Data":{"VNI":1,"VtepMAC":"0e:2a:00:00:00:02"}}',
@@ -72,7 +78,11 @@ describe("decodeLeaseValue accepts", () => {
       '{"PublicIP":"10.0.0.3","BackendType":"VXLAN","BackendData":{"VtepMAC":"bad"}}',
       { publicIp: "10.0.0.3", publicIpv6: null, backendType: "VXLAN", vxlan: null },
     ],
-    ["a value without PublicIP, as Go's zero value", '{"BackendType":"host-gw"}', { publicIp: "0.0.0.0", publicIpv6: null, backendType: "host-gw", vxlan: null }],
+    [
+      "a value without PublicIP, as Go's zero value",
+      '{"BackendType":"host-gw"}',
+      { publicIp: "0.0.0.0", publicIpv6: null, backendType: "host-gw", vxlan: null },
+    ],
   ])("%s", (_why, value, expected) => {
     expect(decodeLeaseValue(value)).toEqual({ ok: true, lease: { ...expected, publicIp: ip(expected.publicIp) } });
   });
@@ -85,14 +95,54 @@ describe("decodeLeaseValue rejects, without throwing", () => {
     ["a null PublicIP", '{"PublicIP":null}', "LEASE_BAD_PUBLIC_IP", "invalid PublicIP: null"],
     ["a malformed PublicIP", '{"PublicIP":"10.0.0"}', "LEASE_BAD_PUBLIC_IP", 'invalid PublicIP: "10.0.0"'],
     ["a malformed PublicIPv6", '{"PublicIP":"10.0.0.1","PublicIPv6":"nope"}', "LEASE_BAD_PUBLIC_IP", 'invalid PublicIPv6: "nope"'],
-    ["a numeric BackendType", '{"PublicIP":"10.0.0.1","BackendType":1}', "LEASE_TYPE", "json: cannot unmarshal number into Go struct field LeaseAttrs.BackendType of type string"],
-    ["a vxlan lease without BackendData", '{"PublicIP":"10.0.0.1","BackendType":"vxlan"}', "LEASE_BAD_BACKEND_DATA", "vxlan lease has no BackendData"],
-    ["a vxlan lease whose BackendData is a string", '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":"x"}', "LEASE_BAD_BACKEND_DATA", "json: cannot unmarshal string into Go value of type vxlan.vxlanLeaseAttrs"],
-    ["a VNI beyond uint16", '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VNI":65536,"VtepMAC":"02:00:00:00:00:01"}}', "LEASE_BAD_BACKEND_DATA", "json: cannot unmarshal number 65536 into Go struct field vxlanLeaseAttrs.VNI of type uint16"],
-    ["a vxlan lease without VtepMAC", '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VNI":1}}', "LEASE_BAD_VTEP_MAC", "vxlan lease has no VtepMAC"],
-    ["a null VtepMAC", '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":null}}', "LEASE_BAD_VTEP_MAC", "error parsing hardware addr"],
-    ["a malformed VtepMAC", '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":"zz:00:00:00:00:01"}}', "LEASE_BAD_VTEP_MAC", "address zz:00:00:00:00:01: invalid MAC address"],
-    ["an EUI-64 VtepMAC", '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:5e:10:00:00:00:01"}}', "LEASE_BAD_VTEP_MAC", "VtepMAC is not a 48-bit MAC: 02:00:5e:10:00:00:00:01"],
+    [
+      "a numeric BackendType",
+      '{"PublicIP":"10.0.0.1","BackendType":1}',
+      "LEASE_TYPE",
+      "json: cannot unmarshal number into Go struct field LeaseAttrs.BackendType of type string",
+    ],
+    [
+      "a vxlan lease without BackendData",
+      '{"PublicIP":"10.0.0.1","BackendType":"vxlan"}',
+      "LEASE_BAD_BACKEND_DATA",
+      "vxlan lease has no BackendData",
+    ],
+    [
+      "a vxlan lease whose BackendData is a string",
+      '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":"x"}',
+      "LEASE_BAD_BACKEND_DATA",
+      "json: cannot unmarshal string into Go value of type vxlan.vxlanLeaseAttrs",
+    ],
+    [
+      "a VNI beyond uint16",
+      '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VNI":65536,"VtepMAC":"02:00:00:00:00:01"}}',
+      "LEASE_BAD_BACKEND_DATA",
+      "json: cannot unmarshal number 65536 into Go struct field vxlanLeaseAttrs.VNI of type uint16",
+    ],
+    [
+      "a vxlan lease without VtepMAC",
+      '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VNI":1}}',
+      "LEASE_BAD_VTEP_MAC",
+      "vxlan lease has no VtepMAC",
+    ],
+    [
+      "a null VtepMAC",
+      '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":null}}',
+      "LEASE_BAD_VTEP_MAC",
+      "error parsing hardware addr",
+    ],
+    [
+      "a malformed VtepMAC",
+      '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":"zz:00:00:00:00:01"}}',
+      "LEASE_BAD_VTEP_MAC",
+      "address zz:00:00:00:00:01: invalid MAC address",
+    ],
+    [
+      "an EUI-64 VtepMAC",
+      '{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:5e:10:00:00:00:01"}}',
+      "LEASE_BAD_VTEP_MAC",
+      "VtepMAC is not a 48-bit MAC: 02:00:5e:10:00:00:00:01",
+    ],
   ])("%s", (_why, value, code, reason) => {
     expect(decodeLeaseValue(value)).toEqual({ ok: false, code, reason });
   });
@@ -133,7 +183,14 @@ describe("decodeLeaseValue's fast path for flanneld's own form", () => {
     const random = seededRandom(0xfa57);
     const byte = () => Math.floor(random() * 256);
     const canonical = () =>
-      encodeLeaseValue({ publicIp: ((byte() << 24) | (byte() << 16) | (byte() << 8) | byte()) >>> 0, backend: { type: "vxlan", vni: Math.floor(random() * 70000), vtepMac: Array.from({ length: 6 }, () => byte().toString(16).padStart(2, "0")).join(":") } });
+      encodeLeaseValue({
+        publicIp: ((byte() << 24) | (byte() << 16) | (byte() << 8) | byte()) >>> 0,
+        backend: {
+          type: "vxlan",
+          vni: Math.floor(random() * 70000),
+          vtepMac: Array.from({ length: 6 }, () => byte().toString(16).padStart(2, "0")).join(":"),
+        },
+      });
     const nearMisses = [
       '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":65536,"VtepMAC":"0a:00:00:00:00:01"}}',
       '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":99999,"VtepMAC":"0a:00:00:00:00:01"}}',
@@ -157,4 +214,3 @@ describe("decodeLeaseValue's fast path for flanneld's own form", () => {
     expect(fast).toBeGreaterThan(3000);
   });
 });
-

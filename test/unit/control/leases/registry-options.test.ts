@@ -17,11 +17,23 @@ function refusal(run: () => unknown): ControlError {
 
 describe("checkEndpoints", () => {
   test.each<[string, Partial<EtcdConnectOptions>, string[]]>([
-    ["IP endpoints over TLS with client certificate", { keyFile: "k", certFile: "c", caFile: "ca" }, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]],
+    [
+      "IP endpoints over TLS with client certificate",
+      { keyFile: "k", certFile: "c", caFile: "ca" },
+      ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
+    ],
     ["server-only TLS: a CA without a client certificate", { caFile: "ca" }, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]],
     ["plain https with the system's roots", {}, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]],
-    ["host names and IPv6 literals, trailing slashes dropped", { endpoints: ["https://etcd-1.example:2379/", "https://[fd00::5]:2379"] }, ["https://etcd-1.example:2379", "https://[fd00::5]:2379"]],
-    ["flanneld's default plain-HTTP endpoints", { endpoints: ["http://127.0.0.1:4001", "http://127.0.0.1:2379"] }, ["http://127.0.0.1:4001", "http://127.0.0.1:2379"]],
+    [
+      "host names and IPv6 literals, trailing slashes dropped",
+      { endpoints: ["https://etcd-1.example:2379/", "https://[fd00::5]:2379"] },
+      ["https://etcd-1.example:2379", "https://[fd00::5]:2379"],
+    ],
+    [
+      "flanneld's default plain-HTTP endpoints",
+      { endpoints: ["http://127.0.0.1:4001", "http://127.0.0.1:2379"] },
+      ["http://127.0.0.1:4001", "http://127.0.0.1:2379"],
+    ],
   ])("accepts %s", (_why, extra, expected) => {
     expect(checkEndpoints({ ...BASE, ...extra })).toEqual(expected);
   });
@@ -34,12 +46,32 @@ describe("checkEndpoints", () => {
       { endpoints: ["https://10.0.0.1:2379", "http://10.0.0.2:2379"], keyFile: "k", certFile: "c" },
       "etcd endpoint http://10.0.0.2:2379 is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://",
     ],
-    ["a CA file with a plain-HTTP endpoint", { endpoints: ["http://10.0.0.2:2379"], caFile: "ca" }, "etcd endpoint http://10.0.0.2:2379 is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://"],
-    ["a bare host:port", { endpoints: ["10.0.0.1:2379"] }, "etcd endpoint 10.0.0.1:2379 has no scheme (expected http://host:port or https://host:port)"],
+    [
+      "a CA file with a plain-HTTP endpoint",
+      { endpoints: ["http://10.0.0.2:2379"], caFile: "ca" },
+      "etcd endpoint http://10.0.0.2:2379 is plain HTTP but TLS files are given (--etcd-cafile/--etcd-certfile/--etcd-keyfile); use https://",
+    ],
+    [
+      "a bare host:port",
+      { endpoints: ["10.0.0.1:2379"] },
+      "etcd endpoint 10.0.0.1:2379 has no scheme (expected http://host:port or https://host:port)",
+    ],
     ["another scheme", { endpoints: ["unix:///run/etcd.sock"] }, "etcd endpoint unix:///run/etcd.sock: scheme must be http or https"],
-    ["text that is no URL", { endpoints: ["https://not a url"] }, 'etcd endpoint "https://not a url" is not a URL (expected http://host:port or https://host:port)'],
-    ["a path", { endpoints: ["https://10.0.0.1:2379/v3"] }, "etcd endpoint https://10.0.0.1:2379/v3: only scheme, host and port are allowed"],
-    ["credentials in the URL", { endpoints: ["https://user:pw@10.0.0.1:2379"] }, "etcd endpoint https://user:pw@10.0.0.1:2379: only scheme, host and port are allowed"],
+    [
+      "text that is no URL",
+      { endpoints: ["https://not a url"] },
+      'etcd endpoint "https://not a url" is not a URL (expected http://host:port or https://host:port)',
+    ],
+    [
+      "a path",
+      { endpoints: ["https://10.0.0.1:2379/v3"] },
+      "etcd endpoint https://10.0.0.1:2379/v3: only scheme, host and port are allowed",
+    ],
+    [
+      "credentials in the URL",
+      { endpoints: ["https://user:pw@10.0.0.1:2379"] },
+      "etcd endpoint https://user:pw@10.0.0.1:2379: only scheme, host and port are allowed",
+    ],
   ])("refuses %s with one line", (_why, extra, message) => {
     const error = refusal(() => checkEndpoints({ ...BASE, ...extra }));
     expect(error.code).toBe("ETCD_ENDPOINT");
@@ -49,7 +81,13 @@ describe("checkEndpoints", () => {
 
 describe("connectEtcdRegistry", () => {
   test("fails with ETCD_TLS_FILES naming the file it cannot read", async () => {
-    const options = { ...BASE, prefix: "/coreos.com/network", log: createLogger(() => {}), keyFile: "/nonexistent/k.pem", certFile: "/nonexistent/c.pem" };
+    const options = {
+      ...BASE,
+      prefix: "/coreos.com/network",
+      log: createLogger(() => {}),
+      keyFile: "/nonexistent/k.pem",
+      certFile: "/nonexistent/c.pem",
+    };
     const error = await connectEtcdRegistry(options).then(
       () => null,
       (err: unknown) => err,

@@ -63,7 +63,12 @@ describe("parseSubnetKey", () => {
       if (parsed === null) continue;
       accepted++;
       const again = parseSubnetKey(subnetKey(parsed.subnet));
-      if (again === null || again.subnet.ip !== parsed.subnet.ip || again.subnet.prefixLen !== parsed.subnet.prefixLen || parsed.subnet.prefixLen > 31) {
+      if (
+        again === null ||
+        again.subnet.ip !== parsed.subnet.ip ||
+        again.subnet.prefixLen !== parsed.subnet.prefixLen ||
+        parsed.subnet.prefixLen > 31
+      ) {
         throw new Error(`case ${i}: ${JSON.stringify(input)} does not round-trip`);
       }
     }
