@@ -2,15 +2,11 @@
 // process starts (from BUN_JSC_* variables). If they are not set yet, flannelette restarts itself once with
 // them through execve: same PID, same fds, same arguments, so supervisors and scripts see one process.
 //
-// BUN_JSC_useFTLJIT=0: JSC's top tier (FTL) compiles the workers' big loop functions with ~20 MiB of
-// transient compiler memory per process, which the peak RSS keeps. Measured 2026-11-27, one TCP stream
-// between two of our data planes: peak VmRSS 60-64 MiB instead of 85-95, for ~4 % of throughput (7.10 Gbit/s,
-// mean of 6 × 5 s, against 7.40 with FTL kept for small functions only: BUN_JSC_useFTLJIT=1
-// BUN_JSC_maximumFTLCandidateBytecodeCost=3000, peak 63-69 MiB). The memory target wins by default; an
-// operator's own BUN_JSC_useFTLJIT is left as it is, so either trade stays one variable away.
-// BUN_JSC_useOMGJIT=0, the same for WebAssembly: the optimizing tier would recompile the SIMD payload sum
-// (dataplane/checksum-simd.ts) for ~2 MiB more peak RSS (measured 2026-11-28: sender 65.1 MiB with it, 63.0
-// without); the baseline tier's code takes 69 ns instead of 36 per 1,398-byte payload, 1.4 µs per 64 KiB.
+// BUN_JSC_useFTLJIT=0: JSC's top tier (FTL) holds ~20 MiB of transient compiler memory per process once the
+// workers' loops get hot, for a few per cent of throughput; BUN_JSC_useOMGJIT=0: WebAssembly's optimizing tier
+// would recompile the SIMD payload sum for ~2 MiB more. The memory wins by default; an operator's own
+// variables are left as they are, so either trade stays one variable away (figures: docs/performance.md,
+// "Figures behind the code").
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { execve } from "../native-bindings/exec.ts";
