@@ -4,8 +4,8 @@
 // A Segmenter holds no frame between calls; it keeps views made once per ArrayBuffer it sees (the data plane's
 // rings live for the process), never per frame: they let the payload move by the native copyWithin when source
 // and destination share a buffer, and be summed as host-order 16-bit words (checksum.ts). The tap worker's
-// Segmenter sums payloads in WebAssembly SIMD over the tx ring (checksum-simd.ts); every other one (the udp
-// worker's, for its rare take-over of a super-frame; the tests') keeps the JavaScript loop unless told.
+// and udp workers' Segmenters sum payloads in WebAssembly SIMD over the tx ring (checksum-simd.ts); any other
+// (the tests') keeps the JavaScript loop unless told.
 
 import { copyAndSumHostWords, foldU32, HOST_IS_LITTLE_ENDIAN, putU16, sumHostWords, sumWords, swap16 } from "./checksum.ts";
 import { SIMD_SUM_MAX_BYTES, type WordSum } from "./checksum-simd.ts";

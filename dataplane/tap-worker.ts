@@ -14,8 +14,8 @@ const post = (m: WorkerMessage) => postToParent(m);
 
 try {
   const worker = await openWorker(init, "tap", post);
-  // The transmit cut runs here (the udp worker's rare take-over of a super-frame keeps the JavaScript sum):
-  // its payload sums over the tx ring in WebAssembly SIMD where the runtime has it.
+  // The transmit cut runs here (and in the udp worker's take-over): its payload sums over the tx ring in
+  // WebAssembly SIMD where the runtime has it.
   const segmenter = new Segmenter();
   segmenter.useFastWordSum(worker.memory.tx.bytes.buffer, () => createSimdWordSum(init.txRing));
   const loop = new TapWorkerLoop(worker.memory, worker.io, init, segmenter, post);

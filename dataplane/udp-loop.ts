@@ -17,7 +17,7 @@
 
 import { WAKE_WRITABLE } from "../native-bindings/batch-io.ts";
 import { WAKEUPS } from "./counters.ts";
-import { Segmenter } from "./segmenter.ts";
+import type { Segmenter } from "./segmenter.ts";
 import { takeOverOne, writeDirect } from "./shortcuts.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { TapOutput } from "./tap-output.ts";
@@ -33,16 +33,17 @@ export class UdpWorkerLoop {
   readonly #output: UdpOutput;
   /** The tap worker's step for a whole receive (direct). */
   readonly #directOutput: TapOutput;
-  /** The tap worker's intake, for the one reply taken over (2b); its rare super-frame is cut with the JavaScript sum. */
+  /** The tap worker's intake, for the one reply taken over (2b): under a TCP stream out that is often a super-frame. */
   readonly #replyIntake: TapIntake;
 
-  constructor(memory: WorkerMemory, io: WorkerIo, settings: NodeSettings, post: (m: WorkerMessage) => void) {
+  /** `segmenter` cuts the super-frames this worker takes over from the TAP (2b). */
+  constructor(memory: WorkerMemory, io: WorkerIo, settings: NodeSettings, segmenter: Segmenter, post: (m: WorkerMessage) => void) {
     this.#memory = memory;
     this.#io = io;
     this.#intake = new UdpIntake(io.udp, memory, settings);
     this.#output = new UdpOutput(io.udp, memory, io.peerBell, post);
     this.#directOutput = new TapOutput(io.tap, memory, settings);
-    this.#replyIntake = new TapIntake(io.tap, memory, settings, new Segmenter());
+    this.#replyIntake = new TapIntake(io.tap, memory, settings, segmenter);
   }
 
   /** Whether a send stopped at EAGAIN and waits for the socket to be writable. */

@@ -19,7 +19,7 @@ const EBADFD = 77;
 function loops(w: World): { tap: TapWorkerLoop; udp: UdpWorkerLoop } {
   return {
     tap: new TapWorkerLoop(w.tapSide.memory, w.tapSide.io, w.settings, new Segmenter(), w.post),
-    udp: new UdpWorkerLoop(w.udpSide.memory, w.udpSide.io, w.settings, w.post),
+    udp: new UdpWorkerLoop(w.udpSide.memory, w.udpSide.io, w.settings, new Segmenter(), w.post),
   };
 }
 
