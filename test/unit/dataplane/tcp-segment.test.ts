@@ -37,9 +37,9 @@ import {
 } from "../../support/virtio-net.ts";
 import { SeededRandom } from "../../../testbed/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
+import { type Layout, PLAIN_LAYOUTS, place, SENTINEL, type Setup, simdMemory } from "./fixtures/cut-layouts.ts";
 
 const VNI = 0x0a0b0c;
-const SENTINEL = 0xa5;
 const TIMESTAMPS = Uint8Array.of(1, 1, 8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0); // NOP NOP TS
 const SACK_PERM_TS = Uint8Array.of(4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2); // SACK-permitted, TS
 const RECORD_ROUTE = Uint8Array.of(7, 7, 4, 0, 0, 0, 0); // RFC 791 record route, one empty slot
@@ -117,59 +117,11 @@ function tsoVnet(s: SuperFrameSpec, frame: Uint8Array) {
   };
 }
 
-type Layout =
-  | "two buffers"
-  | "one buffer, output after the frame"
-  | "in place"
-  | "odd addresses"
-  | "in place, payload sums in WebAssembly SIMD";
-const LAYOUTS: readonly Layout[] = [
-  "two buffers",
-  "one buffer, output after the frame",
-  "in place",
-  "odd addresses",
-  "in place, payload sums in WebAssembly SIMD",
-];
+const LAYOUTS: readonly Layout[] = [...PLAIN_LAYOUTS, "in place, payload sums in WebAssembly SIMD"];
 
-// The tx ring's case in a worker: the buffer is a shared WebAssembly.Memory's, its sums done by checksum-simd.ts.
-const simdMemory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
-const simdBytes = new Uint8Array(simdMemory.buffer);
-// One Segmenter for the file, as a worker has one.
+// One Segmenter for the file, as a worker has one; its payload sums run in WebAssembly SIMD over simdMemory.
 const segmenter = new Segmenter();
 segmenter.useFastWordSum(simdMemory.buffer, () => createSimdWordSum(simdMemory));
-
-interface Setup {
-  src: Uint8Array;
-  frameOff: number;
-  frameLen: number;
-  vnetOff: number;
-  out: Uint8Array;
-  outOff: number;
-  outCapacity: number;
-}
-
-/** Places [virtio_net_hdr][frame] and an output area (sentinel-filled) as the layout says. */
-function place(frame: Uint8Array, vnet: VnetHeader, layout: Layout = "two buffers", room = 96 * 1024): Setup {
-  const odd = layout === "odd addresses" ? 1 : 0;
-  const frameOff = 64 + odd;
-  if (layout === "two buffers" || layout === "odd addresses") {
-    const src = new Uint8Array(frameOff + frame.length + 64).fill(SENTINEL);
-    src.set(frame, frameOff);
-    writeVnetHeader(src, frameOff - 10, vnet);
-    const big = new Uint8Array(room + 128).fill(SENTINEL);
-    const out = big.subarray(odd, odd + room + 64); // a view with a byteOffset, odd for "odd addresses"
-    return { src, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out, outOff: 32, outCapacity: room };
-  }
-  const inPlace = layout === "in place" || layout === "in place, payload sums in WebAssembly SIMD";
-  const length = frameOff + (inPlace ? 0 : frame.length + 64) + room + 64;
-  const b =
-    layout === "in place" || layout === "one buffer, output after the frame" ? new Uint8Array(length) : simdBytes.subarray(0, length);
-  b.fill(SENTINEL);
-  b.set(frame, frameOff);
-  writeVnetHeader(b, frameOff - 10, vnet);
-  const outOff = inPlace ? frameOff : frameOff + frame.length + 64;
-  return { src: b, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out: b, outOff, outCapacity: room };
-}
 
 function segment(st: Setup, result = new Int32Array(3)): number {
   return segmentTcpSuperFrame(segmenter, st.src, st.frameOff, st.frameLen, st.vnetOff, VNI, st.out, st.outOff, st.outCapacity, result);

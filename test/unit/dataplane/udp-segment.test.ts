@@ -20,9 +20,9 @@ import {
 } from "../../support/virtio-net.ts";
 import { SeededRandom } from "../../../testbed/random.ts";
 import { expectWritesInside } from "./fixtures/cut-bounds.ts";
+import { type Layout, PLAIN_LAYOUTS, place, SENTINEL, type Setup } from "./fixtures/cut-layouts.ts";
 
 const VNI = 0x0a0b0c;
-const SENTINEL = 0xa5;
 // One Segmenter for the file, as a worker has one.
 const segmenter = new Segmenter();
 const RECORD_ROUTE = Uint8Array.of(7, 7, 4, 0, 0, 0, 0); // RFC 791 record route, one empty slot (8 bytes padded)
@@ -138,37 +138,7 @@ function usoVnet(gso: number, frame: Uint8Array): VnetHeader {
   return { flags: NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen: l4 + 8, gsoSize: gso, csumStart: l4, csumOffset: 6 };
 }
 
-type Layout = "two buffers" | "one buffer, output after the frame" | "in place" | "odd addresses";
-const LAYOUTS: readonly Layout[] = ["two buffers", "one buffer, output after the frame", "in place", "odd addresses"];
-
-interface Setup {
-  src: Uint8Array;
-  frameOff: number;
-  frameLen: number;
-  vnetOff: number;
-  out: Uint8Array;
-  outOff: number;
-  outCapacity: number;
-}
-
-function place(frame: Uint8Array, vnet: VnetHeader, layout: Layout = "two buffers", room = 96 * 1024): Setup {
-  const odd = layout === "odd addresses" ? 1 : 0;
-  const frameOff = 64 + odd;
-  if (layout === "two buffers" || layout === "odd addresses") {
-    const src = new Uint8Array(frameOff + frame.length + 64).fill(SENTINEL);
-    src.set(frame, frameOff);
-    writeVnetHeader(src, frameOff - 10, vnet);
-    const big = new Uint8Array(room + 128).fill(SENTINEL);
-    const out = big.subarray(odd, odd + room + 64); // a view with a byteOffset, odd for "odd addresses"
-    return { src, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out, outOff: 32, outCapacity: room };
-  }
-  const inPlace = layout === "in place";
-  const b = new Uint8Array(frameOff + (inPlace ? 0 : frame.length + 64) + room + 64).fill(SENTINEL);
-  b.set(frame, frameOff);
-  writeVnetHeader(b, frameOff - 10, vnet);
-  const outOff = inPlace ? frameOff : frameOff + frame.length + 64;
-  return { src: b, frameOff, frameLen: frame.length, vnetOff: frameOff - 10, out: b, outOff, outCapacity: room };
-}
+const LAYOUTS = PLAIN_LAYOUTS;
 
 function segment(st: Setup, result = new Int32Array(3)): number {
   return segmentUdpSuperFrame(segmenter, st.src, st.frameOff, st.frameLen, st.vnetOff, VNI, st.out, st.outOff, st.outCapacity, result);
