@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { cleanupAll } from "../support/cleanup.ts";
 import { bundleForNode, NODE, runJson, type NodeBundle } from "../support/node-bundle.ts";
-import { type EtcdServer, startEtcdServer } from "../../testbed/etcd-server.ts";
-import { createTestPki, type TestPki } from "../support/test-pki.ts";
+import type { EtcdServer } from "../../testbed/etcd-server.ts";
+import type { TestPki } from "../support/test-pki.ts";
+import { startTlsEtcdServers, type TlsEtcdServers } from "../support/tls-etcd.ts";
 
 const CHILD = resolve(import.meta.dir, "node-fixtures/registry-child.ts");
 const PREFIX = "/node-tls/network";
@@ -25,23 +26,17 @@ describe.skipIf(NODE === null)("client TLS under Node.js", () => {
   let pki: TestPki;
   let server: EtcdServer;
   let mismatched: EtcdServer;
+  let servers: TlsEtcdServers | undefined;
   let bundle: NodeBundle;
 
   beforeAll(async () => {
-    pki = await createTestPki({ ips: ["127.0.0.1"], dnsNames: ["localhost"], omitFromMismatched: "localhost" });
-    const tls = (pair: { certFile: string; keyFile: string }) => ({
-      ...pair,
-      caFile: pki.caFile,
-      clientCertFile: pki.client.certFile,
-      clientKeyFile: pki.client.keyFile,
-    });
-    server = await startEtcdServer({ tls: tls(pki.server) });
-    mismatched = await startEtcdServer({ tls: tls(pki.mismatchedServer) });
+    servers = await startTlsEtcdServers();
+    ({ pki, server, mismatched } = servers);
     bundle = await bundleForNode(CHILD);
   });
 
   afterAll(async () => {
-    await cleanupAll([() => server?.stop(), () => mismatched?.stop(), () => pki?.cleanup(), () => bundle?.cleanup()]);
+    await cleanupAll([() => servers?.stop(), () => bundle?.cleanup()]);
   });
 
   const run = (connect: Record<string, unknown>, roundTrip = false) =>

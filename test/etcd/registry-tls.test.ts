@@ -8,7 +8,8 @@ import { connectEtcdRegistry, createEtcdRegistry, type EtcdConnectOptions } from
 import { createLogger } from "../../control/log.ts";
 import { RawEtcd } from "../support/etcd-raw.ts";
 import { type EtcdServer, startEtcdServer } from "../../testbed/etcd-server.ts";
-import { createTestPki, type TestPki } from "../support/test-pki.ts";
+import type { TestPki } from "../support/test-pki.ts";
+import { startTlsEtcdServers, type TlsEtcdServers } from "../support/tls-etcd.ts";
 
 function capturingLog(): { log: ReturnType<typeof createLogger>; lines: string[] } {
   const lines: string[] = [];
@@ -29,24 +30,15 @@ describe("client TLS", () => {
   let pki: TestPki;
   let server: EtcdServer;
   let mismatched: EtcdServer;
+  let servers: TlsEtcdServers | undefined;
 
   beforeAll(async () => {
-    pki = await createTestPki({ ips: ["127.0.0.1"], dnsNames: ["localhost"], omitFromMismatched: "localhost" });
-    const tls = (pair: { certFile: string; keyFile: string }) => ({
-      ...pair,
-      caFile: pki.caFile,
-      clientCertFile: pki.client.certFile,
-      clientKeyFile: pki.client.keyFile,
-    });
-    server = await startEtcdServer({ tls: tls(pki.server) });
-    // Names 127.0.0.1 but not localhost (etcd's own gateway dials the member at its IP, so that one must stay).
-    mismatched = await startEtcdServer({ tls: tls(pki.mismatchedServer) });
+    servers = await startTlsEtcdServers();
+    ({ pki, server, mismatched } = servers);
   });
 
   afterAll(async () => {
-    await server?.stop();
-    await mismatched?.stop();
-    await pki?.cleanup();
+    await servers?.stop();
   });
 
   const withClientCert = (endpoint: string, log = createLogger(() => {})): EtcdConnectOptions => ({
