@@ -7,6 +7,7 @@
 // shortcuts make each do the other's step now and then). The worker threads make the FFI implementations
 // (openWorker, below); tests make in-memory ones (test/support/batch-io-doubles.ts) over the same rings.
 
+import { nameThisThread } from "../native-bindings/thread-name.ts";
 import { DatagramSlots, type Bell, type TapQueue, type UdpBind, type Waiter } from "../native-bindings/batch-io.ts";
 import { FfiTapQueue, FfiUdpBind, FfiWaiter } from "../native-bindings/batch-io-ffi.ts";
 import { loadLibc } from "../native-bindings/index.ts";
@@ -74,6 +75,7 @@ export interface OpenedWorker {
  * its fds. `role` says which fd the worker sleeps on and which doorbell is its own.
  */
 export async function openWorker(init: WorkerInit, role: "tap" | "udp", post: (m: WorkerMessage) => void): Promise<OpenedWorker> {
+  nameThisThread(`${role}-worker${init.counterIndex >> 1}`); // top -H and perf tell the workers apart by it (pair index)
   const libc = await loadLibc();
   const tx = new SpscRing(wasmRingBuffer(init.txRing), init.ringLayout);
   const rx = new SpscRing(wasmRingBuffer(init.rxRing), init.ringLayout);
