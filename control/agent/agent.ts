@@ -1,4 +1,5 @@
-// `flannelette run`: the node agent, flanneld's etcd mode with the vxlan backend, on our data plane.
+// `flannelette run`: the node agent, flanneld's etcd mode with the vxlan backend on our data plane, or with the
+// host-gw backend on kernel routes alone (docs/backends.md).
 //
 // Start-up, in flannel's order:
 //   0. the instance lock <state-dir>/<tap>.lock (a second agent stops here, before touching anything);
@@ -12,6 +13,9 @@
 //   5. the data plane: TAP flannel.1 with MTU = underlay MTU - 50, address <subnet>.0/32, accept_ra 0;
 //   6. ip-masq rules (--ip-masq), then subnet.env; from here on /readyz is 200;
 //   7. peers: list + watch, and a full reconcile every --reconcile-interval seconds.
+// host-gw skips the VtepMAC and step 5 (no TAP, no workers; subnet.env's MTU is the underlay's), and each
+// peer is a plain route via its PublicIP (routed-peers.ts); vxlan's DirectRouting gives such a route to the
+// peers on our L2 segment.
 // SIGTERM/SIGINT stop it and keep the lease, as flanneld does; a restart reuses subnet and MAC.
 //
 // etcd, the kernel's tables, the data plane, the clock and the host operations come in as `AgentDeps`
@@ -19,7 +23,7 @@
 
 import { formatMac } from "../../native-bindings/mac-address.ts";
 import { VERSION } from "../version.ts";
-import { type NetConfig, parseNetConfig } from "../config/net-config.ts";
+import { type BackendConfig, type NetConfig, parseNetConfig } from "../config/net-config.ts";
 import { ControlError } from "../control-error.ts";
 import type { RunOptions } from "../flags.ts";
 import { type Cidr4, cidrContainsIp, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
@@ -38,8 +42,9 @@ import { KernelPeers } from "./kernel-peers.ts";
 import { TapGuard } from "./tap-guard.ts";
 import { LeaseManager, type OwnLease } from "./lease-manager.ts";
 import type { AgentSnapshot } from "./metrics-text.ts";
-import { type OwnLeaseEvent, PeerSync } from "./peer-sync.ts";
-import { discoverUnderlay } from "./underlay.ts";
+import { type OwnLeaseEvent, type PeerKernel, PeerSync } from "./peer-sync.ts";
+import { RoutedPeers } from "./routed-peers.ts";
+import { discoverUnderlay, type Underlay } from "./underlay.ts";
 import { claimUnpublishedMac, type MacConflictDeps, yieldMacIfPublishedFirst } from "./vtep-mac-conflict.ts";
 import { loadOrCreateVtepMac, saveVtepMac } from "./vtep-mac-store.ts";
 
@@ -76,6 +81,13 @@ export class Agent {
   /** The config text read at start-up (#waitForConfig): later reads are compared with it, never applied. */
   #configInUse = "";
   #configNotice: ConfigChangeNotice | null = null;
+  #backend: BackendConfig | null = null;
+  /** Plain routes (host-gw, DirectRouting); null with plain vxlan. */
+  #routes: RoutedPeers | null = null;
+  /** FLANNEL_MTU: the TAP's MTU, or the underlay's with host-gw. */
+  #subnetEnvMtu = 0;
+  /** Puts <subnet>.0/32 on the TAP after a re-registration; null without a TAP. */
+  #assignAddress: ((subnet: Cidr4) => void) | null = null;
 
   constructor(options: RunOptions, deps: AgentDeps, log: Logger) {
     this.#o = options;
@@ -99,6 +111,7 @@ export class Agent {
       faults,
       leaseRejections: Object.fromEntries(this.#peers?.rejected ?? []),
       ownLeaseRestores: this.#leases?.restoredCount ?? 0,
+      backend: describeBackend(this.#backend),
     };
   }
 
@@ -120,6 +133,7 @@ export class Agent {
       waitingFor: this.#network === null && !this.#stopping ? ["network config", ...snapshot.waitingFor] : snapshot.waitingFor,
       faults: snapshot.faults,
       network: this.#network && formatCidr4(this.#network),
+      backend: snapshot.backend,
       lease:
         lease && leases && this.#publicIp !== null
           ? {
@@ -135,6 +149,7 @@ export class Agent {
         publicIp: formatIp4(peer.publicIp),
         vtepMac: peer.vtepMac,
         since: new Date(since).toISOString(),
+        route: this.#routes?.kindOf(peer.subnet) ?? "vxlan",
       })),
       forwardingEntries: snapshot.forwardingEntries,
       dataplane:
@@ -201,15 +216,16 @@ export class Agent {
     this.#etcd = registry;
     const config = await this.#waitForConfig(registry);
     this.#network = config.network;
-    if (config.backend.type !== "vxlan")
-      throw new ControlError(
-        "BACKEND_UNSUPPORTED",
-        `backend type "${config.backend.type}" is not supported yet by flannelette (only vxlan)`,
-      );
     const backend = config.backend;
-    log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}`);
+    this.#backend = backend;
     this.#registry = registry;
     this.#configNotice = new ConfigChangeNotice(configKey(o.etcdPrefix), this.#configInUse);
+    if (backend.type === "host-gw") return this.#startHostGw(rtnl, registry, config, underlay);
+
+    log.info(
+      `network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, VXLAN id ${backend.vni} port ${backend.port}` +
+        (backend.directRouting ? ", DirectRouting (direct routes to the nodes on our L2 segment)" : ""),
+    );
     await deps.host.checkLocalResources({
       port: backend.port,
       tapName: o.tapName,
@@ -239,23 +255,14 @@ export class Agent {
     this.#dataplane = dataplane;
     this.#stops.push(() => dataplane.stop());
     const tapIndex = rtnl.linkIndex(dataplane.tapName);
-    this.#assignTapAddress(rtnl, tapIndex, lease.subnet, config.network);
+    this.#assignAddress = (subnet) => this.#assignTapAddress(rtnl, tapIndex, subnet, config.network);
+    this.#assignAddress(lease.subnet);
     this.#waitingFor.delete("tap");
 
-    if (o.ipMasq) {
-      const masq = deps.host.ipMasq({ network: config.network, subnet: lease.subnet, log });
-      await masq.ensure();
-      const timer = this.#clock.setInterval(
-        () => void masq.ensure().catch((e: Error) => log.rateLimited("masq", `ip-masq resync: ${e.message}`)),
-        MASQ_RESYNC_MS,
-      );
-      this.#stops.push(() => this.#clock.clearInterval(timer));
-    }
-    await writeSubnetEnv(o.subnetFile, { network: config.network, subnet: lease.subnet, mtu: dataplane.tapMtu, ipMasq: o.ipMasq });
-    this.#waitingFor.delete("subnet.env");
-    log.info(`wrote ${o.subnetFile}; ready`);
+    this.#subnetEnvMtu = dataplane.tapMtu;
+    await this.#masqAndSubnetEnv(config, lease.subnet);
 
-    const kernel = new KernelPeers(rtnl, tapIndex, dataplane, log);
+    const tunnel = new KernelPeers(rtnl, tapIndex, dataplane, log);
     this.#tap = new TapGuard(
       rtnl,
       {
@@ -267,23 +274,93 @@ export class Agent {
       },
       log,
     );
+    let kernel: PeerKernel = tunnel;
+    if (backend.directRouting) {
+      this.#routes = this.#routedPeers(rtnl, config, underlay, tunnel);
+      kernel = this.#routes;
+    }
+    await this.#startPeers(registry, kernel, config, underlay.publicIp, formatMac(mac), leases);
+  }
+
+  /** host-gw: the lease and subnet.env, then peers as plain routes; no VtepMAC, TAP or data plane. */
+  async #startHostGw(rtnl: KernelTables, registry: LeaseRegistry, config: NetConfig, underlay: Underlay): Promise<void> {
+    const o = this.#o;
+    // flanneld's host-gw refuses this too: peers route to our PublicIP, which must be the interface's own.
+    if (underlay.publicIp !== underlay.ip)
+      throw new ControlError(
+        "HOSTGW_PUBLIC_IP",
+        `--public-ip ${formatIp4(underlay.publicIp)} differs from ${underlay.name}'s address ${formatIp4(underlay.ip)}: host-gw cannot work behind NAT`,
+      );
+    this.#log.info(`network ${formatCidr4(config.network)}, subnets /${config.subnetLen}, backend host-gw (no encapsulation, no TAP)`);
+    this.#waitingFor.delete("tap");
+    await this.#deps.host.checkLocalResources({ subnetFile: o.subnetFile });
+    const { leases, lease } = await this.#takeLease(registry, config, underlay.publicIp, 0, null);
+    this.#stops.push(() => leases.stop());
+    this.#waitingFor.delete("lease");
+    this.#subnetEnvMtu = underlay.mtu; // flanneld's host-gw: the external interface's MTU
+    await this.#masqAndSubnetEnv(config, lease.subnet);
+    this.#routes = this.#routedPeers(rtnl, config, underlay, null);
+    await this.#startPeers(registry, this.#routes, config, underlay.publicIp, "", leases);
+  }
+
+  #routedPeers(rtnl: KernelTables, config: NetConfig, underlay: Underlay, tunnel: KernelPeers | null): RoutedPeers {
+    const mode = config.backend.type === "host-gw" ? ({ type: "host-gw" } as const) : ({ type: "vxlan", directRouting: true } as const);
+    return new RoutedPeers({
+      rtnl,
+      mode,
+      underlay: { ifindex: underlay.ifindex, name: underlay.name },
+      vxlan: tunnel,
+      network: config.network,
+      subnetLen: config.subnetLen,
+      log: this.#log,
+    });
+  }
+
+  /** Step 6: ip-masq rules (--ip-masq), then subnet.env; from here on /readyz is 200. */
+  async #masqAndSubnetEnv(config: NetConfig, subnet: Cidr4): Promise<void> {
+    const o = this.#o;
+    const log = this.#log;
+    if (o.ipMasq) {
+      const masq = this.#deps.host.ipMasq({ network: config.network, subnet, log });
+      await masq.ensure();
+      const timer = this.#clock.setInterval(
+        () => void masq.ensure().catch((e: Error) => log.rateLimited("masq", `ip-masq resync: ${e.message}`)),
+        MASQ_RESYNC_MS,
+      );
+      this.#stops.push(() => this.#clock.clearInterval(timer));
+    }
+    await writeSubnetEnv(o.subnetFile, { network: config.network, subnet, mtu: this.#subnetEnvMtu, ipMasq: o.ipMasq });
+    this.#waitingFor.delete("subnet.env");
+    log.info(`wrote ${o.subnetFile}; ready`);
+  }
+
+  /** Step 7: peers from etcd into `kernel`, and the periodic reconcile. */
+  async #startPeers(
+    registry: LeaseRegistry,
+    kernel: PeerKernel,
+    config: NetConfig,
+    publicIp: number,
+    ownVtepMac: string,
+    leases: LeaseManager,
+  ): Promise<void> {
     const peers = new PeerSync({
       registry,
       kernel,
-      log,
+      log: this.#log,
       network: config.network,
       subnetLen: config.subnetLen,
-      ownPublicIp: underlay.publicIp,
-      ownVtepMac: formatMac(mac),
+      ownPublicIp: publicIp,
+      ownVtepMac,
+      backend: config.backend.type,
       ownSubnet: () => leases.lease?.subnet ?? null,
-      onOwnLease: (event) => this.#onOwnLease(event, rtnl, tapIndex, config),
+      onOwnLease: (event) => this.#onOwnLease(event, config),
       onEtcdState: (connected) => this.#setEtcdState(connected),
       clock: this.#clock,
     });
     this.#peers = peers;
     this.#stops.push(() => peers.stop());
     await peers.start();
-    const reconcile = this.#clock.setInterval(() => void this.reconcile(), o.reconcileIntervalSeconds * 1000);
+    const reconcile = this.#clock.setInterval(() => void this.reconcile(), this.#o.reconcileIntervalSeconds * 1000);
     this.#stops.push(() => this.#clock.clearInterval(reconcile));
   }
 
@@ -298,22 +375,24 @@ export class Agent {
     config: NetConfig,
     publicIp: number,
     vni: number,
-    storedMac: Uint8Array,
+    storedMac: Uint8Array | null,
   ): Promise<{ leases: LeaseManager; lease: OwnLease; mac: Uint8Array }> {
     const o = this.#o;
     const log = this.#log;
     const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
     // One listing serves the MAC check and the lease's first attempt: listings are costly (docs/performance.md).
     const before = await registry.listLeases();
-    let mac = await claimUnpublishedMac(storedMac, macDeps, before);
+    // host-gw (no stored MAC) has no VtepMAC to claim or yield.
+    let mac = storedMac === null ? new Uint8Array(6) : await claimUnpublishedMac(storedMac, macDeps, before);
     const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
     const leases = new LeaseManager({
       registry,
       prefix: o.etcdPrefix,
       config,
       publicIp,
-      vtepMac: formatMac(mac),
+      vtepMac: storedMac === null ? "" : formatMac(mac),
       vni,
+      backendType: storedMac === null ? "host-gw" : "vxlan",
       previous: previous.subnet,
       renewMarginMs: o.subnetLeaseRenewMarginMinutes * 60_000,
       log,
@@ -323,7 +402,7 @@ export class Agent {
     const lease = await leases.acquire(null, before);
     // A clone that published at the same moment as us: the later writer yields, before the data plane
     // starts, so the data plane and the peers only ever see the final MAC.
-    const yielded = await yieldMacIfPublishedFirst(mac, leaseKey(o.etcdPrefix, lease.subnet), macDeps);
+    const yielded = storedMac === null ? null : await yieldMacIfPublishedFirst(mac, leaseKey(o.etcdPrefix, lease.subnet), macDeps);
     if (yielded !== null) {
       await leases.changeVtepMac(formatMac(yielded));
       mac = yielded;
@@ -402,7 +481,7 @@ export class Agent {
     void this.#deps.host.disableAcceptRa(this.#o.tapName);
   }
 
-  #onOwnLease(event: OwnLeaseEvent, rtnl: KernelTables, tapIndex: number, config: NetConfig): void {
+  #onOwnLease(event: OwnLeaseEvent, config: NetConfig): void {
     if (!this.#leases || this.#stopping) return;
     // A put during re-registration is the re-registration's own (or will be seen again by the next listing).
     if (event.type === "put") {
@@ -418,11 +497,11 @@ export class Agent {
       .reRegister()
       .then(async (lease) => {
         if (before && before.ip === lease.subnet.ip && before.prefixLen === lease.subnet.prefixLen) return;
-        this.#assignTapAddress(rtnl, tapIndex, lease.subnet, config.network);
+        this.#assignAddress?.(lease.subnet);
         await writeSubnetEnv(this.#o.subnetFile, {
           network: config.network,
           subnet: lease.subnet,
-          mtu: this.#dataplane!.tapMtu,
+          mtu: this.#subnetEnvMtu,
           ipMasq: this.#o.ipMasq,
         });
       })
@@ -435,4 +514,11 @@ export class Agent {
       this.#log.info(connected ? "etcd connected" : "etcd unreachable; forwarding continues with the known peers");
     this.#etcdConnected = connected;
   }
+}
+
+/** The backend as `flannelette status` names it; null before the config is read. */
+function describeBackend(backend: BackendConfig | null): string | null {
+  if (backend === null) return null;
+  if (backend.type === "host-gw") return "host-gw";
+  return backend.directRouting ? "vxlan DirectRouting" : "vxlan";
 }

@@ -16,7 +16,7 @@ import type { Logger } from "../log.ts";
 
 export interface PeerEntry {
   readonly subnet: Cidr4;
-  /** Lowercase `aa:bb:cc:dd:ee:ff`. */
+  /** Lowercase `aa:bb:cc:dd:ee:ff`; "" for a host-gw lease, which carries none. */
   readonly vtepMac: string;
   readonly publicIp: number;
 }
@@ -32,6 +32,7 @@ export function samePeer(a: PeerEntry, b: PeerEntry): boolean {
 }
 
 export function describePeer(p: PeerEntry): string {
+  if (p.vtepMac === "") return `${formatCidr4(p.subnet)} (PublicIP ${formatIp4(p.publicIp)})`;
   return `${formatCidr4(p.subnet)} (VtepMAC ${p.vtepMac}, PublicIP ${formatIp4(p.publicIp)})`;
 }
 

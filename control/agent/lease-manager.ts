@@ -37,8 +37,11 @@ export interface LeaseManagerOptions {
   prefix: string;
   config: NetConfig;
   publicIp: number;
+  /** "" with host-gw. */
   vtepMac: string;
   vni: number;
+  /** The lease's BackendType (default vxlan): host-gw writes no BackendData, as flanneld's host-gw. */
+  backendType?: "vxlan" | "host-gw";
   /** FLANNEL_SUBNET of the previous run (subnet.env), masked. */
   previous: Cidr4 | null;
   renewMarginMs: number;
@@ -204,6 +207,7 @@ export class LeaseManager {
   }
 
   #encode(): string {
+    if (this.#o.backendType === "host-gw") return encodeLeaseValue({ publicIp: this.#o.publicIp, backend: { type: "host-gw" } });
     return encodeLeaseValue({ publicIp: this.#o.publicIp, backend: { type: "vxlan", vni: this.#o.vni, vtepMac: this.#vtepMac } });
   }
 

@@ -13,17 +13,18 @@ import { ControlError } from "../control-error.ts";
 import { makeSubnetFileDir } from "../subnet-env.ts";
 
 export interface LocalResources {
-  /** The VXLAN UDP port of the network config. */
-  readonly port: number;
-  readonly tapName: string;
+  /** The VXLAN UDP port of the network config; absent with host-gw (no data plane). */
+  readonly port?: number;
+  /** Absent with host-gw (no TAP). */
+  readonly tapName?: string;
   /** TAP queues the data plane will open (IFF_MULTI_QUEUE when more than one, which must match an existing TAP). */
-  readonly queues: number;
+  readonly queues?: number;
   readonly subnetFile: string;
 }
 
 export async function checkLocalResources(libc: Libc, r: LocalResources): Promise<void> {
-  checkPortFree(libc, r.port);
-  checkTapOpens(libc, r.tapName, r.queues);
+  if (r.port !== undefined) checkPortFree(libc, r.port);
+  if (r.tapName !== undefined) checkTapOpens(libc, r.tapName, r.queues ?? 1);
   await checkSubnetFileWritable(r.subnetFile);
 }
 

@@ -29,6 +29,8 @@ export interface AgentSnapshot {
   leaseRejections: Readonly<Partial<Record<LeaseRejectReason, number>>>;
   /** Times our own lease key was found overwritten and our value put back. */
   ownLeaseRestores: number;
+  /** `vxlan`, `vxlan DirectRouting` or `host-gw`; null (or absent) until the config is read. */
+  backend?: string | null;
 }
 
 type MetricType = "counter" | "gauge";
@@ -122,6 +124,13 @@ export function renderMetrics(snapshot: AgentSnapshot): string {
       type: "counter",
       help: "Times our own lease key was found holding another value and ours was put back.",
       samples: [{ value: snapshot.ownLeaseRestores }],
+    },
+    {
+      // host-gw has no data plane: its frame counters stay 0, and this says why.
+      name: "backend_info",
+      type: "gauge",
+      help: "The network config's backend (host-gw has no TAP and no data plane); absent until the config is read.",
+      samples: snapshot.backend ? [{ labels: { type: snapshot.backend }, value: 1 }] : [],
     },
     {
       name: "ready",

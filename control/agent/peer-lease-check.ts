@@ -4,10 +4,11 @@
 //
 // A lease is a peer only if, in this order:
 //   - its value is at most 4 KiB (flannel writes ~150 bytes; a bigger one is dropped before decoding),
-//     decodes as flannel's lease JSON and is of the vxlan backend;
+//     decodes as flannel's lease JSON and is of our backend (vxlan, or host-gw: BackendType exactly as
+//     flanneld compares it);
 //   - its subnet lies inside the Network, is exactly SubnetLen long, has no host bits and is not ours;
 //   - its PublicIP is a unicast address outside the overlay that is not ours;
-//   - its VtepMAC is a unicast, non-zero MAC that is not ours.
+//   - (vxlan) its VtepMAC is a unicast, non-zero MAC that is not ours.
 
 import { type Cidr4, cidrContainsCidr, cidrContainsIp, cidrEquals, formatCidr4, formatIp4, maskOf } from "../../native-bindings/ip4.ts";
 import { decodeLeaseValue } from "../leases/lease-json.ts";
@@ -33,8 +34,10 @@ export interface PeerCheckContext {
   readonly subnetLen: number;
   readonly ownSubnet: Cidr4 | null;
   readonly ownPublicIp: number;
-  /** Lowercase `aa:bb:cc:dd:ee:ff`. */
+  /** Lowercase `aa:bb:cc:dd:ee:ff`; "" in host-gw mode. */
   readonly ownVtepMac: string;
+  /** Our backend: only its leases are peers (default vxlan). */
+  readonly backend?: "vxlan" | "host-gw";
 }
 
 export type PeerCheckResult =
@@ -59,6 +62,11 @@ export function checkPeerLease(subnet: Cidr4, value: string, ctx: PeerCheckConte
   const decoded = decodeLeaseValue(value);
   if (!decoded.ok) return reject("malformed", decoded.reason);
   const lease = decoded.lease;
+  if (ctx.backend === "host-gw") {
+    if (lease.backendType !== "host-gw") return reject("other_backend", `backend type "${lease.backendType}" is not host-gw`);
+    const ipProblem = checkPublicIp(lease.publicIp, ctx);
+    return ipProblem ?? { ok: true, peer: { subnet, vtepMac: "", publicIp: lease.publicIp } };
+  }
   if (lease.vxlan === null) return reject("other_backend", `backend type "${lease.backendType}" is not vxlan`);
   const ipProblem = checkPublicIp(lease.publicIp, ctx);
   if (ipProblem !== null) return ipProblem;

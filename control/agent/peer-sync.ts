@@ -18,14 +18,21 @@ import type { LeaseEvent, LeaseRegistry, LeaseWatch } from "../leases/registry.t
 import { parseSubnetKey, subnetKey } from "../leases/subnet-key.ts";
 import type { Logger } from "../log.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { describePeer, type KernelPeers, type PeerEntry, samePeer } from "./kernel-peers.ts";
+import { describePeer, type PeerEntry, samePeer } from "./kernel-peers.ts";
 import { checkPeerLease, keepsKnownPeer, type PeerRejectReason } from "./peer-lease-check.ts";
 
 /** A put carries its modRevision, so that a listing and the watch can be put in order (own-lease-guard.ts). */
 export type OwnLeaseEvent = { type: "put"; value: string; modRevision: number } | { type: "delete" };
 
-/** What PeerSync needs of the kernel side; `KernelPeers` is the real one. */
-export type PeerKernel = Pick<KernelPeers, "add" | "remove" | "reconcile">;
+/**
+ * What PeerSync needs of the kernel side; `KernelPeers` is the real one for vxlan, `RoutedPeers` for host-gw
+ * and DirectRouting, whose `add` returns false for a peer it knows but refused to route (it logged why).
+ */
+export interface PeerKernel {
+  add(peer: PeerEntry, previous?: PeerEntry): boolean | void;
+  remove(peer: PeerEntry): void;
+  reconcile(desired: readonly PeerEntry[]): number;
+}
 
 /** Why a lease event did not become a peer: the lease checks plus the two PeerSync makes itself. */
 export type LeaseRejectReason = PeerRejectReason | "bad_key" | "duplicate_vtep_mac";
@@ -68,8 +75,10 @@ export interface PeerSyncOptions {
   network: Cidr4;
   subnetLen: number;
   ownPublicIp: number;
-  /** Lowercase `aa:bb:cc:dd:ee:ff`. */
+  /** Lowercase `aa:bb:cc:dd:ee:ff`; "" in host-gw mode. */
   ownVtepMac: string;
+  /** Whose leases are peers (default vxlan); another backend's are refused as `other_backend`. */
+  backend?: "vxlan" | "host-gw";
   ownSubnet: () => Cidr4 | null;
   onOwnLease: (event: OwnLeaseEvent) => void;
   onEtcdState: (connected: boolean) => void;
@@ -240,8 +249,8 @@ export class PeerSync {
       if (known) this.#removePeer(key, known);
       return null;
     }
-    const { network, subnetLen, ownPublicIp, ownVtepMac } = this.#o;
-    const checked = checkPeerLease(parsed.subnet, event.value, { network, subnetLen, ownSubnet: own, ownPublicIp, ownVtepMac });
+    const { network, subnetLen, ownPublicIp, ownVtepMac, backend } = this.#o;
+    const checked = checkPeerLease(parsed.subnet, event.value, { network, subnetLen, ownSubnet: own, ownPublicIp, ownVtepMac, backend });
     if (!checked.ok) {
       this.#reject(checked.reason, key, `ignoring lease ${key}: ${checked.detail}`);
       if (known && keepsKnownPeer(checked.reason)) return key; // one unreadable write is no reason to cut a peer off
@@ -249,7 +258,7 @@ export class PeerSync {
       return null;
     }
     const peer = checked.peer;
-    const twin = this.#peerWithMac(peer.vtepMac, key);
+    const twin = peer.vtepMac === "" ? null : this.#peerWithMac(peer.vtepMac, key);
     if (twin !== null) {
       this.#reject("duplicate_vtep_mac", key, `ignoring lease ${key}: VtepMAC ${peer.vtepMac} is already the peer ${describePeer(twin)}'s`);
       if (known) this.#removePeer(key, known);
@@ -258,9 +267,9 @@ export class PeerSync {
     if (known && samePeer(known, peer)) return key; // a renewal: nothing to do
     this.#noteSharedPublicIp(key, peer, event.key);
     try {
-      this.#o.kernel.add(peer, known);
+      const routed = this.#o.kernel.add(peer, known);
       this.#remember(key, peer);
-      this.#logChange(`${known ? "updated" : "added"} peer ${describePeer(peer)}`);
+      this.#logChange(`${known ? "updated" : "added"} peer ${describePeer(peer)}${routed === false ? " without a route (refused)" : ""}`);
     } catch (error) {
       // Keep it known anyway: the next reconcile retries the kernel entries.
       this.#remember(key, peer);
@@ -286,7 +295,7 @@ export class PeerSync {
     if (before && before.vtepMac !== peer.vtepMac && this.#keyByMac.get(before.vtepMac) === key) this.#keyByMac.delete(before.vtepMac);
     if (before) this.#forgetPublicIp(key, before);
     this.#peers.set(key, peer);
-    this.#keyByMac.set(peer.vtepMac, key);
+    if (peer.vtepMac !== "") this.#keyByMac.set(peer.vtepMac, key);
     const keys = this.#keysByPublicIp.get(peer.publicIp);
     if (keys === undefined || keys === key) this.#keysByPublicIp.set(peer.publicIp, key);
     else if (typeof keys === "string") this.#keysByPublicIp.set(peer.publicIp, [keys, key]);

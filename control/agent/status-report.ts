@@ -22,7 +22,9 @@ export interface AgentStatus {
   faults: string[];
   /** The flannel Network of the config in use; null until the config is read. */
   network: string | null;
-  /** Our lease; null until it is taken. */
+  /** `vxlan`, `vxlan DirectRouting` or `host-gw`; null until the config is read (absent from older agents). */
+  backend?: string | null;
+  /** Our lease; null until it is taken. `vtepMac` is "" with host-gw. */
   lease: { subnet: string; publicIp: string; vtepMac: string; expiresAt: string } | null;
   etcd: {
     /** As given by --etcd-endpoints. */
@@ -32,7 +34,8 @@ export interface AgentStatus {
     connected: boolean;
   };
   /** Programmed peers by subnet; `since` is when this lease (subnet, PublicIP, VtepMAC) was first programmed. */
-  peers: { subnet: string; publicIp: string; vtepMac: string; since: string }[];
+  /** `vtepMac` is "" for host-gw; `route` says how the subnet is reached (vxlan through the TAP, a direct route, or refused). */
+  peers: { subnet: string; publicIp: string; vtepMac: string; since: string; route?: "vxlan" | "direct" | "refused" }[];
   /** VtepMAC entries in the data plane's forwarding table (one per peer unless something went wrong). */
   forwardingEntries: number;
   /** null until the data plane has started. */
@@ -54,23 +57,36 @@ export function formatStatus(status: AgentStatus): string {
 
   line("agent", `${describeState(status)} (pid ${status.agent.pid}, flannelette ${status.agent.flannelette})`);
   if (status.network !== null) line("network", status.network);
+  // Plain vxlan says nothing more: its output stays as it was before other backends existed.
+  const backend = status.backend ?? "vxlan";
+  if (backend !== "vxlan") line("backend", backend);
+  const hostGw = backend === "host-gw";
   const lease = status.lease;
   if (lease === null) line("lease", "none yet");
   else {
-    line("lease", `${lease.subnet} public-ip ${lease.publicIp} vtep-mac ${lease.vtepMac}`);
+    line("lease", `${lease.subnet} public-ip ${lease.publicIp}${lease.vtepMac === "" ? "" : ` vtep-mac ${lease.vtepMac}`}`);
     line("", `expires ${isoSeconds(lease.expiresAt)} (${relative(Date.parse(lease.expiresAt) - now)})`);
   }
   const etcd = status.etcd;
   line("etcd", `${etcd.endpointInUse ?? etcd.endpoints.join(",")} ${etcd.connected ? "connected" : "not connected"}`);
   const dp = status.dataplane;
-  line("dataplane", dp === null ? "not started" : `tap ${dp.tap} mtu ${dp.mtu} worker-pairs ${dp.workerPairs}`);
+  if (hostGw) line("dataplane", "none (host-gw: the kernel routes to each peer's PublicIP)");
+  else line("dataplane", dp === null ? "not started" : `tap ${dp.tap} mtu ${dp.mtu} worker-pairs ${dp.workerPairs}`);
   // The table is read from the data plane itself, so a lost add or remove shows as a difference.
-  const entries = status.forwardingEntries === status.peers.length ? "" : ` (forwarding table: ${status.forwardingEntries} entries)`;
+  const tunnelled = status.peers.filter((p) => (p.route ?? "vxlan") === "vxlan").length;
+  const entries = hostGw || status.forwardingEntries === tunnelled ? "" : ` (forwarding table: ${status.forwardingEntries} entries)`;
   line("peers", `${status.peers.length}${entries}`);
   if (status.peers.length > 0) {
-    const rows = [["subnet", "public-ip", "vtep-mac", "since"]];
+    const withRoute = backend !== "vxlan";
+    const rows = [["subnet", "public-ip", ...(hostGw ? [] : ["vtep-mac"]), ...(withRoute ? ["route"] : []), "since"]];
     for (const p of status.peers)
-      rows.push([p.subnet, p.publicIp, p.vtepMac, `${isoSeconds(p.since)} (${age(now - Date.parse(p.since))})`]);
+      rows.push([
+        p.subnet,
+        p.publicIp,
+        ...(hostGw ? [] : [p.vtepMac]),
+        ...(withRoute ? [p.route ?? "vxlan"] : []),
+        `${isoSeconds(p.since)} (${age(now - Date.parse(p.since))})`,
+      ]);
     lines.push(...alignColumns(rows).map((row) => `  ${row}`));
   }
   if (dp !== null) {

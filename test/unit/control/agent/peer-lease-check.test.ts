@@ -138,3 +138,24 @@ describe("publicIpProblem and vtepMacProblem", () => {
     expect(vtepMacProblem(mac)).toBe(problem);
   });
 });
+
+describe("checkPeerLease with the host-gw backend", () => {
+  const HOST_GW: PeerCheckContext = { ...CTX, ownVtepMac: "", backend: "host-gw" };
+  const hostGw = (publicIp: string) => `{"PublicIP":"${publicIp}","PublicIPv6":null,"BackendType":"host-gw"}`;
+
+  test("takes flanneld's host-gw lease as a peer without a VtepMAC", () => {
+    expect(checkPeerLease(cidr("10.244.2.0/24"), hostGw("192.0.2.12"), HOST_GW)).toEqual({
+      ok: true,
+      peer: { subnet: cidr("10.244.2.0/24"), vtepMac: "", publicIp: ip("192.0.2.12") },
+    });
+  });
+
+  test.each([
+    ["a vxlan lease", vxlan("192.0.2.12", "0a:58:0a:f4:02:02"), "other_backend", 'backend type "vxlan" is not host-gw'],
+    ["a udp lease (no BackendType)", '{"PublicIP":"192.0.2.12"}', "other_backend", 'backend type "" is not host-gw'],
+    ["our PublicIP", hostGw("192.0.2.11"), "own_public_ip", "PublicIP 192.0.2.11 is ours"],
+    ["a PublicIP inside the network", hostGw("10.244.9.9"), "bad_public_ip", "PublicIP 10.244.9.9 is inside the network 10.244.0.0/16"],
+  ])("refuses %s", (_, value, reason, detail) => {
+    expect(checkPeerLease(cidr("10.244.2.0/24"), value, HOST_GW)).toEqual({ ok: false, reason: reason as PeerRejectReason, detail });
+  });
+});

@@ -1,12 +1,14 @@
 // The kernel's tables as the whole agent sees them (`KernelTables`, control/agent/agent-deps.ts): the TAP of
 // FakeTapKernel, plus an underlay interface with an address and the default route (what underlay.ts looks
 // for), and the TAP's appearance when the data plane creates it (fake-dataplane.ts sets `tapCreated`).
-// Until then the TAP cannot be found by name.
+// Until then the TAP cannot be found by name. The underlay has its connected route (192.0.2.0/24, no gateway)
+// and takes plain routes too (`underlayRoutes`: host-gw, DirectRouting); as in the kernel, one destination
+// has one route, so a replace on either device takes it from the other.
 import type { KernelTables } from "../../../../control/agent/agent-deps.ts";
 import { parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { IFA_F_PERMANENT } from "../../../../native-bindings/linux/if_addr.ts";
 import { ENODEV } from "../../../../native-bindings/linux/errno.ts";
-import type { AddressEntry, LinkInfo, RouteEntry } from "../../../../native-bindings/rtnetlink.ts";
+import type { AddressEntry, LinkInfo, RouteEntry, RouteSpec } from "../../../../native-bindings/rtnetlink.ts";
 import { SyscallError } from "../../../../native-bindings/syscall-error.ts";
 import { FakeTapKernel, TAP_INDEX } from "./fake-tap-kernel.ts";
 
@@ -20,6 +22,10 @@ export class FakeKernelTables extends FakeTapKernel implements KernelTables {
   /** Set by the fake data plane when it "opens" the TAP. */
   tapCreated = false;
   closed = false;
+  /** Routes added on the underlay, by `dst/prefixLen`. */
+  readonly underlayRoutes = new Map<string, RouteSpec>();
+  /** More main-table routes a test puts in (e.g. another subnet reached through a router). */
+  readonly extraRoutes: RouteEntry[] = [];
 
   constructor(underlayIp = "192.0.2.11") {
     super();
@@ -55,25 +61,45 @@ export class FakeKernelTables extends FakeTapKernel implements KernelTables {
   }
 
   override routeList(ifindex?: number): RouteEntry[] {
-    const underlay: RouteEntry[] =
-      ifindex === undefined || ifindex === UNDERLAY_INDEX
-        ? [
-            {
-              dst: 0,
-              prefixLen: 0,
-              gateway: this.gateway,
-              ifindex: UNDERLAY_INDEX,
-              onlink: false,
-              table: 254,
-              protocol: 3,
-              scope: 0,
-              type: 1,
-              priority: undefined,
-              prefsrc: undefined,
-            },
-          ]
-        : [];
-    return [...underlay, ...super.routeList(ifindex)];
+    const route = (r: Partial<RouteEntry> & Pick<RouteEntry, "dst" | "prefixLen">): RouteEntry => ({
+      gateway: undefined,
+      ifindex: UNDERLAY_INDEX,
+      onlink: false,
+      table: 254,
+      protocol: 3,
+      scope: 0,
+      type: 1,
+      priority: undefined,
+      prefsrc: undefined,
+      ...r,
+    });
+    const underlay: RouteEntry[] = [
+      route({ dst: 0, prefixLen: 0, gateway: this.gateway }),
+      route({ dst: (this.underlayIp & 0xffffff00) >>> 0, prefixLen: 24, protocol: 2, scope: 253, prefsrc: this.underlayIp }),
+      ...[...this.underlayRoutes.values()].map((r) => route({ dst: r.dst, prefixLen: r.prefixLen, gateway: r.gateway })),
+      ...this.extraRoutes,
+    ];
+    return [...underlay.filter((r) => ifindex === undefined || r.ifindex === ifindex), ...super.routeList(ifindex)];
+  }
+
+  override routeReplace(route: RouteSpec): void {
+    const key = `${route.dst}/${route.prefixLen}`;
+    if (route.ifindex !== UNDERLAY_INDEX) {
+      super.routeReplace(route);
+      this.underlayRoutes.delete(key);
+      return;
+    }
+    this.calls.push("routeReplace");
+    const errno = this.refuse.get("routeReplace");
+    if (errno !== undefined) throw new SyscallError("routeReplace", errno, "(refused by the fake kernel)");
+    this.routes.delete(key);
+    this.underlayRoutes.set(key, { ...route });
+  }
+
+  override routeDelete(route: RouteSpec): void {
+    if (route.ifindex !== UNDERLAY_INDEX) return super.routeDelete(route);
+    this.calls.push("routeDelete");
+    if (!this.underlayRoutes.delete(`${route.dst}/${route.prefixLen}`)) throw new SyscallError("RTM_DELROUTE", 3);
   }
 
   close(): void {
