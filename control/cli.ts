@@ -5,7 +5,8 @@
 import { writeSync } from "node:fs";
 import { flagError, isCommandLineError } from "./flags.ts";
 
-import { DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE, STATUS_USAGE } from "./usage.ts";
+import { CNI_USAGE, DATAPLANE_USAGE, DEMO_USAGE, RUN_USAGE, STATUS_USAGE } from "./usage.ts";
+import { CNI_PLUGIN_NAME, invokedName } from "./cni/invoked-name.ts";
 import { ensureDataplaneRuntime } from "./runtime-options.ts";
 import { createLogger } from "./log.ts";
 import { buildCommit, runtimeName, VERSION } from "./version.ts";
@@ -25,6 +26,8 @@ Usage:
       show the running agent's lease, etcd connection, peers and data-plane counters
   ${DEMO_USAGE}
       build a demo overlay in network namespaces on this host, show traffic, tear it down
+  ${CNI_USAGE}
+      the flannel CNI plugin (also run when this executable is started as "flannel", e.g. /opt/cni/bin/flannel)
   flannelette version
 
 Run 'flannelette <command> --help' for a command's flags.`;
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./dataplane-command.ts")).runDataplaneCommand(rest);
     case "status":
       return (await import("./status-command.ts")).runStatusCommand(rest);
+    case "cni":
+      return (await import("./cni/cni-command.ts")).runCniCommand(rest);
     case "demo":
       // The demo drives namespaces and traffic with the test helpers, which are written for Bun.
       if (typeof globalThis.Bun === "undefined")
@@ -71,7 +76,10 @@ process.on("uncaughtException", dieWithOneLine);
 process.on("unhandledRejection", dieWithOneLine);
 
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  // Linked as /opt/cni/bin/flannel, the executable is the CNI plugin: runtimes call it with no command.
+  process.exitCode =
+    invokedName() === CNI_PLUGIN_NAME ? await (await import("./cni/cni-command.ts")).runCniCommand(argv) : await main(argv);
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`flannelette: ${message}\n`);
