@@ -221,6 +221,8 @@ export interface RunOptions {
   readonly offloads: boolean;
   /** 0: chosen from the core count. */
   readonly workers: number;
+  /** Microseconds a data-plane worker polls after work before it sleeps; 0 sleeps at once. */
+  readonly busyPollMicros: number;
   /** The Unix socket `flannelette status` reads; "" disables it. */
   readonly statusSocket: string;
   readonly help: boolean;
@@ -329,6 +331,14 @@ const RUN_FLAG_SPECS: readonly FlagSpec[] = [
     check: between(0, 16, "out of acceptable range 0..16"),
   },
   {
+    name: "busy-poll",
+    kind: "string",
+    default: "0",
+    usage:
+      "after work, a worker polls its fds for this many microseconds before it sleeps: lower latency for a lone packet, for CPU (0 = sleep at once)",
+    check: between(0, 1_000_000, "out of acceptable range 0..1000000"),
+  },
+  {
     name: "reconcile-interval",
     kind: "string",
     default: "300",
@@ -370,6 +380,7 @@ export function parseRunFlags(argv: readonly string[], env: Readonly<Record<stri
     reconcileIntervalSeconds: Number(f.string("reconcile-interval")),
     offloads: f.bool("offloads"),
     workers: Number(f.string("workers")),
+    busyPollMicros: Number(f.string("busy-poll")),
     statusSocket: f.string("status-socket"),
     help: f.help,
   };

@@ -46,6 +46,11 @@ export interface DataplaneOptions {
   offloads?: boolean;
   /** Pairs of workers, one TAP queue (IFF_MULTI_QUEUE) and one SO_REUSEPORT socket each; default from the core count. */
   workers?: number;
+  /**
+   * Microseconds a worker that just did work keeps polling its fds before it sleeps (0: it sleeps at once).
+   * Lower latency for a lone packet against CPU: an idle data plane still sleeps (docs/performance.md).
+   */
+  busyPollMicros?: number;
   /** Receive buffer of the VXLAN socket. */
   receiveBufferBytes?: number;
   log?: (message: string) => void;
@@ -170,6 +175,7 @@ export class Dataplane {
           checkPeerSource: options.checkPeerSource ?? true,
           offloads,
           udpGro: udpGro[q],
+          busyPollMicros: options.busyPollMicros ?? 0,
         };
         starting.push(startWorker("tap-worker", { ...init, counterIndex: 2 * q }, log, fatal));
         starting.push(startWorker("udp-worker", { ...init, counterIndex: 2 * q + 1 }, log, fatal));

@@ -15,6 +15,7 @@
 // The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
 
 import { errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
+import { BusyPoll } from "./busy-poll.ts";
 import { WAKEUPS } from "./counters.ts";
 import type { Segmenter } from "./segmenter.ts";
 import { sendDirect, takeOverOne } from "./shortcuts.ts";
@@ -105,8 +106,12 @@ export class TapWorkerLoop {
     tx.endWaitForSpace();
   }
 
-  /** Turns until the control thread sets the stop flag, sleeping when there is nothing to do. */
-  run(run: Int32Array): void {
+  /**
+   * Turns until the control thread sets the stop flag, sleeping when there is nothing to do; with
+   * `busyPollMicros`, only once that long has passed without work (BusyPoll).
+   */
+  run(run: Int32Array, busyPollMicros = 0): void {
+    const busyPoll = new BusyPoll(busyPollMicros);
     while (Atomics.load(run, RUN_STOP) === 0) {
       const worked = this.turn();
       const broken = this.#intake.brokenErrno;
@@ -119,7 +124,8 @@ export class TapWorkerLoop {
         while (Atomics.load(run, RUN_STOP) === 0) this.#io.waiter.wait(false, false, IDLE_POLL_MS);
         return;
       }
-      if (!worked) this.idle();
+      if (worked) busyPoll.worked();
+      else if (!busyPoll.spinning()) this.idle();
     }
   }
 }

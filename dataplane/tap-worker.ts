@@ -20,7 +20,7 @@ try {
   segmenter.useFastWordSum(worker.memory.tx.bytes.buffer, () => createSimdWordSum(init.txRing));
   const loop = new TapWorkerLoop(worker.memory, worker.io, init, segmenter, post);
   post({ type: "ready" });
-  loop.run(worker.run);
+  loop.run(worker.run, init.busyPollMicros);
   worker.close();
   post({ type: "stopped" });
 } catch (error) {

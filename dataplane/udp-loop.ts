@@ -16,6 +16,7 @@
 // receive on the way to the TAP (docs/performance.md, "Figures behind the code").
 
 import { WAKE_WRITABLE } from "../native-bindings/batch-io.ts";
+import { BusyPoll } from "./busy-poll.ts";
 import { WAKEUPS } from "./counters.ts";
 import type { Segmenter } from "./segmenter.ts";
 import { takeOverOne, writeDirect } from "./shortcuts.ts";
@@ -94,8 +95,15 @@ export class UdpWorkerLoop {
     rx.endWaitForSpace();
   }
 
-  /** Turns until the control thread sets the stop flag, sleeping when there is nothing to do. */
-  run(run: Int32Array): void {
-    while (Atomics.load(run, RUN_STOP) === 0) if (!this.turn()) this.idle();
+  /**
+   * Turns until the control thread sets the stop flag, sleeping when there is nothing to do; with
+   * `busyPollMicros`, only once that long has passed without work (BusyPoll).
+   */
+  run(run: Int32Array, busyPollMicros = 0): void {
+    const busyPoll = new BusyPoll(busyPollMicros);
+    while (Atomics.load(run, RUN_STOP) === 0) {
+      if (this.turn()) busyPoll.worked();
+      else if (!busyPoll.spinning()) this.idle();
+    }
   }
 }

@@ -22,7 +22,7 @@ try {
   segmenter.useFastWordSum(worker.memory.tx.bytes.buffer, () => createSimdWordSum(init.txRing));
   const loop = new UdpWorkerLoop(worker.memory, worker.io, init, segmenter, post);
   post({ type: "ready" });
-  loop.run(worker.run);
+  loop.run(worker.run, init.busyPollMicros);
   worker.close();
   post({ type: "stopped" });
 } catch (error) {

@@ -70,6 +70,8 @@ export interface WorkerInit {
   offloads: boolean;
   /** The receive socket has UDP_GRO: a receive may return a run of same-size datagrams (segment size in a cmsg). */
   udpGro: boolean;
+  /** After work, poll the fds for this many microseconds before sleeping (0: sleep at once). */
+  busyPollMicros: number;
 }
 
 export type WorkerMessage =

@@ -249,6 +249,7 @@ export class Agent {
       underlayMtu,
       offloads: o.offloads,
       workers: o.workers === 0 ? undefined : o.workers,
+      busyPollMicros: o.busyPollMicros,
       log: (m) => log.info(m),
       onFatal: (message) => this.#onFatal?.(message),
     });

@@ -24,6 +24,7 @@ const DEFAULTS: RunOptions = {
   reconcileIntervalSeconds: 300,
   offloads: true,
   workers: 0,
+  busyPollMicros: 0,
   help: false,
 };
 
@@ -65,6 +66,7 @@ describe("parseRunFlags", () => {
     ["--help", ["--help"], { help: true }],
     ["-h", ["-h"], { help: true }],
     ["a trailing --", ["--ip-masq", "--"], { ipMasq: true }],
+    ["--busy-poll in microseconds", ["--busy-poll=50"], { busyPollMicros: 50 }],
   ])("reads %s", (_why, argv, expected) => {
     expect(parseRunFlags(argv, {})).toEqual({ ...DEFAULTS, ...expected });
   });
@@ -104,6 +106,11 @@ describe("parseRunFlags", () => {
       "FLAG_BAD_VALUE: invalid value \"a/b\" for flag --tap-name: not a valid interface name (1-15 characters, no '/', ':' or whitespace)",
     ],
     ["a missing value", ["--etcd-prefix"], "FLAG_MISSING_VALUE: flag needs an argument: --etcd-prefix"],
+    [
+      "a negative --busy-poll",
+      ["--busy-poll=-5"],
+      'FLAG_BAD_VALUE: invalid value "-5" for flag --busy-poll: out of acceptable range 0..1000000',
+    ],
     ["a positional argument", ["eth0"], 'FLAG_SYNTAX: unexpected argument: "eth0"'],
     [
       "a boolean followed by a word, since Go booleans never take the next argument",

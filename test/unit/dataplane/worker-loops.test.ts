@@ -215,6 +215,37 @@ test("a TAP deleted under the tap worker: one fatal message, then it waits for t
   expect(w.tapSide.io.tap.reads).toBe(1);
 });
 
+describe("--busy-poll", () => {
+  // Each worker's run() until its first sleep, which stops it: when that sleep came and how often the fds were polled.
+  function untilFirstSleep(busyPollMicros: number, side: "tap" | "udp") {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    const run = new Int32Array(new SharedArrayBuffer(RUN_STATE_BYTES));
+    if (side === "tap") w.tapWire.incoming.push(tapRead(toPeer(icmp(1))));
+    else w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(1, 0))), peer: PEER_IP });
+    const io = side === "tap" ? w.tapSide.io : w.udpSide.io;
+    const started = performance.now();
+    let firstSleepMs = -1;
+    io.waiter.whileAsleep = () => {
+      firstSleepMs = performance.now() - started;
+      Atomics.store(run, RUN_STOP, 1);
+    };
+    if (side === "tap") tap.run(run, busyPollMicros);
+    else udp.run(run, busyPollMicros);
+    return { firstSleepMs, polls: side === "tap" ? w.tapSide.io.tap.reads : w.udpSide.io.udp.receiveCalls };
+  }
+
+  for (const side of ["tap", "udp"] as const) {
+    test(`the ${side} worker polls its fd again for the window after work, then sleeps`, () => {
+      const spun = untilFirstSleep(20_000, side);
+      expect(spun.firstSleepMs).toBeGreaterThanOrEqual(20);
+      expect(spun.polls).toBeGreaterThan(10);
+      const off = untilFirstSleep(0, side);
+      expect(off.polls).toBeLessThanOrEqual(3); // the work's turn (its reads end at one that finds nothing) and one idle turn
+    });
+  }
+});
+
 test("many frames both ways, turns and sleeps in seeded random order: every frame arrives once, in order, through rings and shortcuts", () => {
   // Frames that took each shortcut, over all seeds: tap worker direct, udp worker direct, taken over by each.
   const shortcuts = [0, 0, 0, 0];
