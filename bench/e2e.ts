@@ -4,6 +4,7 @@
 //   2. flannelette↔flannelette both nodes run our data plane (control/cli.ts dataplane ...)
 //   3. flannelette↔kernel      one of each, measured in both directions
 //   4. flannelette↔flannelette with `--workers 1` and `--workers 2`, when the data plane has that flag
+//   5. flannelette↔flannelette with `--busy-poll` (the opt-in low-latency mode), when the data plane has that flag
 //
 // Each direction runs --rounds rounds of: TCP with 1 stream, TCP with --parallel streams, UDP small datagrams,
 // ping. During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time, max
@@ -19,7 +20,7 @@
 //
 //   bun bench/e2e.ts [--rounds 3] [--seconds 5] [--parallel 4] [--udp-seconds 5] [--udp-bitrate 0]
 //                    [--udp-len 64] [--pings 200] [--ping-interval-ms 10]
-//                    [--scenarios kernel,flannelette,mixed,workers1,workers2] [--out FILE]
+//                    [--scenarios kernel,flannelette,mixed,workers1,workers2,busypoll] [--out FILE]
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -41,11 +42,11 @@ import {
   type RunningNode,
 } from "./e2e/nodes.ts";
 import { measureDirection, ratiosTo, type Figures, type MeasureParams, type Ratios } from "./e2e/measure.ts";
-import { backgroundBusyCores, loadAverage } from "./e2e/load.ts";
+import { backgroundBusyCores, loadAverage, processCpuNs } from "./e2e/load.ts";
 import { hostInfo, type E2eReport, type ScenarioResult } from "./e2e/report.ts";
 import { writeCharts } from "./e2e/chart.ts";
 
-type ScenarioId = "kernel" | "flannelette" | "mixed" | "workers1" | "workers2";
+type ScenarioId = "kernel" | "flannelette" | "mixed" | "workers1" | "workers2" | "busypoll";
 
 interface ScenarioSpec {
   readonly id: ScenarioId;
@@ -58,6 +59,9 @@ interface ScenarioSpec {
   /** Node indexes (0-based) of client → server, and a label naming each side's kind. */
   readonly directions: ReadonlyArray<{ readonly label: string; readonly client: 0 | 1; readonly server: 0 | 1 }>;
 }
+
+/** The opt-in low-latency mode's window in the busypoll scenario: a little more than a ping's round trip here. */
+const BUSY_POLL_MICROS = 200;
 
 const SCENARIOS: readonly ScenarioSpec[] = [
   {
@@ -94,6 +98,14 @@ const SCENARIOS: readonly ScenarioSpec[] = [
       directions: [{ label: `flannelette→flannelette --workers ${n}`, client: 0, server: 1 }],
     }),
   ),
+  {
+    id: "busypoll",
+    name: `flannelette↔flannelette --busy-poll ${BUSY_POLL_MICROS}`,
+    kinds: ["flannelette", "flannelette"],
+    dataplaneArgs: ["--busy-poll", `${BUSY_POLL_MICROS}`],
+    needsFlag: "busy-poll",
+    directions: [{ label: `flannelette→flannelette --busy-poll ${BUSY_POLL_MICROS}`, client: 0, server: 1 }],
+  },
 ];
 
 interface Options {
@@ -210,6 +222,16 @@ async function measureScenario(
     for (const n of running) {
       if (n.dataplane) result.dataplaneStats[n.node.ns] = await readStats(n);
     }
+    // After the traffic: an idle data plane must not use CPU, busy-poll or not.
+    if (watch.length > 0) {
+      const idle = await idleCpu(watch, IDLE_SECONDS);
+      result.idleCpuPercent = idle;
+      console.log(
+        `   idle  ${Object.entries(idle)
+          .map(([ns, p]) => `${ns} ${p.toFixed(2)} %`)
+          .join(", ")} of a core over ${IDLE_SECONDS} s without traffic`,
+      );
+    }
   } finally {
     for (const n of running) {
       const ms = await stopNode(n);
@@ -221,6 +243,15 @@ async function measureScenario(
 }
 
 const RSS_TARGET_MIB = 64;
+const IDLE_SECONDS = 3;
+
+/** Each process's CPU time over `seconds` of no traffic, as a percentage of one core (nanosecond schedstat). */
+async function idleCpu(watch: readonly { name: string; pid: number }[], seconds: number): Promise<Record<string, number>> {
+  await Bun.sleep(1000); // the last round's queues drain and the workers settle into their sleep
+  const before = watch.map((w) => processCpuNs(w.pid));
+  await Bun.sleep(seconds * 1000);
+  return Object.fromEntries(watch.map((w, i) => [w.name, (100 * (processCpuNs(w.pid) - before[i])) / (seconds * 1e9)]));
+}
 
 function printFigures(f: Figures, r: Ratios | null, p: MeasureParams): void {
   const x = (v: number | undefined): string => (v === undefined ? "" : `  (${v.toFixed(2)}x kernel)`);
