@@ -42,7 +42,7 @@ import {
   type RunningNode,
 } from "./e2e/nodes.ts";
 import { measureDirection, ratiosTo, type Figures, type MeasureParams, type Ratios } from "./e2e/measure.ts";
-import { backgroundBusyCores, loadAverage, processCpuNs } from "./e2e/load.ts";
+import { backgroundBusyCores, loadAverage, readProcessTicks } from "./e2e/load.ts";
 import { hostInfo, type E2eReport, type ScenarioResult } from "./e2e/report.ts";
 import { writeCharts } from "./e2e/chart.ts";
 
@@ -222,7 +222,7 @@ async function measureScenario(
     for (const n of running) {
       if (n.dataplane) result.dataplaneStats[n.node.ns] = await readStats(n);
     }
-    // After the traffic: an idle data plane must not use CPU, busy-poll or not.
+    // After the traffic: an idle data plane must not use CPU, busy-poll or not (resolution: 0.2 % of a core).
     if (watch.length > 0) {
       const idle = await idleCpu(watch, IDLE_SECONDS);
       result.idleCpuPercent = idle;
@@ -243,14 +243,20 @@ async function measureScenario(
 }
 
 const RSS_TARGET_MIB = 64;
-const IDLE_SECONDS = 3;
+const IDLE_SECONDS = 5;
+const CLOCK_TICKS_PER_S = 100; // USER_HZ, what /proc/<pid>/stat counts in
 
-/** Each process's CPU time over `seconds` of no traffic, as a percentage of one core (nanosecond schedstat). */
+/**
+ * Each process's CPU time over `seconds` of no traffic, as a percentage of one core: from the process's own
+ * utime+stime, which keeps the time of threads that ended (the JIT's come and go), in clock ticks (1/100 s).
+ */
 async function idleCpu(watch: readonly { name: string; pid: number }[], seconds: number): Promise<Record<string, number>> {
   await Bun.sleep(1000); // the last round's queues drain and the workers settle into their sleep
-  const before = watch.map((w) => processCpuNs(w.pid));
+  const before = watch.map((w) => readProcessTicks(w.pid) ?? 0);
   await Bun.sleep(seconds * 1000);
-  return Object.fromEntries(watch.map((w, i) => [w.name, (100 * (processCpuNs(w.pid) - before[i])) / (seconds * 1e9)]));
+  return Object.fromEntries(
+    watch.map((w, i) => [w.name, (100 * ((readProcessTicks(w.pid) ?? 0) - before[i])) / (seconds * CLOCK_TICKS_PER_S)]),
+  );
 }
 
 function printFigures(f: Figures, r: Ratios | null, p: MeasureParams): void {

@@ -50,18 +50,6 @@ export function readProcessTicks(pid: number): number | null {
   return Number(rest[11]) + Number(rest[12]);
 }
 
-/** CPU time of all the process's threads so far, in nanoseconds (/proc/<pid>/task/<tid>/schedstat); 0 once gone. */
-export function processCpuNs(pid: number): number {
-  let total = 0;
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`))
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-  } catch {
-    // a thread or the process ended between the listing and the read
-  }
-  return total;
-}
-
 /**
  * `kB` fields of /proc/<pid>/status (VmRSS, VmHWM, RssAnon ...), all from one read, in the order asked; null
  * when the process is gone, NaN for a field this kernel does not report.

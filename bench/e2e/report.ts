@@ -25,7 +25,7 @@ export interface ScenarioResult {
   readonly dataplaneStats: Record<string, unknown>;
   /** SIGTERM-to-exit time of each data plane process (contract: under 2000 ms). */
   readonly shutdownMs: Record<string, number>;
-  /** Each data plane's CPU over a few seconds without traffic after the measurements, in % of one core. */
+  /** Each data plane's CPU over 5 s without traffic after the measurements, in % of one core. */
   idleCpuPercent?: Record<string, number>;
 }
 
