@@ -225,7 +225,16 @@ export interface RunOptions {
   readonly busyPollMicros: number;
   /** The Unix socket `flannelette status` reads; "" disables it. */
   readonly statusSocket: string;
+  /** Set with --kube-subnet-mgr only: the Kubernetes API instead of etcd (docs/kubernetes.md). */
+  readonly kube?: KubeRunOptions;
   readonly help: boolean;
+}
+
+export interface KubeRunOptions {
+  readonly kubeconfigFile: string;
+  readonly apiUrl: string;
+  readonly annotationPrefix: string;
+  readonly netConfPath: string;
 }
 
 const IFNAMSIZ = 16; // include/uapi/linux/if.h, including the NUL
@@ -352,6 +361,22 @@ const RUN_FLAG_SPECS: readonly FlagSpec[] = [
     usage: "Unix socket (mode 0600) that `flannelette status` reads; empty to disable",
     check: checkSocketPath,
   },
+  { name: "kube-subnet-mgr", kind: "bool", default: false, usage: "contact the Kubernetes API for subnet assignment instead of etcd" },
+  { name: "kube-api-url", kind: "string", default: "", usage: "Kubernetes API server URL; unset: the kubeconfig's, or in-cluster" },
+  { name: "kubeconfig-file", kind: "string", default: "", usage: "kubeconfig file location; unset: in-cluster (service account)" },
+  {
+    name: "kube-annotation-prefix",
+    kind: "string",
+    default: "flannel.alpha.coreos.com",
+    usage: "Kubernetes annotation prefix; can contain a single slash",
+  },
+  {
+    name: "net-config-path",
+    kind: "string",
+    default: "/etc/kube-flannel/net-conf.json",
+    usage: "path to the network configuration file (with --kube-subnet-mgr)",
+    check: nonEmpty,
+  },
 ];
 
 export const RUN_FLAGS: FlagSet = { command: "run", usage: RUN_USAGE, flags: RUN_FLAG_SPECS, fromEnvironment: true };
@@ -382,6 +407,14 @@ export function parseRunFlags(argv: readonly string[], env: Readonly<Record<stri
     workers: Number(f.string("workers")),
     busyPollMicros: Number(f.string("busy-poll")),
     statusSocket: f.string("status-socket"),
+    ...(f.bool("kube-subnet-mgr") && {
+      kube: {
+        kubeconfigFile: f.string("kubeconfig-file"),
+        apiUrl: f.string("kube-api-url"),
+        annotationPrefix: f.string("kube-annotation-prefix"),
+        netConfPath: f.string("net-config-path"),
+      },
+    }),
     help: f.help,
   };
 }

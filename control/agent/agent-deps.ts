@@ -6,6 +6,7 @@
 import type { DataplaneCounters } from "../../dataplane/counters.ts";
 import type { DataplaneOptions } from "../../dataplane/dataplane.ts";
 import type { Rtnetlink } from "../../native-bindings/rtnetlink.ts";
+import type { KubeConnectRegistryOptions, KubeLeaseRegistry } from "../kube/kube-registry.ts";
 import type { EtcdConnectOptions, EtcdLeaseRegistry } from "../leases/registry.ts";
 import type { Clock } from "./clock.ts";
 import type { InstanceLock } from "./instance-lock.ts";
@@ -67,6 +68,8 @@ export interface AgentHost {
 export interface AgentDeps {
   /** The lease registry for the flags' endpoints, TLS files and credentials (the files are read; nothing is sent yet). */
   connectRegistry(options: EtcdConnectOptions): Promise<EtcdLeaseRegistry>;
+  /** Kubernetes mode: the API from the flags or the cluster, and our node's name (asked of the API for our pod). */
+  connectKube(options: KubeConnectRegistryOptions): Promise<KubeLeaseRegistry>;
   /** The kernel's tables, opened once after the instance lock; closed when the agent stops. */
   openKernel(): KernelTables;
   /** Creates the TAP and starts the workers; throws with errno names when it cannot. */

@@ -18,6 +18,11 @@
 // peers on our L2 segment.
 // SIGTERM/SIGINT stop it and keep the lease, as flanneld does; a restart reuses subnet and MAC.
 //
+// With --kube-subnet-mgr the store is the Kubernetes API instead of etcd (docs/kubernetes.md): the config
+// comes from --net-config-path, step 4's lease is our node's podCIDR (waited for, and said so) with our
+// annotations on the node, and step 7's peers are the other flannel nodes, behind the same LeaseRegistry
+// seam (control/kube/kube-registry.ts), so steps 5-7 are the same.
+//
 // etcd, the kernel's tables, the data plane, the clock and the host operations come in as `AgentDeps`
 // (agent-deps.ts): `realAgentDeps` wires the real ones, unit tests in-memory doubles.
 
@@ -40,7 +45,9 @@ import type { Clock } from "./clock.ts";
 import { defaultWorkerPairs } from "../../dataplane/dataplane.ts";
 import { KernelPeers } from "./kernel-peers.ts";
 import { TapGuard } from "./tap-guard.ts";
-import { LeaseManager, type OwnLease } from "./lease-manager.ts";
+import { LeaseManager, type OwnLease, type OwnLeaseHolder } from "./lease-manager.ts";
+import type { KubeLeaseRegistry } from "../kube/kube-registry.ts";
+import { KubeNodeLease } from "../kube/node-lease.ts";
 import type { AgentSnapshot } from "./metrics-text.ts";
 import { type OwnLeaseEvent, type PeerKernel, PeerSync } from "./peer-sync.ts";
 import { RoutedPeers } from "./routed-peers.ts";
@@ -60,9 +67,9 @@ export class Agent {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #stops: (() => Promise<void> | void)[] = [];
-  readonly #waitingFor = new Set(["lease", "tap", "subnet.env"]);
+  #waitingFor = new Set(["lease", "tap", "subnet.env"]);
   #dataplane: AgentDataplane | null = null;
-  #leases: LeaseManager | null = null;
+  #leases: OwnLeaseHolder | null = null;
   #peers: PeerSync | null = null;
   #etcdConnected = false;
   #reconcileRuns = 0;
@@ -75,6 +82,8 @@ export class Agent {
   #registry: LeaseRegistry | null = null;
   /** The etcd client from its creation on (#registry waits for the config), for the endpoint in use. */
   #etcd: EtcdLeaseRegistry | null = null;
+  /** The Kubernetes API in Kubernetes mode (--kube-subnet-mgr), else null. */
+  #kube: KubeLeaseRegistry | null = null;
   /** Our PublicIP and the config's Network, for `flannelette status`; null until known. */
   #publicIp: number | null = null;
   #network: Cidr4 | null = null;
@@ -143,7 +152,12 @@ export class Agent {
               expiresAt: new Date(lease.expiresAt).toISOString(),
             }
           : null,
-      etcd: { endpoints: [...this.#o.etcdEndpoints], endpointInUse: this.#etcd?.endpointInUse ?? null, connected: snapshot.etcdConnected },
+      etcd: {
+        endpoints: this.#o.kube ? [] : [...this.#o.etcdEndpoints],
+        endpointInUse: this.#etcd?.endpointInUse ?? null,
+        connected: snapshot.etcdConnected,
+      },
+      ...(this.#o.kube && { kubernetes: { node: this.#kube?.nodeName ?? null } }),
       peers: peers.map(({ peer, since }) => ({
         subnet: formatCidr4(peer.subnet),
         publicIp: formatIp4(peer.publicIp),
@@ -202,16 +216,7 @@ export class Agent {
     );
     this.#publicIp = underlay.publicIp;
 
-    const registry = await deps.connectRegistry({
-      endpoints: o.etcdEndpoints,
-      prefix: o.etcdPrefix,
-      keyFile: o.etcdKeyfile,
-      certFile: o.etcdCertfile,
-      caFile: o.etcdCafile,
-      username: o.etcdUsername,
-      password: o.etcdPassword,
-      log,
-    });
+    const registry = await this.#connect();
     this.#stops.push(() => registry.close());
     this.#etcd = registry;
     const config = await this.#waitForConfig(registry);
@@ -219,7 +224,7 @@ export class Agent {
     const backend = config.backend;
     this.#backend = backend;
     this.#registry = registry;
-    this.#configNotice = new ConfigChangeNotice(configKey(o.etcdPrefix), this.#configInUse);
+    this.#configNotice = new ConfigChangeNotice(this.#configName(), this.#configInUse, o.kube ? "its file" : "etcd");
     if (backend.type === "host-gw") return this.#startHostGw(rtnl, registry, config, underlay);
 
     log.info(
@@ -283,6 +288,36 @@ export class Agent {
     await this.#startPeers(registry, kernel, config, underlay.publicIp, formatMac(mac), leases);
   }
 
+  /** The lease registry: etcd, or the Kubernetes API with --kube-subnet-mgr. */
+  async #connect(): Promise<EtcdLeaseRegistry> {
+    const o = this.#o;
+    if (o.kube) {
+      this.#kube = await this.#deps.connectKube({
+        ...o.kube,
+        env: process.env,
+        etcdPrefix: o.etcdPrefix,
+        log: this.#log,
+        onFatal: (message) => this.#onFatal?.(message),
+      });
+      return this.#kube;
+    }
+    return this.#deps.connectRegistry({
+      endpoints: o.etcdEndpoints,
+      prefix: o.etcdPrefix,
+      keyFile: o.etcdKeyfile,
+      certFile: o.etcdCertfile,
+      caFile: o.etcdCafile,
+      username: o.etcdUsername,
+      password: o.etcdPassword,
+      log: this.#log,
+    });
+  }
+
+  /** Where the network config is read: the etcd key, or --net-config-path. */
+  #configName(): string {
+    return this.#o.kube ? this.#o.kube.netConfPath : configKey(this.#o.etcdPrefix);
+  }
+
   /** host-gw: the lease and subnet.env, then peers as plain routes; no VtepMAC, TAP or data plane. */
   async #startHostGw(rtnl: KernelTables, registry: LeaseRegistry, config: NetConfig, underlay: Underlay): Promise<void> {
     const o = this.#o;
@@ -342,14 +377,15 @@ export class Agent {
     config: NetConfig,
     publicIp: number,
     ownVtepMac: string,
-    leases: LeaseManager,
+    leases: OwnLeaseHolder,
   ): Promise<void> {
     const peers = new PeerSync({
       registry,
       kernel,
       log: this.#log,
       network: config.network,
-      subnetLen: config.subnetLen,
+      // Kubernetes: the controller manager's node CIDR size, whatever SubnetLen says (flanneld ignores it there).
+      subnetLen: this.#kube ? (leases.lease?.subnet.prefixLen ?? config.subnetLen) : config.subnetLen,
       ownPublicIp: publicIp,
       ownVtepMac,
       backend: config.backend.type,
@@ -377,9 +413,10 @@ export class Agent {
     publicIp: number,
     vni: number,
     storedMac: Uint8Array | null,
-  ): Promise<{ leases: LeaseManager; lease: OwnLease; mac: Uint8Array }> {
+  ): Promise<{ leases: OwnLeaseHolder; lease: OwnLease; mac: Uint8Array }> {
     const o = this.#o;
     const log = this.#log;
+    if (this.#kube) return this.#takeNodeLease(this.#kube, config, publicIp, vni, storedMac);
     const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
     // One listing serves the MAC check and the lease's first attempt: listings are costly (docs/performance.md).
     const before = await registry.listLeases();
@@ -408,6 +445,36 @@ export class Agent {
       await leases.changeVtepMac(formatMac(yielded));
       mac = yielded;
     }
+    return { leases, lease, mac };
+  }
+
+  /** Step 4 in Kubernetes mode: our VtepMAC (checked against the nodes' as in etcd mode), then our node's podCIDR. */
+  async #takeNodeLease(
+    registry: KubeLeaseRegistry,
+    config: NetConfig,
+    publicIp: number,
+    vni: number,
+    storedMac: Uint8Array | null,
+  ): Promise<{ leases: OwnLeaseHolder; lease: OwnLease; mac: Uint8Array }> {
+    const o = this.#o;
+    const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log: this.#log };
+    const mac = storedMac === null ? new Uint8Array(6) : await claimUnpublishedMac(storedMac, macDeps, await registry.listLeases());
+    const waitingLabel = `podCIDR of node ${registry.nodeName}`;
+    const leases = new KubeNodeLease({
+      registry,
+      network: config.network,
+      publicIp,
+      backend: storedMac === null ? { type: "host-gw" } : { type: "vxlan", vni, vtepMac: formatMac(mac) },
+      log: this.#log,
+      clock: this.#clock,
+      // First in the list: it is what everything after it waits on.
+      onWaiting: (waiting) => {
+        if (waiting) this.#waitingFor = new Set([waitingLabel, ...this.#waitingFor]);
+        else this.#waitingFor.delete(waitingLabel);
+      },
+    });
+    this.#leases = leases;
+    const lease = await leases.acquire();
     return { leases, lease, mac };
   }
 
@@ -457,8 +524,7 @@ export class Agent {
         const text = await registry.getConfig();
         this.#setEtcdState(true);
         const parsed = parseNetConfig(text);
-        if (!parsed.ok)
-          throw new ControlError(parsed.error.code, `network config ${configKey(this.#o.etcdPrefix)}: ${parsed.error.message}`);
+        if (!parsed.ok) throw new ControlError(parsed.error.code, `network config ${this.#configName()}: ${parsed.error.message}`);
         this.#configInUse = text;
         return parsed.config;
       } catch (error) {
@@ -511,8 +577,9 @@ export class Agent {
   }
 
   #setEtcdState(connected: boolean): void {
+    const store = this.#o.kube ? "kubernetes API" : "etcd";
     if (connected !== this.#etcdConnected)
-      this.#log.info(connected ? "etcd connected" : "etcd unreachable; forwarding continues with the known peers");
+      this.#log.info(connected ? `${store} connected` : `${store} unreachable; forwarding continues with the known peers`);
     this.#etcdConnected = connected;
   }
 }

@@ -6,9 +6,12 @@ export class ConfigChangeNotice {
   readonly #inUse: string;
   #seen: string | null;
 
-  /** `inUse`: the config text the agent started with. */
-  constructor(key: string, inUse: string) {
+  readonly #store: string;
+
+  /** `inUse`: the config text the agent started with; `store` names where it lives, for the lines. */
+  constructor(key: string, inUse: string, store = "etcd") {
     this.#key = key;
+    this.#store = store;
     this.#inUse = inUse;
     this.#seen = inUse;
   }
@@ -20,7 +23,7 @@ export class ConfigChangeNotice {
     const key = this.#key;
     if (current === this.#inUse) return `network config at ${key} is again the one in use`;
     if (current === null)
-      return `network config at ${key} deleted in etcd; flannelette, like flanneld, reads it only at start-up: it goes on with the one it started with`;
-    return `network config at ${key} changed in etcd; flannelette, like flanneld, applies it only at start-up: restart to apply`;
+      return `network config at ${key} deleted in ${this.#store}; flannelette, like flanneld, reads it only at start-up: it goes on with the one it started with`;
+    return `network config at ${key} changed in ${this.#store}; flannelette, like flanneld, applies it only at start-up: restart to apply`;
   }
 }

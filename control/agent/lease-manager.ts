@@ -32,6 +32,24 @@ export interface OwnLease {
   readonly expiresAt: number;
 }
 
+/**
+ * What the agent holds its own lease through: LeaseManager in etcd mode, KubeNodeLease (control/kube/) in
+ * Kubernetes mode, where the node's podCIDR is the lease and its annotations carry the rest.
+ */
+export interface OwnLeaseHolder {
+  readonly lease: OwnLease | null;
+  readonly vtepMac: string;
+  /** How many times our published lease was found changed by someone else and put back. */
+  readonly restoredCount: number;
+  /** A put of our key seen by the watch or a listing. */
+  onOwnKeyPut(value: string, modRevision: number): void;
+  /** Our key was deleted: nothing may put it back but the re-registration that follows. */
+  onOwnKeyDeleted(): void;
+  /** Takes the lease again after its key was deleted; the subnet may differ. */
+  reRegister(): Promise<OwnLease>;
+  stop(): void;
+}
+
 export interface LeaseManagerOptions {
   registry: LeaseRegistry;
   prefix: string;
@@ -64,7 +82,7 @@ export function knownLeases(records: readonly LeaseRecord[]): KnownLease[] {
   return out;
 }
 
-export class LeaseManager {
+export class LeaseManager implements OwnLeaseHolder {
   readonly #o: LeaseManagerOptions;
   #vtepMac: string;
   #value: string;

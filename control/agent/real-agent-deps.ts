@@ -5,6 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { Dataplane } from "../../dataplane/dataplane.ts";
 import type { Libc } from "../../native-bindings/libc.ts";
 import { openRtnetlink } from "../../native-bindings/rtnetlink.ts";
+import { connectKubeRegistry } from "../kube/kube-registry.ts";
 import { connectEtcdRegistry } from "../leases/registry.ts";
 import type { AgentDeps } from "./agent-deps.ts";
 import { systemClock } from "./clock.ts";
@@ -15,6 +16,7 @@ import { checkLocalResources } from "./local-checks.ts";
 export function realAgentDeps(libc: Libc): AgentDeps {
   return {
     connectRegistry: (options) => connectEtcdRegistry(options),
+    connectKube: (options) => connectKubeRegistry(options),
     openKernel: () => openRtnetlink(libc),
     startDataplane: (options) => Dataplane.start(libc, options),
     clock: systemClock,

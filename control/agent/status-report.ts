@@ -33,6 +33,8 @@ export interface AgentStatus {
     endpointInUse: string | null;
     connected: boolean;
   };
+  /** Kubernetes mode only (--kube-subnet-mgr): our node; `etcd` then describes the API server. */
+  kubernetes?: { node: string | null };
   /** Programmed peers by subnet; `since` is when this lease (subnet, PublicIP, VtepMAC) was first programmed. */
   /** `vtepMac` is "" for host-gw; `route` says how the subnet is reached (vxlan through the TAP, a direct route, or refused). */
   peers: { subnet: string; publicIp: string; vtepMac: string; since: string; route?: "vxlan" | "direct" | "refused" }[];
@@ -68,7 +70,9 @@ export function formatStatus(status: AgentStatus): string {
     line("", `expires ${isoSeconds(lease.expiresAt)} (${relative(Date.parse(lease.expiresAt) - now)})`);
   }
   const etcd = status.etcd;
-  line("etcd", `${etcd.endpointInUse ?? etcd.endpoints.join(",")} ${etcd.connected ? "connected" : "not connected"}`);
+  const store = `${etcd.endpointInUse ?? etcd.endpoints.join(",")} ${etcd.connected ? "connected" : "not connected"}`;
+  if (status.kubernetes) line("kubernetes", `${store}, node ${status.kubernetes.node ?? "unknown yet"}`);
+  else line("etcd", store);
   const dp = status.dataplane;
   if (hostGw) line("dataplane", "none (host-gw: the kernel routes to each peer's PublicIP)");
   else line("dataplane", dp === null ? "not started" : `tap ${dp.tap} mtu ${dp.mtu} worker-pairs ${dp.workerPairs}`);

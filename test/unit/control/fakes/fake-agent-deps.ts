@@ -66,6 +66,9 @@ export function fakeAgentDeps(registry = new FakeRegistry(), kernel = new FakeKe
       connected.push(options);
       return registry;
     },
+    connectKube: async () => {
+      throw new Error("these fake deps have no Kubernetes API");
+    },
     openKernel: () => kernel,
     startDataplane: dataplanes.start,
     clock,
