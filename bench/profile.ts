@@ -1,13 +1,16 @@
-// Where the data plane's time goes under one TCP stream (root only): `perf record` on our data-plane process
-// while iperf3 runs through it, JIT frames named from JavaScriptCore's JIT dumps (bench/profile/jitdump.ts),
+// Where the data plane's time goes (root only): `perf record` on our data-plane process (the first node's)
+// while traffic runs through it, JIT frames named from JavaScriptCore's JIT dumps (bench/profile/jitdump.ts),
 // and the top entries per thread (the workers name their threads: tap-worker0, udp-worker0).
 //
-//   bun bench/profile.ts [--direction out|in] [--seconds 5] [--top 25] [--frequency 1999] [--cli PATH]
-//                        [--out FILE]
+//   bun bench/profile.ts [--load tcp|ping] [--peer kernel|flannelette] [--direction out|in] [--seconds 5]
+//                        [--top 25] [--frequency 1999] [--ping-interval-ms 10] [--cli PATH] [--out FILE]
 //
-// out: our node sends to a kernel VXLAN node (ours→kernel, the sending path); in: the kernel node sends to
-// ours. --cli profiles another checkout's control/cli.ts (for before/after runs). The report goes to stdout
-// and, as JSON, to --out (default bench/results/profile-<direction>-<date>.json).
+// --load tcp: one iperf3 TCP stream; out = our node sends (the sending path), in = the peer sends.
+// --load ping: pings from our node every --ping-interval-ms (a lone packet: the workers sleep in between), and
+//   our process's CPU per round trip (all threads, from /proc's utime+stime, so JIT and GC threads count).
+// --peer: the other node is a kernel VXLAN node (default) or our data plane too.
+// --cli profiles another checkout's control/cli.ts (for before/after runs). The report goes to stdout and, as
+// JSON, to --out (default bench/results/profile-<load>-<peer>-<direction>-<date>.json).
 
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,33 +21,40 @@ import { configureKernelVxlanNode, leaseOf } from "../testbed/kernel-vxlan.ts";
 import { BUN, CLI, startDataplaneNode } from "../testbed/flannelette-node.ts";
 import { randomVtepMac } from "../testbed/ipv4.ts";
 import { requireTool, runCommand } from "../testbed/process.ts";
-import { iperf3Tcp } from "../testbed/traffic.ts";
-import { resolveExecPid } from "./e2e/load.ts";
+import { iperf3Tcp, percentile, ping } from "../testbed/traffic.ts";
+import { readProcessTicks, resolveExecPid } from "./e2e/load.ts";
 import { jitSymbolAt, readJitSymbols } from "./profile/jitdump.ts";
 
 const { values } = parseArgs({
   options: {
+    load: { type: "string", default: "tcp" },
+    peer: { type: "string", default: "kernel" },
     direction: { type: "string", default: "out" },
     seconds: { type: "string", default: "5" },
     top: { type: "string", default: "25" },
     frequency: { type: "string", default: "1999" },
+    "ping-interval-ms": { type: "string", default: "10" },
     cli: { type: "string", default: CLI },
     out: { type: "string" },
   },
 });
-if (values.direction !== "out" && values.direction !== "in") throw new Error(`--direction must be out or in, got ${values.direction}`);
-const seconds = Number(values.seconds);
-const top = Number(values.top);
-const frequency = Number(values.frequency);
-for (const [name, n] of [
-  ["seconds", seconds],
-  ["top", top],
-  ["frequency", frequency],
-] as const) {
+const oneOf = (name: string, v: string, allowed: readonly string[]) => {
+  if (!allowed.includes(v)) throw new Error(`--${name} must be ${allowed.join(" or ")}, got ${v}`);
+};
+oneOf("load", values.load, ["tcp", "ping"]);
+oneOf("peer", values.peer, ["kernel", "flannelette"]);
+oneOf("direction", values.direction, ["out", "in"]);
+const positive = (name: string): number => {
+  const n = Number(values[name as keyof typeof values]);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-}
+  return n;
+};
+const seconds = positive("seconds");
+const top = positive("top");
+const frequency = positive("frequency");
+const pingIntervalMs = positive("ping-interval-ms");
 requireTool("perf");
-requireTool("iperf3");
+requireTool(values.load === "tcp" ? "iperf3" : "ping");
 
 interface Entry {
   readonly thread: string;
@@ -52,33 +62,55 @@ interface Entry {
   readonly percent: number;
 }
 
+const CLOCK_TICKS_PER_S = 100; // USER_HZ, what /proc/<pid>/stat counts in
 const work = mkdtempSync(join(tmpdir(), "flannelette-profile-"));
 // Inherited by the data plane (ip netns exec keeps the environment): JavaScriptCore writes a JIT dump per VM.
 process.env.BUN_JSC_useJITDump = "1";
 process.env.BUN_JSC_jitDumpDirectory = work;
 const topo = await createTopology({ nodes: 2, prefix: "fprof-" });
 try {
-  const [ours, kernel] = topo.nodes;
+  const [ours, other] = topo.nodes;
   const macs = [randomVtepMac(), randomVtepMac()];
-  await configureKernelVxlanNode(kernel, { vni: 1, port: 8472, mac: macs[1], peers: [leaseOf(ours, macs[0])] });
-  const dp = await startDataplaneNode(topo, ours, { mac: macs[0], peers: [leaseOf(kernel, macs[1])], program: [BUN, values.cli] });
-  const pid = resolveExecPid(dp.process.pid, ["bun", basename(realpathSync(BUN)).slice(0, 15)]);
-  const [client, server] = values.direction === "out" ? [ours, kernel] : [kernel, ours];
+  const comm = ["bun", basename(realpathSync(BUN)).slice(0, 15)];
+  if (values.peer === "kernel") {
+    await configureKernelVxlanNode(other, { vni: 1, port: 8472, mac: macs[1], peers: [leaseOf(ours, macs[0])] });
+  } else {
+    await startDataplaneNode(topo, other, { mac: macs[1], peers: [leaseOf(ours, macs[0])], program: [BUN, values.cli] });
+  }
+  const dp = await startDataplaneNode(topo, ours, { mac: macs[0], peers: [leaseOf(other, macs[1])], program: [BUN, values.cli] });
+  const pid = resolveExecPid(dp.process.pid, comm);
+  const [client, server] = values.direction === "out" ? [ours, other] : [other, ours];
   const data = join(work, "perf.data");
   // Record the middle of the run: the first second is slow start and the JIT's tiers.
   const recordS = Math.max(1, seconds - 2);
+  let summary: Record<string, number>;
+  let headline: string;
+  if (values.load === "ping") {
+    // Warm the JIT first: a lone packet's cost is measured on compiled code.
+    await ping(client.ns, { from: client.podIp, to: server.podIp, count: 500, intervalS: 0.002 });
+  }
   const perf = Bun.spawn(["perf", "record", "-F", `${frequency}`, "-o", data, "-p", `${pid}`, "--", "sleep", `${recordS}`], {
     stdout: "ignore",
     stderr: "pipe",
   });
-  const tcp = await iperf3Tcp(topo, { ns: server.ns, ip: server.podIp }, { ns: client.ns, ip: client.podIp }, { seconds });
+  if (values.load === "tcp") {
+    const tcp = await iperf3Tcp(topo, { ns: server.ns, ip: server.podIp }, { ns: client.ns, ip: client.podIp }, { seconds });
+    summary = { gbps: tcp.gbps };
+    headline = `${tcp.gbps.toFixed(2)} Gbit/s`;
+  } else {
+    const count = Math.floor((seconds * 1000) / pingIntervalMs);
+    const ticks0 = readProcessTicks(pid) ?? 0;
+    const p = await ping(client.ns, { from: client.podIp, to: server.podIp, count, intervalS: pingIntervalMs / 1000 });
+    const ticks = (readProcessTicks(pid) ?? 0) - ticks0;
+    const cpuUsPerPing = (ticks / CLOCK_TICKS_PER_S / p.received) * 1e6;
+    summary = { pingAvgMs: p.rttAvgMs, pingP99Ms: percentile(p.timesMs, 99), pings: p.received, cpuUsPerPing };
+    headline = `ping avg ${p.rttAvgMs.toFixed(3)} ms, p99 ${percentile(p.timesMs, 99).toFixed(3)} ms; our process ${cpuUsPerPing.toFixed(0)} µs CPU per round trip (${p.received} pings)`;
+  }
   if ((await perf.exited) !== 0) throw new Error(`perf record failed: ${(await new Response(perf.stderr).text()).trim()}`);
   const threadNames = new Map<string, string>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) threadNames.set(tid, readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim());
   const symbols = readJitSymbols(work, pid);
   const script = await runCommand(["perf", "script", "-i", data, "-F", "tid,ip,sym,dso"]);
-  dp.process.signal("SIGTERM");
-  await dp.process.exited;
 
   const counts = new Map<string, number>();
   const perThread = new Map<string, number>();
@@ -95,13 +127,13 @@ try {
     perThread.set(thread, (perThread.get(thread) ?? 0) + 1);
     total++;
   }
+  const peerName = values.peer === "kernel" ? "kernel" : "flannelette";
+  const label = values.direction === "out" ? `flannelette→${peerName}` : `${peerName}→flannelette`;
+  console.log(`${label}, ${values.load}: ${headline}; ${total} samples`);
   const possible = frequency * recordS;
-  console.log(
-    `${values.direction === "out" ? "flannelette→kernel" : "kernel→flannelette"}: ${tcp.gbps.toFixed(2)} Gbit/s; ${total} samples`,
-  );
   console.log("thread busy (samples / possible samples at the frequency):");
   const threads = [...perThread.entries()].sort((a, b) => b[1] - a[1]);
-  for (const [thread, n] of threads) console.log(`  ${thread.padEnd(16)} ${((100 * n) / possible).toFixed(0)} %`);
+  for (const [thread, n] of threads) console.log(`  ${thread.padEnd(16)} ${((100 * n) / possible).toFixed(1)} %`);
   const entries: Entry[] = [...counts.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
@@ -112,13 +144,20 @@ try {
   console.log(`top ${top} (share of all samples):`);
   for (const e of entries) console.log(`  ${e.percent.toFixed(2).padStart(6)} %  ${e.thread.padEnd(14)} ${e.symbol}`);
   const stamp = new Date().toISOString().replace(/:/g, "").replace(/\..*/, "Z");
-  const out = values.out ?? resolve(import.meta.dir, `results/profile-${values.direction}-${stamp}.json`);
+  const out = values.out ?? resolve(import.meta.dir, `results/profile-${values.load}-${values.peer}-${values.direction}-${stamp}.json`);
   mkdirSync(resolve(out, ".."), { recursive: true });
   const busy = Object.fromEntries(threads.map(([t, n]) => [t, n / possible]));
-  writeFileSync(
-    out,
-    JSON.stringify({ direction: values.direction, cli: values.cli, gbps: tcp.gbps, samples: total, busy, top: entries }, null, 2),
-  );
+  const report = {
+    load: values.load,
+    peer: values.peer,
+    direction: values.direction,
+    cli: values.cli,
+    ...summary,
+    samples: total,
+    busy,
+    top: entries,
+  };
+  writeFileSync(out, JSON.stringify(report, null, 2));
   console.log(`wrote ${out}`);
 } finally {
   await topo.destroy();
