@@ -5,25 +5,11 @@ import type { AgentSnapshot } from "../../../../control/agent/metrics-text.ts";
 import { ControlError } from "../../../../control/control-error.ts";
 import { createLogger, type Logger } from "../../../../control/log.ts";
 import { DROP_REASONS } from "../../../../dataplane/counters.ts";
+import { startingSnapshot } from "../fixtures/agent-snapshot.ts";
 
 const HOST = "127.0.0.1";
 
-function starting(): AgentSnapshot {
-  return {
-    ready: false,
-    waitingFor: ["lease", "tap", "subnet.env"],
-    counters: null,
-    peers: 0,
-    forwardingEntries: 0,
-    leaseExpiresAt: null,
-    etcdConnected: false,
-    reconcileRuns: 0,
-    reconcileChanges: 0,
-    faults: [],
-    leaseRejections: {},
-    ownLeaseRestores: 0,
-  };
-}
+const starting = (): AgentSnapshot => startingSnapshot();
 
 const servers: HealthServer[] = [];
 let logged: string[] = [];
