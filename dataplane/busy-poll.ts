@@ -12,6 +12,11 @@ export class BusyPoll {
     this.#windowMs = micros > 0 ? micros / 1000 : 0;
   }
 
+  /** Whether the mode is on at all. */
+  get on(): boolean {
+    return this.#windowMs > 0;
+  }
+
   /** The turn did work: the window opens again. */
   worked(): void {
     if (this.#windowMs > 0) this.#lastWorkMs = performance.now();

@@ -41,6 +41,8 @@ export class TapIntake {
   framesRead = 0;
   /** errno of a read that failed for good (EBADFD once the device is deleted), else 0. */
   brokenErrno = 0;
+  /** The last `fill` stopped at a read that found the TAP empty (not at `room`). */
+  drained = false;
   readonly #tap: TapQueue;
   readonly #tx: SpscRing;
   readonly #fdb: FdbReader;
@@ -77,12 +79,14 @@ export class TapIntake {
     const offloads = this.#offloads;
     let filled = 0;
     this.framesRead = 0;
+    this.drained = false;
     while (filled < room) {
       const pos = tx.head + filled;
       const frameOff = tx.slotOffset(pos) + SLOT_HEADROOM;
       const n = tap.read(frameOff - VIRTIO_NET_HDR_LEN, TAP_READ_CAPACITY + VIRTIO_NET_HDR_LEN);
       if (n < 0) {
         if (n !== -EAGAIN && n !== -EINTR) this.brokenErrno = -n;
+        this.drained = n === -EAGAIN;
         break;
       }
       this.framesRead++;

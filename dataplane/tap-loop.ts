@@ -55,10 +55,17 @@ export class TapWorkerLoop {
     return this.#intake.brokenErrno;
   }
 
+  /**
+   * The last turn read the TAP until it found it empty and left the rx ring empty: nothing is known to be
+   * waiting, so the loop goes to its Waiter (which re-checks everything) instead of another turn's empty read.
+   */
+  settled = false;
+
   /** Steps 1, 2 and 2b; returns whether there was anything to do. */
   turn(): boolean {
     const { tx, rx, counters } = this.#memory;
     let worked = false;
+    let tapDrained = false;
 
     // 1. rx ring -> TAP
     const ready = rx.availableCount();
@@ -73,6 +80,7 @@ export class TapWorkerLoop {
     if (tx.tryLockIntake()) {
       const filled = this.#intake.fill(Math.min(tx.freeCount(), BATCH_SIZE));
       if (this.#intake.framesRead > 0) worked = true;
+      tapDrained = this.#intake.drained;
       if (filled === 1 && sendDirect(tx, this.#directOutput)) {
         sentDirect = true;
       } else if (filled > 0 && tx.publish(filled)) {
@@ -86,6 +94,7 @@ export class TapWorkerLoop {
     //     for it. (When it is not there yet, the kernel has deferred the peer's work: waiting for it here, by
     //     spinning or in poll, does not pay; docs/performance.md, "Figures behind the code".)
     if (sentDirect) takeOverOne(rx, this.#replyIntake, counters);
+    this.settled = tapDrained && rx.availableCount() === 0;
     return worked;
   }
 
@@ -124,8 +133,10 @@ export class TapWorkerLoop {
         while (Atomics.load(run, RUN_STOP) === 0) this.#io.waiter.wait(false, false, IDLE_POLL_MS);
         return;
       }
-      if (worked) busyPoll.worked();
-      else if (!busyPoll.spinning()) this.idle();
+      if (worked) {
+        busyPoll.worked();
+        if (this.settled && !busyPoll.on) this.idle();
+      } else if (!busyPoll.spinning()) this.idle();
     }
   }
 }

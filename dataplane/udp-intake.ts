@@ -23,6 +23,8 @@ import type { NodeSettings, WorkerMemory } from "./worker-context.ts";
 import { RX_META_SEGMENT_SIZE, SLOT_HEADROOM } from "./worker-init.ts";
 
 export class UdpIntake {
+  /** The last `fill` found the socket empty after what it received (fewer datagrams than it asked for). */
+  drained = false;
   readonly #udp: UdpBind;
   readonly #slots: DatagramSlots;
   readonly #rx: SpscRing;
@@ -83,8 +85,11 @@ export class UdpIntake {
     const counters = this.#counters;
     const first = rx.head & rx.mask;
     const n = Math.min(room, this.#udp.batchSize, rx.slotCount - first);
+    this.drained = false;
     if (n <= 0) return 0;
     const got = this.#udp.receive(first, n);
+    // Fewer than asked for: the socket had no more (a receive returns what is queued, without waiting).
+    this.drained = got < n;
     if (got <= 0) return 0;
     const slots = this.#slots;
     const lengths = slots.lengths;

@@ -52,17 +52,25 @@ export class UdpWorkerLoop {
     return this.#output.blocked;
   }
 
+  /**
+   * The last turn received until the socket was empty and left nothing to send: the loop goes to its Waiter
+   * (which re-checks everything) instead of another turn's empty receive.
+   */
+  settled = false;
+
   /** Steps 1, 2 and 2b; returns whether there was anything to do. */
   turn(): boolean {
     const { tx, rx, counters } = this.#memory;
     // 1. tx ring -> sends
     let worked = this.#output.drain();
+    let socketDrained = false;
 
     // 2. receive -> rx ring (or straight to the TAP), under the intake lock.
     let wroteDirect = false;
     if (rx.tryLockIntake()) {
       const first = rx.head & rx.mask;
       const got = this.#intake.fill(rx.freeCount());
+      socketDrained = this.#intake.drained;
       if (got > 0) {
         if (rx.drainedAndAsleep()) wroteDirect = writeDirect(rx, this.#directOutput, first, got, counters);
         else if (rx.publish(got)) this.#io.peerBell.ring();
@@ -74,6 +82,7 @@ export class UdpWorkerLoop {
     // 2b. After a lone datagram's write the answer may be waiting already (a local reply is often queued on
     //     the TAP within the write): take it from the TAP rather than wait for the sleeping tap worker to wake.
     if (wroteDirect) takeOverOne(tx, this.#replyIntake, counters);
+    this.settled = socketDrained && (tx.availableCount() === 0 || this.#output.blocked);
     return worked;
   }
 
@@ -102,8 +111,10 @@ export class UdpWorkerLoop {
   run(run: Int32Array, busyPollMicros = 0): void {
     const busyPoll = new BusyPoll(busyPollMicros);
     while (Atomics.load(run, RUN_STOP) === 0) {
-      if (this.turn()) busyPoll.worked();
-      else if (!busyPoll.spinning()) this.idle();
+      if (this.turn()) {
+        busyPoll.worked();
+        if (this.settled && !busyPoll.on) this.idle();
+      } else if (!busyPoll.spinning()) this.idle();
     }
   }
 }
