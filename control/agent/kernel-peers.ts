@@ -1,4 +1,4 @@
-// Per-peer state in the kernel and the data plane, in flannel's vxlan backend order (flannel-compat §3).
+// Per-peer state in the kernel and the data plane, in flannel's vxlan backend order (docs/flannel-notes.md §1).
 //
 // How it works, per remote host (lease: subnet S, VtepMAC M, PublicIP P):
 //   1. neighbor  S.0 lladdr M dev flannel.1 nud permanent     (rtnetlink)

@@ -1,5 +1,5 @@
 // Underlay captures: tcpdump writes classic pcap to stdout, and we decode the VXLAN packets ourselves rather
-// than trusting tcpdump's text, so a test can check every header field the kernel checks (flannel-compat §10).
+// than trusting tcpdump's text, so a test can check every header field the kernel checks (docs/flannel-notes.md §5).
 
 import type { ProcessHost } from "../../testbed/traffic.ts";
 import { requireTool, type SpawnedProcess } from "../../testbed/process.ts";
