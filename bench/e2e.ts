@@ -5,6 +5,11 @@
 //   3. flannelette↔kernel      one of each, measured in both directions
 //   4. flannelette↔flannelette with `--workers 1` and `--workers 2`, when the data plane has that flag
 //   5. flannelette↔flannelette with `--busy-poll` (the opt-in low-latency mode), when the data plane has that flag
+//   6. tinc↔tinc and openvpn↔openvpn   the userspace overlays one would otherwise pick (bench/e2e/peers/): TAP
+//                              (layer 2) on the pod addresses as flannel.1 has them, encryption and compression
+//                              off, so only the data path is compared. Their Debian packages are installed when
+//                              missing (bench/ensure-bench-packages); a scenario that still lacks its binary
+//                              is skipped, with the reason, in the report.
 //
 // Each direction runs --rounds rounds of: TCP with 1 stream, TCP with --parallel streams, UDP small datagrams,
 // ping. During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time, max
@@ -20,7 +25,8 @@
 //
 //   bun bench/e2e.ts [--rounds 3] [--seconds 5] [--parallel 4] [--udp-seconds 5] [--udp-bitrate 0]
 //                    [--udp-len 64] [--pings 200] [--ping-interval-ms 10]
-//                    [--scenarios kernel,flannelette,mixed,workers1,workers2,busypoll] [--out FILE]
+//                    [--scenarios kernel,flannelette,mixed,workers1,workers2,busypoll,tinc,openvpn] [--out FILE]
+//                    [--ns-prefix fnl-]
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -43,15 +49,22 @@ import {
 } from "./e2e/nodes.ts";
 import { measureDirection, ratiosTo, type Figures, type MeasureParams, type Ratios } from "./e2e/measure.ts";
 import { backgroundBusyCores, loadAverage, readProcessTicks } from "./e2e/load.ts";
-import { hostInfo, type E2eReport, type ScenarioResult } from "./e2e/report.ts";
+import { hostInfo, type E2eReport, type ScenarioResult, type SkippedScenario } from "./e2e/report.ts";
 import { writeCharts } from "./e2e/chart.ts";
+import type { Watched } from "./e2e/load.ts";
+import { ensurePeerPackages, isInstalled, type OverlayPeer, type RunningOverlay } from "./e2e/peers/peer.ts";
+import { tinc } from "./e2e/peers/tinc.ts";
+import { openvpn } from "./e2e/peers/openvpn.ts";
 
-type ScenarioId = "kernel" | "flannelette" | "mixed" | "workers1" | "workers2" | "busypoll";
+type ScenarioId = "kernel" | "flannelette" | "mixed" | "workers1" | "workers2" | "busypoll" | "tinc" | "openvpn";
 
 interface ScenarioSpec {
   readonly id: ScenarioId;
   readonly name: string;
+  /** Kernel flannel.1 or our data plane on each node; ignored when `peer` is set. */
   readonly kinds: readonly [NodeKind, NodeKind];
+  /** A userspace overlay on both nodes instead (bench/e2e/peers/). */
+  readonly peer?: OverlayPeer;
   /** Extra `flannelette dataplane` flags for both nodes. */
   readonly dataplaneArgs: readonly string[];
   /** Flag the data plane must list in `--help` for this scenario to run. */
@@ -106,12 +119,24 @@ const SCENARIOS: readonly ScenarioSpec[] = [
     needsFlag: "busy-poll",
     directions: [{ label: `flannelette→flannelette --busy-poll ${BUSY_POLL_MICROS}`, client: 0, server: 1 }],
   },
+  ...[tinc, openvpn].map(
+    (peer): ScenarioSpec => ({
+      id: peer.id,
+      name: `${peer.id}↔${peer.id}`,
+      kinds: ["kernel", "kernel"],
+      peer,
+      dataplaneArgs: [],
+      directions: [{ label: `${peer.id}→${peer.id}`, client: 0, server: 1 }],
+    }),
+  ),
 ];
 
 interface Options {
   readonly params: MeasureParams;
   readonly scenarios: ScenarioSpec[];
   readonly out: string;
+  /** Namespace name prefix (createTopology's), so parallel runs of different people can be told apart. */
+  readonly nsPrefix: string;
 }
 
 const DEFAULT_SCENARIOS = SCENARIOS.map((s) => s.id).join(",");
@@ -129,6 +154,7 @@ function parseOptions(): Options {
       "ping-interval-ms": { type: "string", default: "10" },
       scenarios: { type: "string", default: DEFAULT_SCENARIOS },
       out: { type: "string" },
+      "ns-prefix": { type: "string", default: "fnl-" },
     },
   });
   const int = (name: string, v: string, min: number): number => {
@@ -154,6 +180,7 @@ function parseOptions(): Options {
     },
     scenarios,
     out: values.out ?? resolve(REPO_ROOT, `bench/results/e2e-${stamp}.json`),
+    nsPrefix: values["ns-prefix"],
   };
 }
 
@@ -175,8 +202,8 @@ async function runScenario(spec: ScenarioSpec, opts: Options, kernel: Figures | 
       "busy over the last second before it)",
   );
   try {
-    if (spec.kinds.includes("flannelette")) assertDataplaneCli();
-    const topo = await createTopology({ nodes: 2 });
+    if (!spec.peer && spec.kinds.includes("flannelette")) assertDataplaneCli();
+    const topo = await createTopology({ nodes: 2, prefix: opts.nsPrefix });
     try {
       await measureScenario(topo, spec, opts, kernel, result);
     } finally {
@@ -199,17 +226,30 @@ async function measureScenario(
 ): Promise<void> {
   const { params } = opts;
   const running: RunningNode[] = [];
+  let overlay: RunningOverlay | null = null;
   try {
-    const macs = [randomVtepMac(), randomVtepMac()];
-    for (const i of [0, 1] as const) {
-      const other = 1 - i;
-      running.push(
-        await startNode(topo, spec.kinds[i], topo.nodes[i], macs[i], [leaseOf(topo.nodes[other], macs[other])], spec.dataplaneArgs),
-      );
+    let watch: Watched[];
+    let check: () => void;
+    if (spec.peer) {
+      const started = await spec.peer.start(topo, [topo.nodes[0], topo.nodes[1]]);
+      overlay = started;
+      result.software = started.software;
+      result.peerConfig = started.config;
+      watch = started.daemons.map((d) => ({ name: d.ns, pid: d.pid }));
+      check = () => started.assertAlive();
+      console.log(`   ${started.software} PIDs: ${watch.map((w) => `${w.name}=${w.pid}`).join(", ")}`);
+    } else {
+      const macs = [randomVtepMac(), randomVtepMac()];
+      for (const i of [0, 1] as const) {
+        const other = 1 - i;
+        running.push(
+          await startNode(topo, spec.kinds[i], topo.nodes[i], macs[i], [leaseOf(topo.nodes[other], macs[other])], spec.dataplaneArgs),
+        );
+      }
+      watch = running.flatMap((n) => (n.pid === null ? [] : [{ name: n.node.ns, pid: n.pid }]));
+      if (watch.length > 0) console.log(`   data plane PIDs: ${watch.map((w) => `${w.name}=${w.pid}`).join(", ")}`);
+      check = () => running.forEach(assertAlive);
     }
-    const watch = running.flatMap((n) => (n.pid === null ? [] : [{ name: n.node.ns, pid: n.pid }]));
-    if (watch.length > 0) console.log(`   data plane PIDs: ${watch.map((w) => `${w.name}=${w.pid}`).join(", ")}`);
-    const check = (): void => running.forEach(assertAlive);
     for (const d of spec.directions) {
       const client = topo.nodes[d.client];
       const server = topo.nodes[d.server];
@@ -239,6 +279,8 @@ async function measureScenario(
       result.shutdownMs[n.node.ns] = ms;
       if (ms > 2000) console.log(`   WARN data plane in ${n.node.ns} took ${ms.toFixed(0)} ms to exit on SIGTERM`);
     }
+    // Stops the daemons by PID and removes their config dir; the namespaces (and their TAPs) go next.
+    if (overlay) Object.assign(result.shutdownMs, await overlay.stop());
   }
 }
 
@@ -381,10 +423,23 @@ async function main(): Promise<number> {
     if (!flagsSeen.has(flag)) flagsSeen.set(flag, dataplaneHasFlag(flag));
     return flagsSeen.get(flag)!;
   };
-  const scenarios = opts.scenarios.filter((s) => {
-    if (!s.needsFlag || hasFlag(s.needsFlag)) return true;
-    console.log(`skip ${s.name}: \`flannelette dataplane --help\` lists no --${s.needsFlag}`);
+  const skipped: SkippedScenario[] = [];
+  const skip = (s: ScenarioSpec, reason: string): false => {
+    console.log(`skip ${s.name}: ${reason}`);
+    skipped.push({ id: s.id, name: s.name, reason });
     return false;
+  };
+  const missingPeers = opts.scenarios.flatMap((s) => (s.peer && !isInstalled(s.peer) ? [s.peer] : []));
+  const installFailure = await ensurePeerPackages(missingPeers);
+  const scenarios = opts.scenarios.filter((s) => {
+    if (s.peer && !isInstalled(s.peer)) {
+      return skip(
+        s,
+        `${s.peer.binary} is not installed (Debian package ${s.peer.debianPackage}): ${installFailure ?? "still missing after the install"}`,
+      );
+    }
+    if (!s.needsFlag || hasFlag(s.needsFlag)) return true;
+    return skip(s, `\`flannelette dataplane --help\` lists no --${s.needsFlag}`);
   });
 
   const results: ScenarioResult[] = [];
@@ -395,6 +450,7 @@ async function main(): Promise<number> {
     results.push(r);
   }
   printSummary(results, params);
+  for (const s of skipped) console.log(`  skipped ${s.name}: ${s.reason}`);
   const loadEnd = loadAverage();
   console.log(`load average at end: ${loadEnd}`);
 
@@ -407,6 +463,7 @@ async function main(): Promise<number> {
     loadavg: { start: loadStart, end: loadEnd },
     params,
     scenarios: results,
+    skipped,
   };
   mkdirSync(resolve(out, ".."), { recursive: true });
   writeFileSync(out, JSON.stringify(report, null, 2) + "\n");

@@ -1,5 +1,6 @@
 // A small standalone SVG of one end-to-end run (no dependencies, the SVG text is written by hand):
-//   panel 1: TCP Gbit/s per direction, 1 stream and N streams, each next to kernel↔kernel of the same run;
+//   panel 1: TCP Gbit/s per direction, 1 stream and N streams, each next to kernel↔kernel of the same run
+//            (ours in blue, the userspace overlays of the run, tinc and OpenVPN, in orange);
 //   panel 2: ping avg and p99 RTT per direction, the same way;
 //   below:   machine CPU-seconds per Gbit, the data planes' share of it, and their max RSS.
 // Written next to the JSON (e2e-<stamp>.svg) and as latest.svg in the same folder.
@@ -22,6 +23,8 @@ const COLORS = {
   oursA: "#4a90d9",
   kernelB: "#7d7d7d",
   oursB: "#1f4e89",
+  peerA: "#f0a04b",
+  peerB: "#b35f0c",
   grid: "#e4e4e4",
   axis: "#555555",
   text: "#222222",
@@ -79,17 +82,29 @@ const PLOT_H = 190;
 const GROUP_LABEL_LINES = 2;
 const LEGEND_H = 20;
 
-/** Draws one bar panel with its top at `top`; returns the SVG and the height used. */
+/**
+ * Draws one bar panel with its top at `top`; returns the SVG and the height used. A series with no value in a
+ * group takes no room there: each group's bars are centred, so groups of different kinds share one panel.
+ */
 function drawPanel(p: Panel, top: number): { svg: string; height: number } {
   const out: string[] = [];
   out.push(text(MARGIN_L, top + 14, p.title, { "font-size": 13, "font-weight": "bold" }));
-  // Legend on its own line under the title.
+  // Legend under the title, on as many lines as it takes; only series with a bar somewhere.
+  const shown = p.series.filter((s) => s.values.some((v) => v !== null && Number.isFinite(v)));
   let lx = MARGIN_L;
-  for (const s of p.series) {
-    out.push(rect(lx, top + 23, 11, 11, s.color));
-    out.push(text(lx + 15, top + 32, s.label, { "font-size": 10.5, fill: COLORS.muted }));
-    lx += s.label.length * 6.3 + 40;
+  let ly = top + 23;
+  for (const s of shown) {
+    const w = s.label.length * 6.3 + 40;
+    if (lx > MARGIN_L && lx + w - 25 > W - MARGIN_R) {
+      lx = MARGIN_L;
+      ly += LEGEND_H - 4;
+    }
+    out.push(rect(lx, ly, 11, 11, s.color));
+    out.push(text(lx + 15, ly + 9, s.label, { "font-size": 10.5, fill: COLORS.muted }));
+    lx += w;
   }
+  const legendExtra = ly - (top + 23);
+  top += legendExtra;
   const plotTop = top + 34 + LEGEND_H;
   const plotBottom = plotTop + PLOT_H;
   const all = p.series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
@@ -118,15 +133,19 @@ function drawPanel(p: Panel, top: number): { svg: string; height: number } {
 
   const n = p.groups.length;
   const groupW = PLOT_W / Math.max(n, 1);
-  const nb = p.series.length;
+  const hasBar = (s: Series, gi: number): boolean => {
+    const v = s.values[gi];
+    return v !== null && v !== undefined && Number.isFinite(v);
+  };
+  const nb = Math.max(1, ...p.groups.map((_, gi) => p.series.filter((s) => hasBar(s, gi)).length));
   const barW = Math.min(34, (groupW * 0.8) / nb);
   const gap = Math.min(7, barW * 0.2);
   p.groups.forEach((g, gi) => {
     const cx = MARGIN_L + groupW * (gi + 0.5);
-    const totalW = nb * barW + (nb - 1) * gap;
-    p.series.forEach((s, si) => {
-      const v = s.values[gi];
-      if (v === null || v === undefined || !Number.isFinite(v)) return;
+    const bars = p.series.filter((s) => hasBar(s, gi));
+    const totalW = bars.length * barW + (bars.length - 1) * gap;
+    bars.forEach((s, si) => {
+      const v = s.values[gi] as number;
       const x = cx - totalW / 2 + si * (barW + gap);
       out.push(rect(x, y(v), barW, plotBottom - y(v), s.color));
       out.push(text(x + barW / 2, y(v) - 3, fmt(v), { "text-anchor": "middle", "font-size": 9.5 }));
@@ -156,7 +175,7 @@ function drawPanel(p: Panel, top: number): { svg: string; height: number } {
   out.push(
     `<line x1="${MARGIN_L}" x2="${W - MARGIN_R}" y1="${plotBottom}" y2="${plotBottom}" ` + `stroke="${COLORS.axis}" stroke-width="1"/>`,
   );
-  return { svg: out.join("\n"), height: 34 + LEGEND_H + PLOT_H + 15 + GROUP_LABEL_LINES * 13 + 6 };
+  return { svg: out.join("\n"), height: legendExtra + 34 + LEGEND_H + PLOT_H + 15 + GROUP_LABEL_LINES * 13 + 6 };
 }
 
 /**
@@ -182,47 +201,74 @@ export function renderSvg(report: E2eReport): string {
   const ours = dirs.filter((d) => d !== kernelDir);
   const streams = report.params.parallel;
   const kernelOnly = (v: number | undefined): Array<number | null> => ours.map(() => v ?? null);
+  // The userspace overlays (tinc, OpenVPN) are told from ours by the software they name; their version is the
+  // second line under their bars.
+  const softwareOf = new Map(report.scenarios.flatMap((s) => s.directions.map((d) => [d, s.software] as const)));
+  const isPeer = (d: DirectionResult): boolean => softwareOf.get(d) !== undefined;
+  const peers = [...new Set(ours.filter(isPeer).map((d) => (softwareOf.get(d) ?? "").split(" ")[0]))];
+  const peerLabel = peers.join(" / ");
+  const groups = ours.map((d) => ({ lines: isPeer(d) ? [d.label, `${softwareOf.get(d)}, no crypto`] : splitLabel(d.label) }));
+  /** Ours and the peers as two series each, every direction in exactly one of them. */
+  const split = (
+    label: string,
+    colors: readonly [string, string],
+    value: (f: Figures) => number,
+    ratio: (d: DirectionResult) => number | undefined,
+  ): Series[] => [
+    {
+      label: `flannelette${label}`,
+      color: colors[0],
+      values: ours.map((d) => (isPeer(d) ? null : value(d.figures))),
+      ratios: ours.map((d) => (isPeer(d) ? undefined : ratio(d))),
+    },
+    {
+      label: `${peerLabel}${label}`,
+      color: colors[1],
+      values: ours.map((d) => (isPeer(d) ? value(d.figures) : null)),
+      ratios: ours.map((d) => (isPeer(d) ? ratio(d) : undefined)),
+    },
+  ];
 
   const tcpPanel: Panel = {
     title: "TCP throughput, pod to pod (higher is better; N× = ratio to kernel↔kernel)",
     unit: "Gbit/s",
-    groups: ours.map((d) => ({ lines: splitLabel(d.label) })),
+    groups,
     series: [
       { label: "kernel↔kernel, 1 stream", color: COLORS.kernelA, values: kernelOnly(kernel?.tcp.gbps) },
-      {
-        label: "flannelette, 1 stream",
-        color: COLORS.oursA,
-        values: ours.map((d) => d.figures.tcp.gbps),
-        ratios: ours.map((d) => d.ratiosToKernel?.tcpGbps),
-      },
+      ...split(
+        ", 1 stream",
+        [COLORS.oursA, COLORS.peerA],
+        (f) => f.tcp.gbps,
+        (d) => d.ratiosToKernel?.tcpGbps,
+      ),
       { label: `kernel↔kernel, ${streams} streams`, color: COLORS.kernelB, values: kernelOnly(kernel?.tcpParallel.gbps) },
-      {
-        label: `flannelette, ${streams} streams`,
-        color: COLORS.oursB,
-        values: ours.map((d) => d.figures.tcpParallel.gbps),
-        ratios: ours.map((d) => d.ratiosToKernel?.tcpParallelGbps),
-      },
+      ...split(
+        `, ${streams} streams`,
+        [COLORS.oursB, COLORS.peerB],
+        (f) => f.tcpParallel.gbps,
+        (d) => d.ratiosToKernel?.tcpParallelGbps,
+      ),
     ],
   };
   const pingPanel: Panel = {
     title: "Ping round-trip time, pod to pod (lower is better; N× = ratio to kernel↔kernel)",
     unit: "ms",
-    groups: ours.map((d) => ({ lines: splitLabel(d.label) })),
+    groups,
     series: [
       { label: "kernel↔kernel avg", color: COLORS.kernelA, values: kernelOnly(kernel?.pingAvgMs) },
-      {
-        label: "flannelette avg",
-        color: COLORS.oursA,
-        values: ours.map((d) => d.figures.pingAvgMs),
-        ratios: ours.map((d) => d.ratiosToKernel?.pingAvgMs),
-      },
+      ...split(
+        " avg",
+        [COLORS.oursA, COLORS.peerA],
+        (f) => f.pingAvgMs,
+        (d) => d.ratiosToKernel?.pingAvgMs,
+      ),
       { label: "kernel↔kernel p99", color: COLORS.kernelB, values: kernelOnly(kernel?.pingP99Ms) },
-      {
-        label: "flannelette p99",
-        color: COLORS.oursB,
-        values: ours.map((d) => d.figures.pingP99Ms),
-        ratios: ours.map((d) => d.ratiosToKernel?.pingP99Ms),
-      },
+      ...split(
+        " p99",
+        [COLORS.oursB, COLORS.peerB],
+        (f) => f.pingP99Ms,
+        (d) => d.ratiosToKernel?.pingP99Ms,
+      ),
     ],
   };
 
@@ -230,7 +276,8 @@ export function renderSvg(report: E2eReport): string {
   const date = report.date.replace("T", " ").replace(/:\d\d\.\d+Z$/, " UTC");
   const parts: string[] = [];
   let top = 0;
-  parts.push(text(MARGIN_L - 44, 26, `flannelette vs kernel VXLAN, end to end — ${date}`, { "font-size": 17, "font-weight": "bold" }));
+  const who = [...(ours.some((d) => !isPeer(d)) ? ["flannelette"] : []), ...peers].join(", ") || "kernel VXLAN alone";
+  parts.push(text(MARGIN_L - 44, 26, `${who} vs kernel VXLAN, end to end — ${date}`, { "font-size": 17, "font-weight": "bold" }));
   // Uncommitted changes to the benchmark or docs themselves do not change what was measured.
   const measuredDirty = (report.uncommitted ?? []).some((p) => !p.startsWith("bench/") && !p.endsWith(".md"));
   const commit = report.commit ? ` · commit ${report.commit.slice(0, 7)}${measuredDirty ? " + uncommitted changes" : ""}` : "";

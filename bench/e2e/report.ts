@@ -27,6 +27,17 @@ export interface ScenarioResult {
   readonly shutdownMs: Record<string, number>;
   /** Each data plane's CPU over 5 s without traffic after the measurements, in % of one core. */
   idleCpuPercent?: Record<string, number>;
+  /** A userspace overlay scenario (tinc, OpenVPN): name and version as its binary reports them. */
+  software?: string;
+  /** ... and its configuration files as written, file name → text (key material left out). */
+  peerConfig?: Record<string, string>;
+}
+
+/** A scenario asked for that did not run: a flag the data plane lacks, an overlay that could not be installed. */
+export interface SkippedScenario {
+  readonly id: string;
+  readonly name: string;
+  readonly reason: string;
 }
 
 export interface HostInfo {
@@ -50,6 +61,8 @@ export interface E2eReport {
   readonly loadavg: { readonly start: string; readonly end: string };
   readonly params: MeasureParams;
   readonly scenarios: ScenarioResult[];
+  /** Absent from runs before scenarios could be skipped with a reason. */
+  readonly skipped?: readonly SkippedScenario[];
 }
 
 /** A /proc file's text, or null where this kernel or sandbox does not have it (the figure is then "unknown"). */
