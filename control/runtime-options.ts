@@ -7,11 +7,21 @@
 // would recompile the SIMD payload sum for ~2 MiB more. The memory wins by default; an operator's own
 // variables are left as they are, so either trade stays one variable away (figures: docs/performance.md,
 // "Figures behind the code").
+// The thresholds: a lone packet every 10 ms runs the same few functions a hundred times a second, which at
+// JSC's defaults stay in the baseline tier for a long time; tiering up after fewer calls makes its round trip
+// ~11 % faster for ~2.5 MiB more compiled code, throughput unchanged (same section).
 
 import { loadLibc } from "../native-bindings/index.ts";
 import { execve } from "../native-bindings/exec.ts";
 
-export const DATAPLANE_RUNTIME_ENV: Readonly<Record<string, string>> = { BUN_JSC_useFTLJIT: "0", BUN_JSC_useOMGJIT: "0" };
+export const DATAPLANE_RUNTIME_ENV: Readonly<Record<string, string>> = {
+  BUN_JSC_useFTLJIT: "0",
+  BUN_JSC_useOMGJIT: "0",
+  BUN_JSC_thresholdForJITAfterWarmUp: "20",
+  BUN_JSC_thresholdForOptimizeAfterWarmUp: "50",
+  BUN_JSC_thresholdForOptimizeAfterLongWarmUp: "50",
+  BUN_JSC_thresholdForOptimizeSoon: "20",
+};
 
 /** The variables still missing from `env`; empty when nothing needs a restart. */
 export function missingRuntimeEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
