@@ -73,8 +73,8 @@ interface ScenarioSpec {
   readonly directions: ReadonlyArray<{ readonly label: string; readonly client: 0 | 1; readonly server: 0 | 1 }>;
 }
 
-/** The opt-in low-latency mode's window in the busypoll scenario: a little more than a ping's round trip here. */
-const BUSY_POLL_MICROS = 200;
+/** The opt-in low-latency mode's window in the busypoll scenario (E2E_BUSY_POLL_US to change it): about a round trip here. */
+const BUSY_POLL_MICROS = Number(process.env.E2E_BUSY_POLL_US ?? 200);
 
 const SCENARIOS: readonly ScenarioSpec[] = [
   {
