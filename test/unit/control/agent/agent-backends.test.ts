@@ -13,7 +13,7 @@ import { formatStatus } from "../../../../control/agent/status-report.ts";
 import { captureLog, type CapturedLog } from "../fakes/capture-log.ts";
 import { type FakeAgentDeps, fakeAgentDeps } from "../fakes/fake-agent-deps.ts";
 import { turn } from "../fakes/fake-clock.ts";
-import { UNDERLAY_INDEX } from "../fakes/fake-kernel-tables.ts";
+import { underlayRoute } from "../fakes/fake-kernel-tables.ts";
 
 const SUBNETS = "/coreos.com/network/subnets/";
 const HOST_GW = '{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}';
@@ -54,19 +54,7 @@ async function running(config: string, setup: (f: FakeAgentDeps) => void = () =>
   const f = fakeAgentDeps();
   f.registry.config = config;
   // 198.51.100.0/24 lies behind a router on the underlay's segment.
-  f.kernel.extraRoutes.push({
-    dst: parseIp4("198.51.100.0")!,
-    prefixLen: 24,
-    gateway: parseIp4("192.0.2.254")!,
-    ifindex: UNDERLAY_INDEX,
-    onlink: false,
-    table: 254,
-    protocol: 3,
-    scope: 0,
-    type: 1,
-    priority: undefined,
-    prefsrc: undefined,
-  });
+  f.kernel.extraRoutes.push(underlayRoute({ dst: parseIp4("198.51.100.0")!, prefixLen: 24, gateway: parseIp4("192.0.2.254")! }));
   setup(f);
   const captured = captureLog();
   const agent = new Agent(options, f.deps, captured.log);

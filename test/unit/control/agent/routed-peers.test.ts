@@ -5,7 +5,7 @@ import { KernelPeers, type PeerEntry, type PeerForwarding } from "../../../../co
 import { RoutedPeers } from "../../../../control/agent/routed-peers.ts";
 import { formatIp4, parseCidr4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { captureLog } from "../fakes/capture-log.ts";
-import { FakeKernelTables, UNDERLAY_INDEX } from "../fakes/fake-kernel-tables.ts";
+import { FakeKernelTables, UNDERLAY_INDEX, underlayRoute } from "../fakes/fake-kernel-tables.ts";
 import { TAP_INDEX } from "../fakes/fake-tap-kernel.ts";
 
 const ip = (text: string) => parseIp4(text)!;
@@ -34,19 +34,7 @@ function setup(mode: "host-gw" | "direct") {
   const kernel = new FakeKernelTables();
   kernel.tapCreated = true;
   // 198.51.100.0/24 lies behind a router on the underlay's segment.
-  kernel.extraRoutes.push({
-    dst: ip("198.51.100.0"),
-    prefixLen: 24,
-    gateway: ROUTER,
-    ifindex: UNDERLAY_INDEX,
-    onlink: false,
-    table: 254,
-    protocol: 3,
-    scope: 0,
-    type: 1,
-    priority: undefined,
-    prefsrc: undefined,
-  });
+  kernel.extraRoutes.push(underlayRoute({ dst: ip("198.51.100.0"), prefixLen: 24, gateway: ROUTER }));
   const captured = captureLog();
   const forwarding = new RecordingForwarding();
   const tunnel = mode === "direct" ? new KernelPeers(kernel, TAP_INDEX, forwarding, captured.log) : null;

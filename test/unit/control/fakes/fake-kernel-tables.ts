@@ -14,6 +14,22 @@ import { FakeTapKernel, TAP_INDEX } from "./fake-tap-kernel.ts";
 
 export const UNDERLAY_INDEX = 2;
 
+/** A main-table route on the underlay as rtnetlink reports one (proto boot, scope global, unicast), with `r` over it. */
+export function underlayRoute(r: Partial<RouteEntry> & Pick<RouteEntry, "dst" | "prefixLen">): RouteEntry {
+  return {
+    gateway: undefined,
+    ifindex: UNDERLAY_INDEX,
+    onlink: false,
+    table: 254,
+    protocol: 3,
+    scope: 0,
+    type: 1,
+    priority: undefined,
+    prefsrc: undefined,
+    ...r,
+  };
+}
+
 export class FakeKernelTables extends FakeTapKernel implements KernelTables {
   readonly underlay: LinkInfo = { index: UNDERLAY_INDEX, name: "eth0", mtu: 1500, mac: "52:54:00:12:34:56", flags: 0, up: true };
   /** The underlay's address (/24) and its default gateway. */
@@ -61,18 +77,7 @@ export class FakeKernelTables extends FakeTapKernel implements KernelTables {
   }
 
   override routeList(ifindex?: number): RouteEntry[] {
-    const route = (r: Partial<RouteEntry> & Pick<RouteEntry, "dst" | "prefixLen">): RouteEntry => ({
-      gateway: undefined,
-      ifindex: UNDERLAY_INDEX,
-      onlink: false,
-      table: 254,
-      protocol: 3,
-      scope: 0,
-      type: 1,
-      priority: undefined,
-      prefsrc: undefined,
-      ...r,
-    });
+    const route = underlayRoute;
     const underlay: RouteEntry[] = [
       route({ dst: 0, prefixLen: 0, gateway: this.gateway }),
       route({ dst: (this.underlayIp & 0xffffff00) >>> 0, prefixLen: 24, protocol: 2, scope: 253, prefsrc: this.underlayIp }),
