@@ -10,7 +10,7 @@
 //     onCompacted, and PeerSync re-lists (as etcd's compaction). 401/403 is no passing fault: onForbidden.
 
 import { ControlError } from "../control-error.ts";
-import { JsonLines } from "../leases/etcd-json.ts";
+import { readJsonLines } from "../json-lines.ts";
 import type { LeaseEvent, LeaseRecord, LeaseWatch, WatchHandlers } from "../leases/registry.ts";
 import { isKubeError, type KubeApi } from "./kube-api.ts";
 import { type KubeNode, parseKubeNode } from "./kube-node.ts";
@@ -131,30 +131,12 @@ export function startNodeWatch(api: KubeApi, resourceVersion: string, tracker: N
   };
 
   const read = async (from: AbortController, body: ReadableStream<Uint8Array>) => {
-    const lines = new JsonLines();
-    const reader = body.getReader();
-    try {
-      for (;;) {
-        const { value, done: ended } = await reader.read();
-        if (ended) break;
-        for (const line of lines.push(value)) {
-          let message: WatchMessage;
-          try {
-            message = JSON.parse(line) as WatchMessage;
-          } catch {
-            if (from === current)
-              reconnect(new ControlError("KUBE_REQUEST", `kubernetes node watch: unreadable line ${JSON.stringify(line.slice(0, 80))}`));
-            return;
-          }
-          if (from !== current || !onMessage(message)) return;
-        }
-      }
-      if (from === current) reconnect(null);
-    } catch (error) {
-      if (from === current) reconnect(error instanceof Error ? error : new Error(String(error)));
-    } finally {
-      reader.releaseLock();
-    }
+    const end = await readJsonLines<WatchMessage>(body, (message) => from === current && onMessage(message));
+    if (from !== current || end.kind === "stopped") return;
+    if (end.kind === "ended")
+      reconnect(null); // the server's timeoutSeconds: a normal end
+    else if (end.kind === "failed") reconnect(end.error);
+    else reconnect(new ControlError("KUBE_REQUEST", `kubernetes node watch: unreadable line ${JSON.stringify(end.line.slice(0, 80))}`));
   };
 
   function connect(): void {

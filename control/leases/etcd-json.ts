@@ -73,19 +73,3 @@ export function prefixRangeEnd(prefix: string): string {
   }
   return Buffer.from([0]).toString("base64");
 }
-
-/**
- * Splits a byte stream into its newline-separated JSON messages (the gateway writes one per line). Bytes
- * are kept until a line is complete, so a message cut across reads is decoded whole.
- */
-export class JsonLines {
-  readonly #decoder = new TextDecoder();
-  #pending = "";
-
-  push(chunk: Uint8Array): string[] {
-    this.#pending += this.#decoder.decode(chunk, { stream: true });
-    const lines = this.#pending.split("\n");
-    this.#pending = lines.pop()!;
-    return lines.filter((line) => line.trim() !== "");
-  }
-}

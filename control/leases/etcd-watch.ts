@@ -12,7 +12,8 @@
 
 import { ControlError } from "../control-error.ts";
 import type { EtcdGateway } from "./etcd-gateway.ts";
-import { fromBase64, int64, JsonLines, prefixRangeEnd, toBase64, type WatchMessage } from "./etcd-json.ts";
+import { fromBase64, int64, prefixRangeEnd, toBase64, type WatchMessage } from "./etcd-json.ts";
+import { readJsonLines } from "../json-lines.ts";
 
 export interface LeaseEvent {
   readonly type: "put" | "delete";
@@ -108,34 +109,15 @@ export function startPrefixWatch(gateway: EtcdGateway, prefix: string, fromRevis
   };
 
   const read = async (from: AbortController, body: ReadableStream<Uint8Array>) => {
-    const lines = new JsonLines();
-    const reader = body.getReader();
-    try {
-      for (;;) {
-        const { value, done: ended } = await reader.read();
-        if (ended) break;
-        for (const line of lines.push(value)) {
-          let message: WatchMessage;
-          try {
-            message = JSON.parse(line) as WatchMessage;
-          } catch {
-            broken(
-              from,
-              new ControlError<WatchErrorCode>(
-                "ETCD_WATCH_ENDED",
-                `etcd watch on ${prefix}: unreadable message ${JSON.stringify(line.slice(0, 80))}`,
-              ),
-            );
-            return;
-          }
-          if (!onMessage(from, message)) return;
-        }
-      }
-      broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_ENDED", `etcd watch stream on ${prefix} ended`));
-    } catch (error) {
-      broken(from, error instanceof Error ? error : new Error(String(error)));
-    } finally {
-      reader.releaseLock();
+    const end = await readJsonLines<WatchMessage>(body, (message) => onMessage(from, message));
+    if (end.kind === "stopped") return; // onMessage has dealt with it
+    if (end.kind === "failed") broken(from, end.error);
+    else {
+      const what =
+        end.kind === "unreadable"
+          ? `etcd watch on ${prefix}: unreadable message ${JSON.stringify(end.line.slice(0, 80))}`
+          : `etcd watch stream on ${prefix} ended`;
+      broken(from, new ControlError<WatchErrorCode>("ETCD_WATCH_ENDED", what));
     }
   };
 
