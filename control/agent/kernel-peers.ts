@@ -66,9 +66,11 @@ export class KernelPeers {
 
   remove(peer: PeerEntry): void {
     const gateway = peer.subnet.ip;
-    this.#bestEffort(`neighbor ${formatIp4(gateway)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: gateway }));
+    removeBestEffort(this.#log, `neighbor ${formatIp4(gateway)}`, () =>
+      this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: gateway }),
+    );
     this.#forwarding.removePeer(macToBytes(peer.vtepMac));
-    this.#bestEffort(`route ${formatCidr4(peer.subnet)}`, () =>
+    removeBestEffort(this.#log, `route ${formatCidr4(peer.subnet)}`, () =>
       this.#rtnl.routeDelete({ dst: peer.subnet.ip, prefixLen: peer.subnet.prefixLen, ifindex: this.#tapIndex }),
     );
   }
@@ -103,7 +105,7 @@ export class KernelPeers {
     for (const r of routes) {
       if (r.gateway === undefined || wantRoute.has(`${r.dst}/${r.prefixLen}`)) continue;
       if (
-        this.#bestEffort(`stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () =>
+        removeBestEffort(this.#log, `stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () =>
           this.#rtnl.routeDelete({ dst: r.dst, prefixLen: r.prefixLen, ifindex: this.#tapIndex }),
         )
       )
@@ -111,21 +113,28 @@ export class KernelPeers {
     }
     for (const n of neighbors) {
       if (wantNeighbor.has(n.ip) || n.mac === undefined) continue;
-      if (this.#bestEffort(`stray neighbor ${formatIp4(n.ip)}`, () => this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: n.ip })))
+      if (
+        removeBestEffort(this.#log, `stray neighbor ${formatIp4(n.ip)}`, () =>
+          this.#rtnl.neighborDelete({ ifindex: this.#tapIndex, ip: n.ip }),
+        )
+      )
         changes++;
     }
     return changes;
   }
+}
 
-  /** True when `run` removed the entry (false too when it was gone already). */
-  #bestEffort(what: string, run: () => void): boolean {
-    try {
-      run();
-      return true;
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code !== "ENOENT" && code !== "ESRCH") this.#log.rateLimited(`remove:${what}`, `removing ${what}: ${(error as Error).message}`);
-      return false;
-    }
+/**
+ * Runs one removal of a kernel entry; true when it removed it. An entry already gone (ENOENT, ESRCH) is not
+ * an error; any other failure is logged, rate-limited per entry, and the caller goes on.
+ */
+export function removeBestEffort(log: Logger, what: string, run: () => void): boolean {
+  try {
+    run();
+    return true;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== "ENOENT" && code !== "ESRCH") log.rateLimited(`remove:${what}`, `removing ${what}: ${(error as Error).message}`);
+    return false;
   }
 }

@@ -16,7 +16,7 @@ import { RTPROT_BOOT } from "../../native-bindings/linux/rtnetlink.ts";
 import { type Cidr4, cidrContainsCidr, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
 import type { RouteEntry, Rtnetlink } from "../../native-bindings/rtnetlink.ts";
 import type { Logger } from "../log.ts";
-import type { KernelPeers, PeerEntry } from "./kernel-peers.ts";
+import { type KernelPeers, type PeerEntry, removeBestEffort } from "./kernel-peers.ts";
 import { type PeerRoute, type PeerRouteKind, planPeerRoute, type RouteMode, type UnderlayLink } from "./peer-routes.ts";
 
 /** The rtnetlink calls for plain routes. */
@@ -105,7 +105,8 @@ export class RoutedPeers {
     }
     for (const r of onUnderlay) {
       if (!this.#looksOurs(r) || direct.has(`${r.dst}/${r.prefixLen}`)) continue;
-      if (this.#bestEffort(`stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () => this.#deleteRoute(r.dst, r.prefixLen))) changes++;
+      if (removeBestEffort(this.#o.log, `stray route ${formatIp4(r.dst)}/${r.prefixLen}`, () => this.#deleteRoute(r.dst, r.prefixLen)))
+        changes++;
     }
     if (vxlan) changes += vxlan.reconcile(tunnelled);
     return changes;
@@ -123,7 +124,7 @@ export class RoutedPeers {
 
   #undo(peer: PeerEntry, plan: PeerRoute): void {
     if (plan.kind === "direct")
-      this.#bestEffort(`route ${formatCidr4(peer.subnet)}`, () => this.#deleteRoute(peer.subnet.ip, peer.subnet.prefixLen));
+      removeBestEffort(this.#o.log, `route ${formatCidr4(peer.subnet)}`, () => this.#deleteRoute(peer.subnet.ip, peer.subnet.prefixLen));
     else if (plan.kind === "vxlan") this.#o.vxlan?.remove(peer);
   }
 
@@ -152,18 +153,6 @@ export class RoutedPeers {
       r.prefixLen === this.#o.subnetLen &&
       cidrContainsCidr(this.#o.network, { ip: r.dst, prefixLen: r.prefixLen })
     );
-  }
-
-  /** True when `run` removed the entry (false too when it was gone already). */
-  #bestEffort(what: string, run: () => void): boolean {
-    try {
-      run();
-      return true;
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code !== "ENOENT" && code !== "ESRCH") this.#o.log.rateLimited(`remove:${what}`, `removing ${what}: ${(error as Error).message}`);
-      return false;
-    }
   }
 }
 
