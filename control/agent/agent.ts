@@ -33,7 +33,7 @@ import { ControlError } from "../control-error.ts";
 import type { RunOptions } from "../flags.ts";
 import { type Cidr4, cidrContainsIp, formatCidr4, formatIp4 } from "../../native-bindings/ip4.ts";
 import { configKey, leaseKey } from "../leases/etcd-keys.ts";
-import type { EtcdLeaseRegistry, LeaseRegistry } from "../leases/registry.ts";
+import type { EtcdLeaseRegistry, LeaseListing, LeaseRegistry } from "../leases/registry.ts";
 import type { Logger } from "../log.ts";
 import { readSubnetEnv, writeSubnetEnv } from "../subnet-env.ts";
 import { startHealthServer } from "./health-server.ts";
@@ -417,11 +417,10 @@ export class Agent {
     const o = this.#o;
     const log = this.#log;
     if (this.#kube) return this.#takeNodeLease(this.#kube, config, publicIp, vni, storedMac);
-    const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log };
+    const macDeps = this.#macConflictDeps(registry, publicIp);
     // One listing serves the MAC check and the lease's first attempt: listings are costly (docs/performance.md).
     const before = await registry.listLeases();
-    // host-gw (no stored MAC) has no VtepMAC to claim or yield.
-    let mac = storedMac === null ? new Uint8Array(6) : await claimUnpublishedMac(storedMac, macDeps, before);
+    let mac = await this.#claimMac(storedMac, macDeps, before);
     const previous = await readSubnetEnv(o.subnetFile).catch(() => ({ network: null, subnet: null }));
     const leases = new LeaseManager({
       registry,
@@ -448,6 +447,17 @@ export class Agent {
     return { leases, lease, mac };
   }
 
+  /** What vtep-mac-conflict.ts needs of this agent: the store, our PublicIP, and where our MAC is kept. */
+  #macConflictDeps(registry: LeaseRegistry, publicIp: number): MacConflictDeps {
+    const o = this.#o;
+    return { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log: this.#log };
+  }
+
+  /** Our stored VtepMAC, or a new one if another node's lease in `listing` carries it; host-gw (none stored) has none. */
+  async #claimMac(storedMac: Uint8Array | null, deps: MacConflictDeps, listing: LeaseListing): Promise<Uint8Array> {
+    return storedMac === null ? new Uint8Array(6) : claimUnpublishedMac(storedMac, deps, listing);
+  }
+
   /** Step 4 in Kubernetes mode: our VtepMAC (checked against the nodes' as in etcd mode), then our node's podCIDR. */
   async #takeNodeLease(
     registry: KubeLeaseRegistry,
@@ -456,9 +466,7 @@ export class Agent {
     vni: number,
     storedMac: Uint8Array | null,
   ): Promise<{ leases: OwnLeaseHolder; lease: OwnLease; mac: Uint8Array }> {
-    const o = this.#o;
-    const macDeps: MacConflictDeps = { registry, publicIp, persist: (m) => saveVtepMac(o.stateDir, o.tapName, m), log: this.#log };
-    const mac = storedMac === null ? new Uint8Array(6) : await claimUnpublishedMac(storedMac, macDeps, await registry.listLeases());
+    const mac = await this.#claimMac(storedMac, this.#macConflictDeps(registry, publicIp), await registry.listLeases());
     const waitingLabel = `podCIDR of node ${registry.nodeName}`;
     const leases = new KubeNodeLease({
       registry,
