@@ -39,6 +39,8 @@ export function createKubeRegistry(o: KubeRegistryOptions): KubeLeaseRegistry {
   const names = annotationNames(o.annotationPrefix);
   const tracker = new NodeLeaseTracker(names, o.etcdPrefix);
   let listedAt = "";
+  /** A watch has been accepted once: our rights do include it. */
+  let watchAllowed = false;
   const unsupported = (what: string) =>
     new ControlError("KUBE_UNSUPPORTED", `${what} is not done in Kubernetes mode (the node's podCIDR is the lease)`);
   const noteSkipped = () => {
@@ -73,11 +75,22 @@ export function createKubeRegistry(o: KubeRegistryOptions): KubeLeaseRegistry {
     watchLeases(_fromRevision, handlers) {
       return startNodeWatch(o.api, listedAt, tracker, {
         ...handlers,
+        onConnected: () => {
+          watchAllowed = true;
+          handlers.onConnected?.();
+        },
         onBatch: (events, revision) => {
           handlers.onBatch(events, revision);
           noteSkipped();
         },
-        onForbidden: (error) => o.onFatal(`the node watch was refused: ${error.message} (see docs/kubernetes.md, RBAC)`),
+        // Refused before any watch was ever accepted: our rights lack `watch` on nodes, which no retry fixes.
+        // Refused after one was: an apiserver that just restarted answers 403 until its RBAC cache is filled
+        // (even the system roles are "not found" then); retried with backoff, each refusal logged.
+        onForbidden: (error) => {
+          if (watchAllowed) return false;
+          o.onFatal(`the node watch was refused: ${error.message} (see docs/kubernetes.md, RBAC)`);
+          return true;
+        },
       });
     },
 

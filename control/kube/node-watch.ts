@@ -7,7 +7,8 @@
 //   startNodeWatch: GET /api/v1/nodes?watch=1 from the listing's resourceVersion; bookmarks and events move
 //     it on; a stream the server ends (timeoutSeconds) is reopened at once, a broken one after a backoff
 //     (100 ms doubling to 5 s); 410 Gone, on the request or as an ERROR event, ends the watch with
-//     onCompacted, and PeerSync re-lists (as etcd's compaction). 401/403 is no passing fault: onForbidden.
+//     onCompacted, and PeerSync re-lists (as etcd's compaction). 401/403 goes to onForbidden, which says
+//     whether it stands (the watch ends) or is retried.
 
 import { ControlError } from "../control-error.ts";
 import { readJsonLines } from "../json-lines.ts";
@@ -70,8 +71,11 @@ export class NodeLeaseTracker {
 }
 
 export interface NodeWatchHandlers extends WatchHandlers {
-  /** The API refused the watch for lack of rights: no retry will help. */
-  onForbidden(error: Error): void;
+  /**
+   * The API refused the watch (401/403). True: the refusal stands and the watch ends; false: it is taken as
+   * passing (an apiserver just restarted refuses until its RBAC cache is filled) and retried with backoff.
+   */
+  onForbidden(error: Error): boolean;
 }
 
 const INITIAL_BACKOFF_MS = 100;
@@ -157,8 +161,8 @@ export function startNodeWatch(api: KubeApi, resourceVersion: string, tracker: N
           end();
           handlers.onCompacted(resourceVersionNumber(rv));
         } else if (isKubeError(error, "KUBE_FORBIDDEN", "KUBE_UNAUTHORIZED")) {
-          end();
-          handlers.onForbidden(error as Error);
+          if (handlers.onForbidden(error as Error)) end();
+          else reconnect(error as Error);
         } else reconnect(error instanceof Error ? error : new Error(String(error)));
       },
     );

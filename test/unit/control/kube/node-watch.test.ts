@@ -102,7 +102,7 @@ describe("startNodeWatch", () => {
       onBatch: (events) => seen.push(...summary(events)),
       onCompacted: () => seen.push("compacted"),
       onConnected: () => connected++,
-      onForbidden: () => seen.push("forbidden"),
+      onForbidden: () => (seen.push("forbidden"), true),
     });
     await Bun.sleep(50);
     await watch.close();
@@ -121,7 +121,7 @@ describe("startNodeWatch", () => {
       const watch = startNodeWatch(api, "10", new NodeLeaseTracker(names, "/p"), {
         onBatch: () => seen.push("batch"),
         onCompacted: () => seen.push("compacted"),
-        onForbidden: () => seen.push("forbidden"),
+        onForbidden: () => (seen.push("forbidden"), true),
       });
       await Bun.sleep(30);
       await watch.close();
@@ -137,11 +137,29 @@ describe("startNodeWatch", () => {
       onBatch: () => seen.push("batch"),
       onCompacted: () => seen.push("compacted"),
       onDisconnected: (e) => seen.push(`disconnected: ${e.message}`),
-      onForbidden: (e) => seen.push(`forbidden: ${e.message}`),
+      onForbidden: (e) => (seen.push(`forbidden: ${e.message}`), true),
     });
     await Bun.sleep(300);
     await watch.close();
     expect(seen).toEqual(["disconnected: refused", "forbidden: HTTP 403: forbidden"]);
     expect(api.watchedFrom).toEqual(["10", "10"]);
+  });
+
+  test("a refusal the handler takes as passing (403 after a restart) is retried with backoff like a broken connection", async () => {
+    const api = scriptedApi([
+      new ControlError("KUBE_FORBIDDEN", "HTTP 403: forbidden"),
+      [event("ADDED", node("a", "11", "10.244.2.0/24"))],
+    ]);
+    const seen: string[] = [];
+    const watch = startNodeWatch(api, "10", new NodeLeaseTracker(names, "/p"), {
+      onBatch: (events) => seen.push(...summary(events)),
+      onCompacted: () => seen.push("compacted"),
+      onDisconnected: (e) => seen.push(`disconnected: ${e.message}`),
+      onForbidden: (e) => (seen.push(`forbidden: ${e.message}`), false),
+    });
+    await Bun.sleep(300);
+    await watch.close();
+    expect(seen.slice(0, 3)).toEqual(["forbidden: HTTP 403: forbidden", "disconnected: HTTP 403: forbidden", "put 10.244.2.0-24"]);
+    expect(api.watchedFrom.slice(0, 2)).toEqual(["10", "10"]);
   });
 });
