@@ -393,6 +393,7 @@ export class Agent {
       onOwnLease: (event) => this.#onOwnLease(event, config),
       onEtcdState: (connected) => this.#setEtcdState(connected),
       clock: this.#clock,
+      store: this.#store,
     });
     this.#peers = peers;
     this.#stops.push(() => peers.stop());
@@ -584,8 +585,13 @@ export class Agent {
       .finally(() => (this.#reRegistering = false));
   }
 
+  /** What holds the leases, as the log names it. */
+  get #store(): string {
+    return this.#o.kube ? "kubernetes API" : "etcd";
+  }
+
   #setEtcdState(connected: boolean): void {
-    const store = this.#o.kube ? "kubernetes API" : "etcd";
+    const store = this.#store;
     if (connected !== this.#etcdConnected)
       this.#log.info(connected ? `${store} connected` : `${store} unreachable; forwarding continues with the known peers`);
     this.#etcdConnected = connected;

@@ -85,6 +85,8 @@ export interface PeerSyncOptions {
   log: Logger;
   /** A peer's `since` and the re-list backoff (default: the system clock). */
   clock?: Clock;
+  /** What holds the leases, as the log names it (default "etcd"; "kubernetes API" in Kubernetes mode). */
+  store?: string;
 }
 
 export interface ReconcileResult {
@@ -95,6 +97,7 @@ export interface ReconcileResult {
 export class PeerSync {
   readonly #o: PeerSyncOptions;
   readonly #clock: Clock;
+  readonly #store: string;
   readonly #peers = new Map<string, PeerEntry>(); // by subnet key text
   readonly #keyByMac = new Map<string, string>(); // VtepMAC -> subnet key text: one peer per MAC, found in O(1)
   // PublicIP -> subnet key text(s), to notice a shared one. A plain string in the usual case of one peer per
@@ -113,6 +116,7 @@ export class PeerSync {
   constructor(options: PeerSyncOptions) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
+    this.#store = options.store ?? "etcd";
   }
 
   get peerCount(): number {
@@ -139,7 +143,7 @@ export class PeerSync {
       const started = performance.now();
       const revision = await this.#relist();
       this.#o.log.info(
-        `synced with etcd: ${this.#peers.size} peers programmed from the listing at revision ${revision} in ${Math.round(performance.now() - started)} ms`,
+        `synced with ${this.#store}: ${this.#peers.size} peers programmed from the listing at revision ${revision} in ${Math.round(performance.now() - started)} ms`,
       );
       this.#startWatch(revision + 1);
     } catch (error) {
@@ -158,7 +162,7 @@ export class PeerSync {
       fromEtcd = false;
       this.#o.log.rateLimited(
         "reconcile-etcd",
-        `reconcile: etcd unreachable, keeping ${this.#peers.size} known peers: ${(error as Error).message}`,
+        `reconcile: ${this.#store} unreachable, keeping ${this.#peers.size} known peers: ${(error as Error).message}`,
       );
     }
     return { fromEtcd, changes: this.#o.kernel.reconcile(this.peers()) };
@@ -205,13 +209,13 @@ export class PeerSync {
         for (const event of events) this.#apply(event);
       },
       onCompacted: (compactRevision) => {
-        this.#o.log.warn(`watch start revision was compacted (etcd compacted to ${compactRevision}); re-listing`);
+        this.#o.log.warn(`watch start revision was compacted (${this.#store} compacted to ${compactRevision}); re-listing`);
         void this.#watch?.close().then(() => this.#relistAndWatch());
       },
       onConnected: () => this.#o.onEtcdState(true),
       onDisconnected: (error) => {
         this.#o.onEtcdState(false);
-        this.#o.log.rateLimited("watch-disconnected", `etcd watch disconnected, reconnecting: ${error.message}`);
+        this.#o.log.rateLimited("watch-disconnected", `${this.#store} watch disconnected, reconnecting: ${error.message}`);
       },
     });
   }
