@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../../../control/agent/agent.ts";
 import { renderMetrics } from "../../../../control/agent/metrics-text.ts";
-import { parseRunFlags } from "../../../../control/flags.ts";
 import { formatIp4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { formatStatus } from "../../../../control/agent/status-report.ts";
 import { captureLog, type CapturedLog } from "../fakes/capture-log.ts";
 import { type FakeAgentDeps, fakeAgentDeps } from "../fakes/fake-agent-deps.ts";
 import { turn } from "../fakes/fake-clock.ts";
 import { underlayRoute } from "../fakes/fake-kernel-tables.ts";
+import { fakeRunOptions } from "../fakes/run-options.ts";
 
 const SUBNETS = "/coreos.com/network/subnets/";
 const HOST_GW = '{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}';
@@ -37,20 +37,7 @@ async function running(config: string, setup: (f: FakeAgentDeps) => void = () =>
   const dir = await mkdtemp(join(tmpdir(), "fnl-agent-backends-"));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const subnetFile = join(dir, "subnet.env");
-  const options = parseRunFlags(
-    [
-      "--etcd-endpoints",
-      "http://fake-etcd:2379",
-      "--state-dir",
-      join(dir, "state"),
-      "--subnet-file",
-      subnetFile,
-      "--status-socket",
-      "",
-      ...args,
-    ],
-    {},
-  );
+  const options = fakeRunOptions(dir, subnetFile, args);
   const f = fakeAgentDeps();
   f.registry.config = config;
   // 198.51.100.0/24 lies behind a router on the underlay's segment.

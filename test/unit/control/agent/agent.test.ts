@@ -8,12 +8,13 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../../../control/agent/agent.ts";
-import { parseRunFlags, type RunOptions } from "../../../../control/flags.ts";
+import type { RunOptions } from "../../../../control/flags.ts";
 import { formatIp4, parseIp4 } from "../../../../native-bindings/ip4.ts";
 import { captureLog, type CapturedLog } from "../fakes/capture-log.ts";
 import { type FakeAgentDeps, fakeAgentDeps } from "../fakes/fake-agent-deps.ts";
 import { turn } from "../fakes/fake-clock.ts";
 import type { FakeRegistry } from "../fakes/fake-registry.ts";
+import { fakeRunOptions } from "../fakes/run-options.ts";
 
 const PREFIX = "/coreos.com/network";
 const SUBNETS = `${PREFIX}/subnets/`;
@@ -50,20 +51,7 @@ async function running(opts: { args?: string[]; setup?: (f: FakeAgentDeps) => vo
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const subnetFile = join(dir, "subnet.env");
   await writeFile(subnetFile, `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`);
-  const options = parseRunFlags(
-    [
-      "--etcd-endpoints",
-      "http://fake-etcd:2379",
-      "--state-dir",
-      join(dir, "state"),
-      "--subnet-file",
-      subnetFile,
-      "--status-socket",
-      "",
-      ...(opts.args ?? []),
-    ],
-    {},
-  );
+  const options = fakeRunOptions(dir, subnetFile, opts.args);
   const f = fakeAgentDeps();
   opts.setup?.(f);
   const captured = captureLog();
