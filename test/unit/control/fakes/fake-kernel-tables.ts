@@ -10,24 +10,13 @@ import { IFA_F_PERMANENT } from "../../../../native-bindings/linux/if_addr.ts";
 import { ENODEV } from "../../../../native-bindings/linux/errno.ts";
 import type { AddressEntry, LinkInfo, RouteEntry, RouteSpec } from "../../../../native-bindings/rtnetlink.ts";
 import { SyscallError } from "../../../../native-bindings/syscall-error.ts";
-import { FakeTapKernel, TAP_INDEX } from "./fake-tap-kernel.ts";
+import { FakeTapKernel, reportedRoute, TAP_INDEX } from "./fake-tap-kernel.ts";
 
 export const UNDERLAY_INDEX = 2;
 
 /** A main-table route on the underlay as rtnetlink reports one (proto boot, scope global, unicast), with `r` over it. */
 export function underlayRoute(r: Partial<RouteEntry> & Pick<RouteEntry, "dst" | "prefixLen">): RouteEntry {
-  return {
-    gateway: undefined,
-    ifindex: UNDERLAY_INDEX,
-    onlink: false,
-    table: 254,
-    protocol: 3,
-    scope: 0,
-    type: 1,
-    priority: undefined,
-    prefsrc: undefined,
-    ...r,
-  };
+  return reportedRoute({ ifindex: UNDERLAY_INDEX, ...r });
 }
 
 export class FakeKernelTables extends FakeTapKernel implements KernelTables {

@@ -29,6 +29,21 @@ export type FakeKernelOp =
   | "neighborDelete";
 
 export const TAP_INDEX = 7;
+
+/** A main-table route as rtnetlink reports one (proto boot, scope global, unicast, no gateway), with `r` over it. */
+export function reportedRoute(r: Partial<RouteEntry> & Pick<RouteEntry, "dst" | "prefixLen" | "ifindex">): RouteEntry {
+  return {
+    gateway: undefined,
+    onlink: false,
+    table: 254,
+    protocol: 3,
+    scope: 0,
+    type: 1,
+    priority: undefined,
+    prefsrc: undefined,
+    ...r,
+  };
+}
 const ESRCH = 3; // errno.ts names it but does not export it
 
 export class FakeTapKernel
@@ -116,19 +131,7 @@ export class FakeTapKernel
   routeList(ifindex?: number): RouteEntry[] {
     return [...this.routes.values()]
       .filter((r) => ifindex === undefined || r.ifindex === ifindex)
-      .map((r) => ({
-        dst: r.dst,
-        prefixLen: r.prefixLen,
-        gateway: r.gateway,
-        ifindex: r.ifindex,
-        onlink: r.onlink ?? false,
-        table: 254,
-        protocol: 3,
-        scope: 0,
-        type: 1,
-        priority: undefined,
-        prefsrc: undefined,
-      }));
+      .map((r) => reportedRoute({ dst: r.dst, prefixLen: r.prefixLen, gateway: r.gateway, ifindex: r.ifindex, onlink: r.onlink ?? false }));
   }
 
   routeReplace(route: RouteSpec): void {
