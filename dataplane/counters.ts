@@ -34,7 +34,10 @@ export const TX_BATCHES = 4; // sendmmsg calls that sent at least one datagram
 export const RX_BATCHES = 5; // recvmmsg calls that returned at least one datagram
 export const WAKEUPS = 6; // times the worker slept in poll and woke up
 export const DIRECT_FRAMES = 7; // frames a worker sent or wrote itself: the ring was empty, its consumer asleep
-/** Frames a worker read from the other worker's fd right after a lone send or write of its own (a reply already waiting). */
+/**
+ * Frames a worker read from the other worker's fd: right after a lone send or write of its own (a reply already
+ * waiting), or, the tap worker, from the UDP socket it watches for the sleeping udp worker.
+ */
 export const TAKEN_OVER = 8;
 export const DROPS_BASE = 9;
 export const COUNTER_SLOTS = 32;

@@ -7,6 +7,7 @@
 //     CONSUMER_SLEEPING  1 while the consumer is (about to be) blocked; cleared by whoever wakes it
 //     PRODUCER_WAITING   1 while the producer waits for free slots
 //     INTAKE_LOCK        1 while a thread reads the ring's source (the fd the producer reads) and fills slots
+//     SOURCE_WATCH       1 while the producer has handed the watch of its source to the consumer
 //   meta:  META_WORDS i32 per slot (frame length, peer address, ...), meaning set by the ring's users
 //   slots: slotCount * slotStride bytes of packet memory, addressed by native code through one pointer
 //
@@ -15,6 +16,13 @@
 // the lock too, read the producer's fd once and publish what it read as if it were the producer (a reply that
 // is already waiting right after the consumer's own lone send): everything read from the fd still enters the
 // ring in the order read, and the wake-up of the producer is not waited for.
+// Watch of the source: a producer that goes to sleep after a quiet spell may sleep on its doorbell alone and
+// leave the watch of its fd to the consumer, which then polls that fd beside its own and, woken by it, reads it
+// under the intake lock as above. A lone packet's round trip then wakes one thread per node, as a
+// single-threaded relay's does, instead of two (and a third woken for nothing: a write to the TAP that queues a
+// reply there wakes the tap worker sleeping on the TAP even when the writer takes the reply itself). The
+// producer wakes the consumer when it hands the watch over, so that the consumer's next poll has the fd; the
+// consumer hands it back, waking the producer, as soon as a wake-up brings more than a lone packet.
 // Wake-ups: Atomics are sequentially consistent, so "producer stores HEAD then reads CONSUMER_SLEEPING" and
 // "consumer stores CONSUMER_SLEEPING then reads HEAD" cannot both miss each other (no lost wake-up).
 // The ring itself never blocks or makes syscalls: publish/release return whether the other side needs a
@@ -26,7 +34,8 @@ const TAIL = LINE_WORDS;
 const CONSUMER_SLEEPING = 2 * LINE_WORDS;
 const PRODUCER_WAITING = 3 * LINE_WORDS;
 const INTAKE_LOCK = 4 * LINE_WORDS;
-const CONTROL_BYTES = 5 * LINE_WORDS * 4;
+const SOURCE_WATCH = 5 * LINE_WORDS;
+const CONTROL_BYTES = 6 * LINE_WORDS * 4;
 
 export const META_WORDS = 4;
 export const META_LEN = 0;
@@ -120,6 +129,28 @@ export class SpscRing {
 
   unlockIntake(): void {
     Atomics.store(this.#control, INTAKE_LOCK, 0);
+  }
+
+  // ---- watch of the source (either side) ----
+
+  /** Producer, about to sleep on its doorbell alone: true if the watch just moved (wake the consumer). */
+  handOverSourceWatch(): boolean {
+    return Atomics.exchange(this.#control, SOURCE_WATCH, 1) === 0;
+  }
+
+  /** Producer, about to sleep watching its source itself. */
+  keepSourceWatch(): void {
+    if (Atomics.load(this.#control, SOURCE_WATCH) !== 0) Atomics.store(this.#control, SOURCE_WATCH, 0);
+  }
+
+  /** Whether the consumer watches the producer's source (the consumer asks after prepareSleep). */
+  sourceWatchHandedOver(): boolean {
+    return Atomics.load(this.#control, SOURCE_WATCH) === 1;
+  }
+
+  /** Consumer, the source busy again: true if the watch just went back (wake the producer). */
+  returnSourceWatch(): boolean {
+    return Atomics.load(this.#control, SOURCE_WATCH) === 1 && Atomics.exchange(this.#control, SOURCE_WATCH, 0) === 1;
   }
 
   // ---- producer side ----

@@ -1,6 +1,9 @@
 // The tap worker's loop: owns the TAP queue's reads (and most of its writes).
 //
 // Flow, one turn:
+//   0. when the UDP socket this worker watches for the sleeping udp worker woke it (spsc-ring.ts, "Watch of the
+//      source"), receive from it as that worker would, into the rx ring under its intake lock; more than a lone
+//      datagram hands the watch back, waking the udp worker;
 //   1. drain the rx ring: each slot to the TAP (tap-output.ts: one write per frame, GRO runs coalesced);
 //      released slots wake the udp worker if it waits for room;
 //   2. holding the tx ring's intake lock, read up to a batch of frames from the TAP straight into free tx slots
@@ -9,22 +12,24 @@
 //      sendDirect); otherwise publish, waking the udp worker if it sleeps. The udp worker may hold the lock for
 //      a moment to take over one reply: the TAP is then read on the next turn;
 //   2b. after a direct send, take the answer from the UDP socket if it is already there (takeOverOne);
-// and with nothing done, 3. sleep in the Waiter until the TAP is readable (if the tx ring has room), the rx
-// ring has frames or the tx ring has room again (the doorbell). A TAP that fails for good (deleted) ends the
+// and with nothing done, 3. sleep in the Waiter until the TAP is readable (if the tx ring has room), the UDP
+// socket is (if watched), the rx ring has frames or the tx ring has room again (the doorbell). A TAP that fails for good (deleted) ends the
 // moving: the loop reports it once and waits for the stop without touching the TAP again.
 // The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
 
+import { WAKE_WATCHED } from "../native-bindings/batch-io.ts";
 import { errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
 import { BusyPoll } from "./busy-poll.ts";
-import { WAKEUPS } from "./counters.ts";
+import { TAKEN_OVER, WAKEUPS } from "./counters.ts";
 import type { Segmenter } from "./segmenter.ts";
 import { sendDirect, takeOverOne } from "./shortcuts.ts";
+import { META_WORDS } from "./spsc-ring.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { TapOutput } from "./tap-output.ts";
 import { UdpIntake } from "./udp-intake.ts";
 import { UdpOutput } from "./udp-output.ts";
 import type { NodeSettings, WorkerIo, WorkerMemory } from "./worker-context.ts";
-import { BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, type WorkerMessage } from "./worker-init.ts";
+import { BATCH_SIZE, IDLE_POLL_MS, RUN_STOP, RX_META_SEGMENT_SIZE, type WorkerMessage } from "./worker-init.ts";
 
 export class TapWorkerLoop {
   readonly #memory: WorkerMemory;
@@ -35,8 +40,10 @@ export class TapWorkerLoop {
   readonly #output: TapOutput;
   /** The udp worker's step for one lone frame (direct). */
   readonly #directOutput: UdpOutput;
-  /** The udp worker's intake, for the one reply taken over (2b). */
+  /** The udp worker's intake, for the one reply taken over (2b) and the receives of the watched socket (0). */
   readonly #replyIntake: UdpIntake;
+  /** The watched UDP socket was readable when this worker woke: step 0 receives from it. */
+  #watchedReadable = false;
 
   /** `segmenter` cuts this worker's super-frames (the tap worker's sums run in WebAssembly SIMD over the tx ring). */
   constructor(memory: WorkerMemory, io: WorkerIo, settings: NodeSettings, segmenter: Segmenter, post: (m: WorkerMessage) => void) {
@@ -61,11 +68,27 @@ export class TapWorkerLoop {
    */
   settled = false;
 
-  /** Steps 1, 2 and 2b; returns whether there was anything to do. */
+  /** Steps 0, 1, 2 and 2b; returns whether there was anything to do. */
   turn(): boolean {
     const { tx, rx, counters } = this.#memory;
     let worked = false;
     let tapDrained = false;
+
+    // 0. The watched socket -> rx ring, unless the udp worker is awake and receiving itself (it holds the lock).
+    if (this.#watchedReadable) {
+      this.#watchedReadable = false;
+      if (rx.tryLockIntake()) {
+        const got = this.#replyIntake.fill(Math.min(rx.freeCount(), BATCH_SIZE));
+        if (got > 0) {
+          const lone = got === 1 && rx.meta[(rx.head & rx.mask) * META_WORDS + RX_META_SEGMENT_SIZE] === 0;
+          rx.publish(got);
+          counters[TAKEN_OVER] += got;
+          if (!lone && rx.returnSourceWatch()) this.#io.peerBell.ring();
+          worked = true;
+        }
+        rx.unlockIntake();
+      }
+    }
 
     // 1. rx ring -> TAP
     const ready = rx.availableCount();
@@ -75,32 +98,50 @@ export class TapWorkerLoop {
       worked = true;
     }
 
-    // 2. TAP -> tx ring, under the intake lock.
+    // 2. TAP -> tx ring, under the intake lock. While the udp worker sleeps with the ring drained, the first
+    //    frame is read alone and, if plain, sent from here at once (shortcuts.ts, sendDirect): the read that
+    //    finds the TAP empty then comes after a lone packet's send, not before it.
     let sentDirect = false;
     if (tx.tryLockIntake()) {
-      const filled = this.#intake.fill(Math.min(tx.freeCount(), BATCH_SIZE));
-      if (this.#intake.framesRead > 0) worked = true;
-      tapDrained = this.#intake.drained;
-      if (filled === 1 && sendDirect(tx, this.#directOutput)) {
-        sentDirect = true;
-      } else if (filled > 0 && tx.publish(filled)) {
-        this.#io.peerBell.ring();
+      const intake = this.#intake;
+      let room = Math.min(tx.freeCount(), BATCH_SIZE);
+      let readOn = true;
+      if (room > 0 && tx.drainedAndAsleep()) {
+        const first = intake.fill(1);
+        if (intake.framesRead > 0) worked = true;
+        readOn = !intake.drained && intake.brokenErrno === 0;
+        if (first === 1) {
+          if (sendDirect(tx, this.#directOutput)) sentDirect = true;
+          else {
+            if (tx.publish(1)) this.#io.peerBell.ring();
+            room--;
+          }
+        }
       }
+      if (readOn) {
+        const filled = intake.fill(room);
+        if (intake.framesRead > 0) worked = true;
+        if (filled > 0 && tx.publish(filled)) this.#io.peerBell.ring();
+      }
+      tapDrained = intake.drained;
       tx.unlockIntake();
     }
 
     // 2b. After a lone send the answer may be waiting already (a kernel peer on this host often answers
     //     within the send): take it from the UDP socket rather than wait for the sleeping udp worker to wake
     //     for it. (When it is not there yet, the kernel has deferred the peer's work: waiting for it here, by
-    //     spinning or in poll, does not pay; docs/performance.md, "Figures behind the code".)
-    if (sentDirect) takeOverOne(rx, this.#replyIntake, counters);
+    //     spinning or in poll, does not pay; docs/performance.md, "Figures behind the code".) Not while this
+    //     worker watches the socket itself: its poll finds the answer as soon.
+    if (sentDirect && !rx.sourceWatchHandedOver()) takeOverOne(rx, this.#replyIntake, counters);
     this.settled = tapDrained && rx.availableCount() === 0;
     return worked;
   }
 
   /**
-   * Step 3: sleeps until the TAP is readable (if there is room to read into), the rx ring has frames, or the
-   * udp worker freed tx slots. prepare* re-check after announcing the sleep: no lost wake-up.
+   * Step 3: sleeps until the TAP is readable (if there is room to read into), the watched UDP socket is (the
+   * rx ring is empty then: there is room), the rx ring has frames, or the udp worker freed tx slots or handed
+   * over the watch. prepare* re-check after announcing the sleep, and the watch is read after it: no lost
+   * wake-up.
    */
   idle(): void {
     const { tx, rx, counters } = this.#memory;
@@ -108,7 +149,8 @@ export class TapWorkerLoop {
     const rxPending = rx.prepareSleep();
     const spacePending = txFull && tx.prepareWaitForSpace();
     if (!rxPending && !spacePending) {
-      this.#io.waiter.wait(!txFull, false, IDLE_POLL_MS);
+      const woke = this.#io.waiter.wait(!txFull, false, IDLE_POLL_MS, rx.sourceWatchHandedOver());
+      if ((woke & WAKE_WATCHED) !== 0) this.#watchedReadable = true;
       counters[WAKEUPS]++;
     }
     rx.endSleep();
@@ -129,8 +171,12 @@ export class TapWorkerLoop {
           type: "fatal",
           message: `TAP ${this.#settings.tapName} failed: ${errnoName(broken)} (${errnoMessage(broken)}); was it deleted?`,
         });
-        // Without its TAP this worker has nothing to do: wait for the stop, never spin on the dead fd.
-        while (Atomics.load(run, RUN_STOP) === 0) this.#io.waiter.wait(false, false, IDLE_POLL_MS);
+        // Without its TAP this worker has nothing to do: wait for the stop, never spin on the dead fd, and
+        // watch nothing for the udp worker.
+        while (Atomics.load(run, RUN_STOP) === 0) {
+          if (this.#memory.rx.returnSourceWatch()) this.#io.peerBell.ring();
+          this.#io.waiter.wait(false, false, IDLE_POLL_MS);
+        }
         return;
       }
       if (worked) {

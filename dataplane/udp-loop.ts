@@ -11,7 +11,10 @@
 //   2b. after a lone datagram's direct write, take the answer from the TAP if it is already queued there
 //       (takeOverOne);
 // and with nothing done, 3. sleep in the Waiter until a datagram arrives (if the rx ring has room), the
-// blocked send can go on, the tx ring has frames or the rx ring has room again (the doorbell).
+// blocked send can go on, the tx ring has frames or the rx ring has room again (the doorbell). After a quiet
+// spell (a sleep of QUIET_SLEEP_MS or more, then at most LONE_WORK_TURNS turns with work) it sleeps on the
+// doorbell alone and the tap worker watches the socket (spsc-ring.ts, "Watch of the source"): a lone packet's
+// round trip then wakes one thread per node.
 // The direct write saves the wake-up that dominates a ping's round trip and, under TCP load, one wake-up per
 // receive on the way to the TAP (docs/performance.md, "Figures behind the code").
 
@@ -26,6 +29,11 @@ import { UdpIntake } from "./udp-intake.ts";
 import { UdpOutput } from "./udp-output.ts";
 import type { NodeSettings, WorkerIo, WorkerMemory } from "./worker-context.ts";
 import { IDLE_POLL_MS, RUN_STOP, type WorkerMessage } from "./worker-init.ts";
+
+/** A sleep at least this long before the last work makes the spell quiet. */
+export const QUIET_SLEEP_MS = 2;
+/** A lone packet's turns: its receive (or send), then the send of a reply taken over. */
+export const LONE_WORK_TURNS = 2;
 
 export class UdpWorkerLoop {
   readonly #memory: WorkerMemory;
@@ -58,6 +66,11 @@ export class UdpWorkerLoop {
    */
   settled = false;
 
+  /** For the quiet test: turns with work since this worker last woke, how long it slept before, and whether it handed the watch over then. */
+  #workTurns = 0;
+  #sleptMs = 0;
+  #handedOver = false;
+
   /** Steps 1, 2 and 2b; returns whether there was anything to do. */
   turn(): boolean {
     const { tx, rx, counters } = this.#memory;
@@ -83,12 +96,14 @@ export class UdpWorkerLoop {
     //     the TAP within the write): take it from the TAP rather than wait for the sleeping tap worker to wake.
     if (wroteDirect) takeOverOne(tx, this.#replyIntake, counters);
     this.settled = socketDrained && (tx.availableCount() === 0 || this.#output.blocked);
+    if (worked) this.#workTurns++;
     return worked;
   }
 
   /**
-   * Step 3: sleeps until a datagram arrives (if there is room for it), the tx ring has frames, the blocked
-   * send can go on, or the tap worker freed rx slots.
+   * Step 3: sleeps until a datagram arrives (if there is room for it and the socket's watch is not handed
+   * over), the tx ring has frames, the blocked send can go on, or the tap worker freed rx slots or handed the
+   * watch back. A watch handed back since the last sleep makes the spell busy, whatever its length.
    */
   idle(): void {
     const { tx, rx, counters } = this.#memory;
@@ -97,7 +112,16 @@ export class UdpWorkerLoop {
     const txPending = !output.blocked && tx.prepareSleep();
     const spacePending = rxFull && rx.prepareWaitForSpace();
     if (!txPending && !spacePending) {
-      if ((this.#io.waiter.wait(!rxFull, output.blocked, IDLE_POLL_MS) & WAKE_WRITABLE) !== 0) output.blocked = false;
+      const handedBack = this.#handedOver && !rx.sourceWatchHandedOver();
+      const handOver = !rxFull && !output.blocked && !handedBack && this.#sleptMs >= QUIET_SLEEP_MS && this.#workTurns <= LONE_WORK_TURNS;
+      if (!handOver) rx.keepSourceWatch();
+      else if (rx.handOverSourceWatch()) this.#io.peerBell.ring(); // its next poll watches the socket
+      this.#handedOver = handOver;
+      const asleep = performance.now();
+      const woke = this.#io.waiter.wait(!rxFull && !handOver, output.blocked, IDLE_POLL_MS);
+      this.#sleptMs = performance.now() - asleep;
+      this.#workTurns = 0;
+      if ((woke & WAKE_WRITABLE) !== 0) output.blocked = false;
       counters[WAKEUPS]++;
     }
     tx.endSleep();

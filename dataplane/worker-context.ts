@@ -91,7 +91,11 @@ export async function openWorker(init: WorkerInit, role: "tap" | "udp", post: (m
     sendSlots: sendSlotsOf(tx),
     log: (message) => post({ type: "log", message }),
   });
-  const waiter = role === "tap" ? new FfiWaiter(libc, init.tapFd, init.tapBellFd) : new FfiWaiter(libc, init.udpFd, init.udpBellFd, udp);
+  // The tap worker may watch the UDP socket for the udp worker (spsc-ring.ts, "Watch of the source").
+  const waiter =
+    role === "tap"
+      ? new FfiWaiter(libc, init.tapFd, init.tapBellFd, null, init.udpFd)
+      : new FfiWaiter(libc, init.udpFd, init.udpBellFd, udp);
   const peerBell = new Doorbell(libc, role === "tap" ? init.udpBellFd : init.tapBellFd);
   return {
     memory: { tx, rx, fdb: new FdbReader(init.fdb), counters: counterBlock(init.counters, init.counterIndex) },

@@ -6,7 +6,16 @@
 // addresses change. Offsets are checked against the memory before any call, since FFI does no bounds checks.
 
 import type { Libc, Pointer } from "./libc.ts";
-import { DatagramSlots, type TapQueue, type UdpBind, type Waiter, WAKE_BELL, WAKE_READABLE, WAKE_WRITABLE } from "./batch-io.ts";
+import {
+  DatagramSlots,
+  type TapQueue,
+  type UdpBind,
+  type Waiter,
+  WAKE_BELL,
+  WAKE_READABLE,
+  WAKE_WATCHED,
+  WAKE_WRITABLE,
+} from "./batch-io.ts";
 import { MmsgVector } from "./mmsg.ts";
 import { Doorbell, PollSet } from "./poll.ts";
 import { openUdpSourceSocket, UDP_GRO_CONTROL_BYTES, UdpGsoSender } from "./udp-gso.ts";
@@ -238,33 +247,41 @@ export class FfiUdpBind implements UdpBind {
 }
 
 /**
- * poll() on the worker's input fd (entry 0), the fd its sends wait for (entry 1, when it has one: the udp
- * worker's UdpBind.blockedFd) and its doorbell (last entry).
+ * poll() on the worker's input fd (entry 0), the fd its sends wait for (next entry, when it has one: the udp
+ * worker's UdpBind.blockedFd), the other worker's input fd it may watch (next, when given: the tap worker
+ * watches the UDP socket while the udp worker sleeps on its doorbell alone) and its doorbell (last entry).
  */
 export class FfiWaiter implements Waiter {
   readonly #poll: PollSet;
   readonly #bell: Doorbell;
   readonly #sender: { readonly blockedFd: number } | null;
+  readonly #watchEntry: number;
   readonly #bellEntry: number;
 
-  constructor(libc: Libc, readFd: number, bellFd: number, sender: { readonly blockedFd: number } | null = null) {
+  constructor(libc: Libc, readFd: number, bellFd: number, sender: { readonly blockedFd: number } | null = null, watchFd = -1) {
     this.#sender = sender;
-    this.#bellEntry = sender === null ? 1 : 2;
+    let entries = sender === null ? 1 : 2;
+    this.#watchEntry = watchFd >= 0 ? entries++ : -1;
+    this.#bellEntry = entries;
     this.#poll = new PollSet(libc, this.#bellEntry + 1);
     this.#bell = new Doorbell(libc, bellFd);
     this.#poll.set(0, readFd, POLLIN);
     if (sender !== null) this.#poll.set(1, sender.blockedFd, 0);
+    if (this.#watchEntry >= 0) this.#poll.set(this.#watchEntry, watchFd, 0);
     this.#poll.set(this.#bellEntry, bellFd, POLLIN);
   }
 
-  wait(readable: boolean, writable: boolean, timeoutMs: number): number {
+  wait(readable: boolean, writable: boolean, timeoutMs: number, watching = false): number {
     const poll = this.#poll;
+    const watchEntry = this.#watchEntry;
     poll.setEvents(0, readable ? POLLIN : 0);
     if (this.#sender !== null) poll.set(1, this.#sender.blockedFd, writable ? POLLOUT : 0);
+    if (watchEntry >= 0) poll.setEvents(watchEntry, watching ? POLLIN : 0);
     poll.wait(timeoutMs);
     let woke = 0;
     if (poll.revents(0) !== 0) woke |= WAKE_READABLE;
     if (this.#sender !== null && poll.revents(1) !== 0) woke |= WAKE_WRITABLE;
+    if (watchEntry >= 0 && poll.revents(watchEntry) !== 0) woke |= WAKE_WATCHED;
     if (poll.revents(this.#bellEntry) !== 0) {
       this.#bell.drain();
       woke |= WAKE_BELL;

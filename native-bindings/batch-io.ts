@@ -105,15 +105,20 @@ export interface UdpBind {
 export const WAKE_READABLE = 1;
 export const WAKE_WRITABLE = 2;
 export const WAKE_BELL = 4;
+/** The other worker's input fd, watched on its behalf while it sleeps on its doorbell alone, is readable. */
+export const WAKE_WATCHED = 8;
 
-/** A worker's one blocking call: poll() on the fd it reads, the send it waits for, and its own doorbell. */
+/**
+ * A worker's one blocking call: poll() on the fd it reads, the send it waits for, the other worker's input fd
+ * when it watches that one too, and its own doorbell.
+ */
 export interface Waiter {
   /**
    * Blocks until the worker's input fd is readable (if `readable`), the socket whose send last returned
-   * -EAGAIN can take more (if `writable`), the worker's doorbell rings (drained here), or `timeoutMs` passes.
-   * Returns WAKE_* bits; 0 on timeout.
+   * -EAGAIN can take more (if `writable`), the other worker's input fd is readable (if `watching`), the
+   * worker's doorbell rings (drained here), or `timeoutMs` passes. Returns WAKE_* bits; 0 on timeout.
    */
-  wait(readable: boolean, writable: boolean, timeoutMs: number): number;
+  wait(readable: boolean, writable: boolean, timeoutMs: number, watching?: boolean): number;
 }
 
 /** The other worker's doorbell (an eventfd): wakes it from its Waiter. */

@@ -204,13 +204,13 @@ export class MemoryUdpBind implements UdpBind {
  * while this one sleeps), and answers with `next` (then 0).
  */
 export class RecordingWaiter implements Waiter {
-  readonly calls: { readable: boolean; writable: boolean }[] = [];
+  readonly calls: { readable: boolean; writable: boolean; watching: boolean }[] = [];
   /** WAKE_* bits the next wait returns. */
   next = 0;
   whileAsleep: (() => void) | null = null;
 
-  wait(readable: boolean, writable: boolean): number {
-    this.calls.push({ readable, writable });
+  wait(readable: boolean, writable: boolean, _timeoutMs = 0, watching = false): number {
+    this.calls.push({ readable, writable, watching });
     this.whileAsleep?.();
     const woke = this.next;
     this.next = 0;

@@ -41,7 +41,7 @@ import type { IntakeProducerData } from "./fixtures/intake-producer.worker.ts";
 // line, HEAD first, TAIL second). The wrap tests check that a ring built over them reads them back.
 const HEAD_WORD = 0;
 const TAIL_WORD = 16;
-const CONTROL_BYTES = 320; // five control words, one per 64-byte line
+const CONTROL_BYTES = 384; // six control words, one per 64-byte line
 
 const LAYOUT: RingLayout = { slotCount: 8, slotStride: 64 };
 
@@ -515,4 +515,35 @@ describe("across threads", () => {
     expect(forcedChecks).toBeGreaterThanOrEqual(5);
     expect(Atomics.load(ctl, PRODUCER_WAKEUPS)).toBeGreaterThanOrEqual(10);
   }, 60_000);
+});
+
+describe("the watch of the source", () => {
+  test("moves to the consumer once (only the first hand-over asks for a wake-up) and back once (only the first return does)", () => {
+    const { producer, consumer } = pair();
+    expect(consumer.sourceWatchHandedOver()).toBe(false);
+    expect(producer.handOverSourceWatch()).toBe(true);
+    expect(producer.handOverSourceWatch()).toBe(false);
+    expect(consumer.sourceWatchHandedOver()).toBe(true);
+    expect(consumer.returnSourceWatch()).toBe(true);
+    expect(consumer.returnSourceWatch()).toBe(false);
+    expect(consumer.sourceWatchHandedOver()).toBe(false);
+  });
+
+  test("a producer that keeps the watch takes it back without asking for a wake-up; the consumer then has nothing to return", () => {
+    const { producer, consumer } = pair();
+    producer.handOverSourceWatch();
+    producer.keepSourceWatch();
+    expect(consumer.sourceWatchHandedOver()).toBe(false);
+    expect(consumer.returnSourceWatch()).toBe(false);
+    expect(producer.handOverSourceWatch()).toBe(true);
+  });
+
+  test("lives on its own cache line, apart from the ring's positions and sleep words", () => {
+    const layout = { slotCount: 8, slotStride: 64 };
+    const memory = createRingMemory(layout);
+    const producer = new SpscRing(memory, layout);
+    producer.handOverSourceWatch();
+    const words = new Int32Array(memory, 0, CONTROL_BYTES / 4);
+    expect([...words.keys()].filter((i) => words[i] !== 0)).toEqual([5 * 16]);
+  });
 });

@@ -4,11 +4,11 @@
 // poll() and its return; the tests set that state directly, and play the kernel through the wires.
 
 import { describe, expect, test } from "bun:test";
-import { WAKE_WRITABLE } from "../../../native-bindings/batch-io.ts";
+import { WAKE_WATCHED, WAKE_WRITABLE } from "../../../native-bindings/batch-io.ts";
 import { DIRECT_FRAMES, TAKEN_OVER } from "../../../dataplane/counters.ts";
 import { Segmenter } from "../../../dataplane/segmenter.ts";
 import { TapWorkerLoop } from "../../../dataplane/tap-loop.ts";
-import { UdpWorkerLoop } from "../../../dataplane/udp-loop.ts";
+import { QUIET_SLEEP_MS, UdpWorkerLoop } from "../../../dataplane/udp-loop.ts";
 import { RUN_STATE_BYTES, RUN_STOP } from "../../../dataplane/worker-init.ts";
 import { concatBytes, TCP_ACK } from "../../../testbed/frames.ts";
 import { datagram, fromPeer, icmp, makeWorld, PEER_IP, tapRead, toPeer, type World } from "./fixtures/worker-world.ts";
@@ -148,6 +148,117 @@ describe("the direct shortcut and the take-over", () => {
   });
 });
 
+describe("the watch of the socket (one thread per node for a lone packet)", () => {
+  /** From now on the udp worker's sleeps last longer than a quiet spell asks (its waiter spins that long). */
+  function sleepLong(w: World): void {
+    w.udpSide.io.waiter.whileAsleep = () => {
+      const until = performance.now() + QUIET_SLEEP_MS + 1;
+      while (performance.now() < until);
+    };
+  }
+
+  /** The udp worker sleeps long, then wakes for nothing. */
+  function sleepQuietly(w: World, udp: UdpWorkerLoop): void {
+    sleepLong(w);
+    udp.idle();
+    w.udpSide.io.waiter.whileAsleep = null;
+  }
+
+  /** A long sleep, then one lone datagram written straight to the sleeping tap worker's TAP, then the udp worker's (long) sleep. */
+  function handOver(w: World, tap: TapWorkerLoop, udp: UdpWorkerLoop): void {
+    sleepLong(w);
+    udp.idle();
+    w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(1, 0))), peer: PEER_IP });
+    w.tapSide.memory.rx.prepareSleep();
+    while (udp.turn());
+    udp.idle();
+    w.tapSide.memory.rx.endSleep();
+    tap.idle();
+  }
+
+  test("after a quiet spell and a lone packet the udp worker sleeps on its doorbell alone and rings the tap worker, whose next sleep watches the socket", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    handOver(w, tap, udp);
+    expect(writtenSeqs(w)).toEqual([1]);
+    expect(w.udpSide.io.waiter.calls.at(-1)).toEqual({ readable: false, writable: false, watching: false });
+    expect(w.udpSide.io.peerBell.rings).toBe(1);
+    expect(w.tapSide.io.waiter.calls.at(-1)).toEqual({ readable: true, writable: false, watching: true });
+    // Woken after a long sleep with nothing to do, it is still quiet: the watch stays, and nobody is rung again.
+    udp.idle();
+    expect(w.udpSide.io.waiter.calls.at(-1)).toEqual({ readable: false, writable: false, watching: false });
+    expect(w.udpSide.io.peerBell.rings).toBe(1);
+  });
+
+  test("without a long sleep before it, or after more than a lone packet's turns, the udp worker keeps watching the socket itself", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    udp.idle(); // a sleep of no length
+    w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(1, 0))), peer: PEER_IP });
+    while (udp.turn());
+    udp.idle();
+    expect(w.udpSide.io.waiter.calls.at(-1)?.readable).toBe(true);
+    sleepQuietly(w, udp);
+    for (let i = 0; i < 3; i++) {
+      w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(2 + i, 0))), peer: PEER_IP });
+      udp.turn();
+      tap.turn();
+    }
+    udp.idle();
+    expect(w.udpSide.io.waiter.calls.at(-1)?.readable).toBe(true);
+    expect(w.udpSide.io.peerBell.rings).toBe(0);
+    expect(writtenSeqs(w)).toEqual([1, 2, 3, 4]);
+  });
+
+  test("woken by the watched socket, the tap worker receives the lone datagram, writes it, and sends the reply that write queued itself", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    handOver(w, tap, udp);
+    w.udpSide.memory.tx.prepareSleep(); // the udp worker sleeps on its doorbell
+    const receivesBefore = w.udpSide.io.udp.receiveCalls;
+    w.tapWire.onWrite = () => w.tapWire.incoming.push(tapRead(toPeer(icmp(9))));
+    w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(9, 0))), peer: PEER_IP });
+    w.tapSide.io.waiter.next = WAKE_WATCHED;
+    tap.idle();
+    expect(tap.turn()).toBe(true);
+    expect(writtenSeqs(w)).toEqual([1, 9]);
+    expect(sentSeqs(w)).toEqual([9]);
+    expect(w.udpSide.io.udp.receiveCalls).toBe(receivesBefore); // the udp worker slept through it
+    expect(w.tapSide.memory.counters[TAKEN_OVER]).toBe(1);
+    expect(w.tapSide.io.peerBell.rings).toBe(0);
+    expect(w.tapSide.memory.rx.sourceWatchHandedOver()).toBe(true);
+  });
+
+  test("more than a lone datagram hands the watch back and wakes the udp worker, which watches the socket again at its next sleep", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    handOver(w, tap, udp);
+    for (let i = 0; i < 3; i++) w.udpWire.incoming.push({ bytes: datagram(fromPeer(icmp(20 + i, 0))), peer: PEER_IP });
+    w.tapSide.io.waiter.next = WAKE_WATCHED;
+    tap.idle();
+    tap.turn();
+    expect(writtenSeqs(w)).toEqual([1, 20, 21, 22]);
+    expect(w.tapSide.io.peerBell.rings).toBe(1);
+    expect(w.tapSide.memory.rx.sourceWatchHandedOver()).toBe(false);
+    udp.idle(); // after a long sleep and no work: quiet, but the watch came back, so it is busy
+    expect(w.udpSide.io.waiter.calls.at(-1)?.readable).toBe(true);
+    tap.idle();
+    expect(w.tapSide.io.waiter.calls.at(-1)?.watching).toBe(false);
+  });
+
+  test("a tap worker whose TAP is gone gives the watch back before it waits for the stop", () => {
+    const w = makeWorld();
+    const { tap, udp } = loops(w);
+    handOver(w, tap, udp);
+    const run = new Int32Array(new SharedArrayBuffer(RUN_STATE_BYTES));
+    w.tapWire.readErrno = EBADFD;
+    w.tapSide.io.waiter.whileAsleep = () => Atomics.store(run, RUN_STOP, 1);
+    tap.run(run);
+    expect(w.tapSide.memory.rx.sourceWatchHandedOver()).toBe(false);
+    expect(w.tapSide.io.peerBell.rings).toBe(1);
+  });
+});
+
 describe("full rings and a full socket", () => {
   test("a full tx ring: the tap worker stops reading, sleeps without asking for the TAP, and the udp worker's release wakes it", () => {
     const w = makeWorld({ slots: 8 });
@@ -160,7 +271,7 @@ describe("full rings and a full socket", () => {
     expect(w.tapSide.io.tap.reads).toBe(reads);
     w.tapSide.io.waiter.whileAsleep = () => void udp.turn();
     tap.idle();
-    expect(w.tapSide.io.waiter.calls).toEqual([{ readable: false, writable: false }]);
+    expect(w.tapSide.io.waiter.calls).toEqual([{ readable: false, writable: false, watching: false }]);
     expect(w.udpSide.io.peerBell.rings).toBe(1);
     tap.turn();
     udp.turn();
@@ -177,7 +288,7 @@ describe("full rings and a full socket", () => {
     expect(w.udpSide.io.udp.receiveCalls).toBe(calls);
     w.udpSide.io.waiter.whileAsleep = () => void tap.turn();
     udp.idle();
-    expect(w.udpSide.io.waiter.calls).toEqual([{ readable: false, writable: false }]);
+    expect(w.udpSide.io.waiter.calls).toEqual([{ readable: false, writable: false, watching: false }]);
     expect(w.tapSide.io.peerBell.rings).toBe(1);
     udp.turn();
     tap.turn();
@@ -196,7 +307,7 @@ describe("full rings and a full socket", () => {
     w.udpSide.io.waiter.next = WAKE_WRITABLE;
     w.udpWire.sendRoom = Number.POSITIVE_INFINITY;
     udp.idle();
-    expect(w.udpSide.io.waiter.calls).toEqual([{ readable: true, writable: true }]);
+    expect(w.udpSide.io.waiter.calls).toEqual([{ readable: true, writable: true, watching: false }]);
     expect(udp.sendBlocked).toBe(false);
     udp.turn();
     expect(sentSeqs(w)).toEqual([1, 2]);
@@ -211,7 +322,7 @@ test("a TAP deleted under the tap worker: one fatal message, then it waits for t
   w.tapSide.io.waiter.whileAsleep = () => Atomics.store(run, RUN_STOP, 1);
   tap.run(run);
   expect(w.posts).toEqual([{ type: "fatal", message: "TAP flannel.1 failed: EBADFD (File descriptor in bad state); was it deleted?" }]);
-  expect(w.tapSide.io.waiter.calls).toEqual([{ readable: false, writable: false }]);
+  expect(w.tapSide.io.waiter.calls).toEqual([{ readable: false, writable: false, watching: false }]);
   expect(w.tapSide.io.tap.reads).toBe(1);
 });
 
@@ -248,8 +359,10 @@ describe("--busy-poll", () => {
 });
 
 test("many frames both ways, turns and sleeps in seeded random order: every frame arrives once, in order, through rings and shortcuts", () => {
-  // Frames that took each shortcut, over all seeds: tap worker direct, udp worker direct, taken over by each.
+  // Frames that took each shortcut, over all seeds: tap worker direct, udp worker direct, taken over by each;
+  // and the tap worker's wake-ups for the socket it watched.
   const shortcuts = [0, 0, 0, 0];
+  let watchedWakes = 0;
   for (let seed = 1; seed <= 20; seed++) {
     const rng = new SeededRandom(seed);
     const w = makeWorld({ slots: 8 });
@@ -273,12 +386,22 @@ test("many frames both ways, turns and sleeps in seeded random order: every fram
       else if (r === 2 || r === 3) {
         if (tapAsleep) w.tapSide.memory.rx.endSleep();
         tapAsleep = false;
+        // Now and then it wakes for the socket it watches for the udp worker (that one's idle() is not run here).
+        if (w.tapSide.memory.rx.sourceWatchHandedOver() && rng.chance(0.5)) {
+          w.tapSide.io.waiter.next = WAKE_WATCHED;
+          tap.idle();
+          if (w.udpWire.incoming.length > 0) watchedWakes++;
+        }
         // A worker with nothing to do goes to sleep (and stays asleep until its next turn), as in its idle().
         if (!tap.turn() && !w.tapSide.memory.rx.prepareSleep()) tapAsleep = true;
       } else {
         if (udpAsleep) w.udpSide.memory.tx.endSleep();
         udpAsleep = false;
-        if (!udp.turn() && !w.udpSide.memory.tx.prepareSleep()) udpAsleep = true;
+        if (!udp.turn() && !w.udpSide.memory.tx.prepareSleep()) {
+          udpAsleep = true;
+          if (rng.chance(0.3)) w.udpSide.memory.rx.handOverSourceWatch();
+          else w.udpSide.memory.rx.keepSourceWatch();
+        }
       }
     }
     w.udpWire.onSend = null;
@@ -292,4 +415,5 @@ test("many frames both ways, turns and sleeps in seeded random order: every fram
     [t[DIRECT_FRAMES], u[DIRECT_FRAMES], t[TAKEN_OVER], u[TAKEN_OVER]].forEach((n, k) => (shortcuts[k] += n));
   }
   for (const n of shortcuts) expect(n).toBeGreaterThan(0);
+  expect(watchedWakes).toBeGreaterThan(0);
 });

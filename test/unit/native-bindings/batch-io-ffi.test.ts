@@ -3,7 +3,7 @@
 // the kernel delivers is the independent check of the offsets, lengths and addresses the objects compute.
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { DatagramSlots, WAKE_BELL, WAKE_READABLE, WAKE_WRITABLE } from "../../../native-bindings/batch-io.ts";
+import { DatagramSlots, WAKE_BELL, WAKE_READABLE, WAKE_WATCHED, WAKE_WRITABLE } from "../../../native-bindings/batch-io.ts";
 import { FfiTapQueue, FfiUdpBind, FfiWaiter, UDP_BATCH_SIZE } from "../../../native-bindings/batch-io-ffi.ts";
 import { CMemory, putIpv4 } from "../../../native-bindings/c-memory.ts";
 import { loadLibc } from "../../../native-bindings/index.ts";
@@ -205,5 +205,21 @@ describe("FfiWaiter", () => {
     expect(waiter.wait(false, false, 0)).toBe(0); // drained
     const tapWaiter = new FfiWaiter(libc, receiver.fd, bellFd);
     expect(tapWaiter.wait(true, true, 0)).toBe(WAKE_READABLE); // no send to wait for: writable is ignored
+  });
+
+  test("watches the other worker's fd only when asked, and says which fd woke it", () => {
+    const own = udpSocket();
+    const watched = udpSocket();
+    const sender = udpSocket();
+    const bellFd = track(createEventFd(libc));
+    const waiter = new FfiWaiter(libc, own.fd, bellFd, null, watched.fd);
+    sendTo(sender.fd, watched.port, payload(10, 0));
+    expect(waiter.wait(true, false, 0)).toBe(0); // not watching: the datagram is not this worker's business
+    expect(waiter.wait(true, false, 1000, true)).toBe(WAKE_WATCHED);
+    sendTo(sender.fd, own.port, payload(10, 0));
+    new Doorbell(libc, bellFd).ring();
+    expect(waiter.wait(true, false, 1000, true)).toBe(WAKE_READABLE | WAKE_WATCHED | WAKE_BELL);
+    const withSender = new FfiWaiter(libc, own.fd, bellFd, { blockedFd: sender.fd }, watched.fd);
+    expect(withSender.wait(false, true, 1000, true)).toBe(WAKE_WRITABLE | WAKE_WATCHED);
   });
 });
