@@ -12,7 +12,8 @@
 //                              is skipped, with the reason, in the report.
 //
 // Each direction runs --rounds rounds of: TCP with 1 stream, TCP with --parallel streams, UDP small datagrams,
-// ping. During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time, max
+// ping (with the CPU time both nodes' data planes or peer daemons spent per round trip, from each thread's
+// schedstat). During the TCP runs the machine's busy CPU time (/proc/stat) and each data plane's CPU time, max
 // VmRSS and VmHWM (/proc/<pid>/stat, /proc/<pid>/status, every 200 ms) are sampled: CPU-seconds per Gbit moved,
 // for the whole machine (both ends live on it) and for the data plane processes, and the RSS peak. The medians
 // of the rounds are the figures, the rounds are kept in the JSON.
@@ -340,6 +341,8 @@ function printFigures(f: Figures, r: Ratios | null, p: MeasureParams): void {
     `   ping  p99 ${f.pingP99Ms.toFixed(3)} ms${x(r?.pingP99Ms)}  (${p.pings} pings every ` +
       `${p.pingIntervalMs} ms, loss ${f.pingLossPercent}%)`,
   );
+  if (f.pingCpuUs !== null)
+    console.log(`   ping  ${f.pingCpuUs.toFixed(0)} µs CPU per round trip (the data planes or peer daemons of the nodes that run one)`);
 }
 
 /** One line per direction, for copying into the README. */
@@ -357,6 +360,7 @@ function printSummary(results: readonly ScenarioResult[], p: MeasureParams): voi
       "UDP kpps",
       "ping avg ms",
       "ping p99 ms",
+      "CPU µs/ping",
     ],
   ];
   const withRatio = (v: number, ratio: number | undefined, digits: number): string =>
@@ -379,6 +383,7 @@ function printSummary(results: readonly ScenarioResult[], p: MeasureParams): voi
         withRatio(f.udpPps / 1000, r?.udpPps, 0),
         withRatio(f.pingAvgMs, r?.pingAvgMs, 3),
         withRatio(f.pingP99Ms, r?.pingP99Ms, 3),
+        f.pingCpuUs === null ? "-" : f.pingCpuUs.toFixed(0),
       ]);
     }
   }

@@ -51,6 +51,29 @@ export function readProcessTicks(pid: number): number | null {
 }
 
 /**
+ * CPU time of all the process's threads, in nanoseconds (the first field of each thread's schedstat: time on a
+ * CPU, kept to the nanosecond, where utime+stime count 10 ms ticks); null once the process is gone. Threads
+ * that ended are not counted: the data planes' and the peers' threads live as long as they do.
+ */
+export function readProcessCpuNs(pid: number): number | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  let ns = 0;
+  for (const tid of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ns;
+}
+
+/**
  * `kB` fields of /proc/<pid>/status (VmRSS, VmHWM, RssAnon ...), all from one read, in the order asked; null
  * when the process is gone, NaN for a field this kernel does not report.
  */

@@ -6,7 +6,7 @@
 
 import type { NetnsNode, Topology } from "../../testbed/netns.ts";
 import { iperf3Tcp, iperf3Udp, median, percentile, ping, type TcpResult } from "../../testbed/traffic.ts";
-import { LoadSampler, type LoadWindow, type Watched } from "./load.ts";
+import { LoadSampler, type LoadWindow, readProcessCpuNs, type Watched } from "./load.ts";
 
 export interface MeasureParams {
   readonly rounds: number;
@@ -49,7 +49,8 @@ export interface Round {
   readonly tcp: TcpRound;
   readonly tcpParallel: TcpRound;
   readonly udp: { readonly pps: number; readonly sentPps: number; readonly lossPercent: number };
-  readonly ping: { readonly avgMs: number; readonly p99Ms: number; readonly lossPercent: number };
+  /** cpuUsPerPing: the watched processes' CPU time during the pings (all of them, both nodes) per reply. */
+  readonly ping: { readonly avgMs: number; readonly p99Ms: number; readonly lossPercent: number; readonly cpuUsPerPing: number | null };
 }
 
 /** Medians over the rounds of one TCP variant. */
@@ -79,6 +80,8 @@ export interface Figures {
   readonly pingAvgMs: number;
   readonly pingP99Ms: number;
   readonly pingLossPercent: number;
+  /** The watched data planes (or peer daemons) together, µs of CPU per ping round trip; null with none (kernel nodes). */
+  readonly pingCpuUs: number | null;
   readonly rounds: readonly Round[];
 }
 
@@ -122,13 +125,20 @@ export async function measureDirection(
     check();
     // Let the queues the UDP flood filled drain before timing pings.
     await Bun.sleep(300);
+    const cpuNs0 = watch.map((w) => readProcessCpuNs(w.pid));
     const p = await ping(client.ns, { from: client.podIp, to: server.podIp, count: params.pings, intervalS: params.pingIntervalMs / 1000 });
+    const cpuNs = watch.reduce((sum, w, i) => sum + ((readProcessCpuNs(w.pid) ?? Number.NaN) - (cpuNs0[i] ?? Number.NaN)), 0);
     check();
     rounds.push({
       tcp,
       tcpParallel,
       udp: { pps: udp.pps, sentPps: udp.sentPps, lossPercent: udp.lossPercent },
-      ping: { avgMs: p.rttAvgMs, p99Ms: percentile(p.timesMs, 99), lossPercent: p.lossPercent },
+      ping: {
+        avgMs: p.rttAvgMs,
+        p99Ms: percentile(p.timesMs, 99),
+        lossPercent: p.lossPercent,
+        cpuUsPerPing: watch.length === 0 || p.received === 0 || !Number.isFinite(cpuNs) ? null : cpuNs / 1000 / p.received,
+      },
     });
   }
 
@@ -154,6 +164,7 @@ export async function measureDirection(
     pingAvgMs: med((r) => r.ping.avgMs),
     pingP99Ms: med((r) => r.ping.p99Ms),
     pingLossPercent: med((r) => r.ping.lossPercent),
+    pingCpuUs: rounds.some((r) => r.ping.cpuUsPerPing === null) ? null : med((r) => r.ping.cpuUsPerPing ?? 0),
     rounds,
   };
 }
