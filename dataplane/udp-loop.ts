@@ -66,7 +66,7 @@ export class UdpWorkerLoop {
    */
   settled = false;
 
-  /** For the quiet test: turns with work since this worker last woke, how long it slept before, and whether it handed the watch over then. */
+  /** For the quiet test: turns with work since this worker last woke, how long it slept, and whether it had handed the watch over. */
   #workTurns = 0;
   #sleptMs = 0;
   #handedOver = false;
