@@ -34,6 +34,12 @@ import { IDLE_POLL_MS, RUN_STOP, type WorkerMessage } from "./worker-init.ts";
 export const QUIET_SLEEP_MS = 2;
 /** A lone packet's turns: its receive (or send), then the send of a reply taken over. */
 export const LONE_WORK_TURNS = 2;
+/**
+ * The bound on a sleep with the watch handed over (the doorbell alone: work and the stop ring it). Waking every
+ * IDLE_POLL_MS instead kept the JIT busy: code that runs once a second is dropped as old and compiled again,
+ * ~20 µs of the JIT thread's CPU per ping (docs/performance.md, "A lone packet").
+ */
+export const HANDED_OVER_POLL_MS = 60_000;
 
 export class UdpWorkerLoop {
   readonly #memory: WorkerMemory;
@@ -118,7 +124,7 @@ export class UdpWorkerLoop {
       else if (rx.handOverSourceWatch()) this.#io.peerBell.ring(); // its next poll watches the socket
       this.#handedOver = handOver;
       const asleep = performance.now();
-      const woke = this.#io.waiter.wait(!rxFull && !handOver, output.blocked, IDLE_POLL_MS);
+      const woke = this.#io.waiter.wait(!rxFull && !handOver, output.blocked, handOver ? HANDED_OVER_POLL_MS : IDLE_POLL_MS);
       this.#sleptMs = performance.now() - asleep;
       this.#workTurns = 0;
       if ((woke & WAKE_WRITABLE) !== 0) output.blocked = false;
