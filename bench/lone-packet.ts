@@ -3,7 +3,8 @@
 // --interval-ms after --warm-up quicker ones. It reports
 //   - the round trip: average, median and p99;
 //   - the CPU time per ping of each node's process, per thread name (each thread's schedstat: nanoseconds on a
-//     CPU), so that the runtime's own threads (JIT, GC, the main thread) show beside the packet path;
+//     CPU; bench/e2e/load.ts), so that the runtime's own threads (JIT, GC, the main thread) show beside the
+//     packet path;
 //   - for ours, the workers' wake-ups and the frames taken over per ping (the data plane's counters);
 //   - with --sched, `perf sched record -a` during the pings and the median time from ping's request to each
 //     step of the round trip (bench/lone-packet/sched-steps.ts).
@@ -14,7 +15,7 @@
 // --cli runs another checkout's control/cli.ts (for before/after runs). The report goes to stdout and, as JSON,
 // to --out (default bench/results/lone-packet-<peer>-<date>.json).
 
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,7 +25,7 @@ import { BUN, CLI, type DataplaneNode, startDataplaneNode } from "../testbed/fla
 import { randomVtepMac } from "../testbed/ipv4.ts";
 import { requireTool, runCommand } from "../testbed/process.ts";
 import { percentile, ping } from "../testbed/traffic.ts";
-import { resolveExecPid } from "./e2e/load.ts";
+import { cpuNsBetween, readThreadCpu, resolveExecPid, type ThreadCpu } from "./e2e/load.ts";
 import { openvpn } from "./e2e/peers/openvpn.ts";
 import { ensurePeerPackages, isInstalled, type OverlayPeer, type RunningOverlay } from "./e2e/peers/peer.ts";
 import { tinc } from "./e2e/peers/tinc.ts";
@@ -59,21 +60,6 @@ if (overlayPeer && !isInstalled(overlayPeer)) {
   if (failure) throw new Error(`${overlayPeer.binary} is not installed: ${failure}`);
 }
 
-/** ns on a CPU per thread name (threads of one name added up), from each thread's schedstat. */
-function cpuNsByThread(pid: number): Map<string, number> {
-  const byName = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
-      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-      byName.set(name, (byName.get(name) ?? 0) + ns);
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return byName;
-}
-
 const work = mkdtempSync(join(tmpdir(), "flannelette-lone-packet-"));
 const topo = await createTopology({ nodes: 2, prefix: "flone-" });
 let overlay: RunningOverlay | null = null;
@@ -95,7 +81,12 @@ try {
   await ping(a.ns, { from: a.podIp, to: b.podIp, count: warmUp, intervalS: 0.002 });
 
   const counters0 = await Promise.all(ours.map((n) => n.counters()));
-  const cpu0 = pids.map(cpuNsByThread);
+  const threadCpu = (pid: number): Map<string, ThreadCpu> => {
+    const threads = readThreadCpu(pid);
+    if (threads === null) throw new Error(`process ${pid} is gone`);
+    return threads;
+  };
+  const cpu0 = pids.map(threadCpu);
   const schedData = join(work, "sched.data");
   const recorder = values.sched
     ? Bun.spawn(["perf", "sched", "record", "-a", "-o", schedData, "--", "sleep", `${(pings * intervalMs) / 1000 + 1}`], {
@@ -105,15 +96,15 @@ try {
     : null;
   if (recorder) await Bun.sleep(300);
   const p = await ping(a.ns, { from: a.podIp, to: b.podIp, count: pings, intervalS: intervalMs / 1000 });
-  const cpu1 = pids.map(cpuNsByThread);
+  const cpu1 = pids.map(threadCpu);
   const counters1 = await Promise.all(ours.map((n) => n.counters()));
   if (p.received === 0) throw new Error("no ping came back");
 
   const nodes = pids.map((pid, i) => {
     const threads: Record<string, number> = {};
     let total = 0;
-    for (const [name, ns] of cpu1[i]) {
-      const us = (ns - (cpu0[i].get(name) ?? 0)) / 1000 / p.received;
+    for (const [name, ns] of cpuNsBetween(cpu0[i], cpu1[i])) {
+      const us = ns / 1000 / p.received;
       total += us;
       if (us >= 0.5) threads[name] = Math.round(us * 10) / 10;
     }

@@ -50,27 +50,46 @@ export function readProcessTicks(pid: number): number | null {
   return Number(rest[11]) + Number(rest[12]);
 }
 
+/** One thread's name and CPU time so far, in nanoseconds (its schedstat's first field: time on a CPU). */
+export interface ThreadCpu {
+  readonly name: string;
+  readonly ns: number;
+}
+
 /**
- * CPU time of all the process's threads, in nanoseconds (the first field of each thread's schedstat: time on a
- * CPU, kept to the nanosecond, where utime+stime count 10 ms ticks); null once the process is gone. Threads
- * that ended are not counted: the data planes' and the peers' threads live as long as they do.
+ * CPU time of each of the process's threads, by thread ID, to the nanosecond (where utime+stime count 10 ms
+ * ticks); null once the process is gone. Compare two readings with cpuNsBetween, never their sums: the
+ * runtime's helper threads come and go.
  */
-export function readProcessCpuNs(pid: number): number | null {
+export function readThreadCpu(pid: number): Map<string, ThreadCpu> | null {
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
     return null;
   }
-  let ns = 0;
+  const threads = new Map<string, ThreadCpu>();
   for (const tid of tids) {
     try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      threads.set(tid, { name, ns });
     } catch {
       // the thread ended between the listing and the read
     }
   }
-  return ns;
+  return threads;
+}
+
+/**
+ * CPU nanoseconds between two readings of one process, per thread name: a thread present in both counts its
+ * difference, one that started in between all of its time; one that ended in between is lost with its last
+ * moments (helper threads that end are idle ones).
+ */
+export function cpuNsBetween(before: ReadonlyMap<string, ThreadCpu>, after: ReadonlyMap<string, ThreadCpu>): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const [tid, t] of after) byName.set(t.name, (byName.get(t.name) ?? 0) + t.ns - (before.get(tid)?.ns ?? 0));
+  return byName;
 }
 
 /**

@@ -6,7 +6,7 @@
 
 import type { NetnsNode, Topology } from "../../testbed/netns.ts";
 import { iperf3Tcp, iperf3Udp, median, percentile, ping, type TcpResult } from "../../testbed/traffic.ts";
-import { LoadSampler, type LoadWindow, readProcessCpuNs, type Watched } from "./load.ts";
+import { cpuNsBetween, LoadSampler, type LoadWindow, readThreadCpu, type Watched } from "./load.ts";
 
 export interface MeasureParams {
   readonly rounds: number;
@@ -125,9 +125,14 @@ export async function measureDirection(
     check();
     // Let the queues the UDP flood filled drain before timing pings.
     await Bun.sleep(300);
-    const cpuNs0 = watch.map((w) => readProcessCpuNs(w.pid));
+    const cpu0 = watch.map((w) => readThreadCpu(w.pid));
     const p = await ping(client.ns, { from: client.podIp, to: server.podIp, count: params.pings, intervalS: params.pingIntervalMs / 1000 });
-    const cpuNs = watch.reduce((sum, w, i) => sum + ((readProcessCpuNs(w.pid) ?? Number.NaN) - (cpuNs0[i] ?? Number.NaN)), 0);
+    let cpuNs = 0;
+    for (const [i, w] of watch.entries()) {
+      const [before, after] = [cpu0[i], readThreadCpu(w.pid)];
+      if (before === null || after === null) cpuNs = Number.NaN;
+      else for (const ns of cpuNsBetween(before, after).values()) cpuNs += ns;
+    }
     check();
     rounds.push({
       tcp,
