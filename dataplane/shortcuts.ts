@@ -7,10 +7,11 @@
 //   - udp worker (writeDirect): the whole receive it just took goes to the TAP (TapOutput, GRO runs coalesced).
 // Both run under the intake lock of the ring they would have published into: with nothing in flight nothing
 // can be overtaken, and the next frame read from that fd waits for this thread.
-// Take-over (takeOverOne): right after a lone direct send or write, the answer is often already waiting on the
+// Take-over (takeOver): right after a lone direct send or write, the answer is often already waiting on the
 // other worker's fd; the worker reads it itself, once, holding that ring's intake lock, and publishes it as the
-// producer would (counted TAKEN_OVER). A producer that holds the lock is reading that fd itself: then nothing
-// is taken, and the frame keeps its place in the fd's order.
+// producer would (counted TAKEN_OVER). The tap worker does the same with a whole receive when the UDP socket it
+// watches for the sleeping udp worker wakes it. A producer that holds the lock is reading that fd itself: then
+// nothing is taken, and the frame keeps its place in the fd's order.
 
 import { DIRECT_FRAMES, TAKEN_OVER } from "./counters.ts";
 import { META_WORDS, type SpscRing } from "./spsc-ring.ts";
@@ -39,15 +40,17 @@ export function writeDirect(rx: SpscRing, output: TapOutput, first: number, got:
 }
 
 /**
- * Reads one packet waiting on the other worker's fd into `ring` and publishes it, as that ring's producer
- * would, unless the producer holds the intake lock (it is reading it then); counted as TAKEN_OVER.
+ * Reads up to `most` packets waiting on the other worker's fd into `ring` and publishes them, as that ring's
+ * producer would, unless the producer holds the intake lock (it is reading it then); counted as TAKEN_OVER.
+ * Returns how many were taken (the last of them is the slot before `ring.head`).
  */
-export function takeOverOne(ring: SpscRing, intake: { fill(room: number): number }, counters: Float64Array): void {
-  if (!ring.tryLockIntake()) return;
-  const filled = intake.fill(Math.min(ring.freeCount(), 1)); // freeCount is fresh only under the lock
+export function takeOver(ring: SpscRing, intake: { fill(room: number): number }, counters: Float64Array, most: number): number {
+  if (!ring.tryLockIntake()) return 0;
+  const filled = intake.fill(Math.min(ring.freeCount(), most)); // freeCount is fresh only under the lock
   if (filled > 0) {
     ring.publish(filled);
     counters[TAKEN_OVER] += filled;
   }
   ring.unlockIntake();
+  return filled;
 }

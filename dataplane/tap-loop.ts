@@ -11,7 +11,7 @@
 //      lone plain frame while the udp worker sleeps with the ring drained is sent from here (shortcuts.ts,
 //      sendDirect); otherwise publish, waking the udp worker if it sleeps. The udp worker may hold the lock for
 //      a moment to take over one reply: the TAP is then read on the next turn;
-//   2b. after a direct send, take the answer from the UDP socket if it is already there (takeOverOne);
+//   2b. after a direct send, take the answer from the UDP socket if it is already there (takeOver);
 // and with nothing done, 3. sleep in the Waiter until the TAP is readable (if the tx ring has room), the UDP
 // socket is (if watched), the rx ring has frames or the tx ring has room again (the doorbell). A TAP that
 // fails for good (deleted) ends the moving: the loop reports it once, hands back the watch of the socket and
@@ -21,9 +21,9 @@
 import { WAKE_WATCHED } from "../native-bindings/batch-io.ts";
 import { errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
 import { BusyPoll } from "./busy-poll.ts";
-import { TAKEN_OVER, WAKEUPS } from "./counters.ts";
+import { WAKEUPS } from "./counters.ts";
 import type { Segmenter } from "./segmenter.ts";
-import { sendDirect, takeOverOne } from "./shortcuts.ts";
+import { sendDirect, takeOver } from "./shortcuts.ts";
 import { META_WORDS } from "./spsc-ring.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { TapOutput } from "./tap-output.ts";
@@ -75,19 +75,15 @@ export class TapWorkerLoop {
     let worked = false;
     let tapDrained = false;
 
-    // 0. The watched socket -> rx ring, unless the udp worker is awake and receiving itself (it holds the lock).
+    // 0. The watched socket -> rx ring (shortcuts.ts, takeOver), unless the udp worker is awake and receiving
+    //    itself (it holds the lock); more than a lone datagram hands the watch back.
     if (this.#watchedReadable) {
       this.#watchedReadable = false;
-      if (rx.tryLockIntake()) {
-        const got = this.#replyIntake.fill(Math.min(rx.freeCount(), BATCH_SIZE));
-        if (got > 0) {
-          const lone = got === 1 && rx.meta[(rx.head & rx.mask) * META_WORDS + RX_META_SEGMENT_SIZE] === 0;
-          rx.publish(got);
-          counters[TAKEN_OVER] += got;
-          if (!lone && rx.returnSourceWatch()) this.#io.peerBell.ring();
-          worked = true;
-        }
-        rx.unlockIntake();
+      const got = takeOver(rx, this.#replyIntake, counters, BATCH_SIZE);
+      if (got > 0) {
+        const lone = got === 1 && rx.meta[((rx.head - 1) & rx.mask) * META_WORDS + RX_META_SEGMENT_SIZE] === 0;
+        if (!lone && rx.returnSourceWatch()) this.#io.peerBell.ring();
+        worked = true;
       }
     }
 
@@ -133,7 +129,7 @@ export class TapWorkerLoop {
     //     for it. (When it is not there yet, the kernel has deferred the peer's work: waiting for it here, by
     //     spinning or in poll, does not pay; docs/performance.md, "Figures behind the code".) Not while this
     //     worker watches the socket itself: its poll finds the answer as soon.
-    if (sentDirect && !rx.sourceWatchHandedOver()) takeOverOne(rx, this.#replyIntake, counters);
+    if (sentDirect && !rx.sourceWatchHandedOver()) takeOver(rx, this.#replyIntake, counters, 1);
     this.settled = tapDrained && rx.availableCount() === 0;
     return worked;
   }

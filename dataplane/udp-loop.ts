@@ -9,7 +9,7 @@
 //      coalesced as the tap worker would); otherwise publish, waking the tap worker if it sleeps. The tap
 //      worker may hold the lock for a moment to take over one reply: the socket is then read on the next turn;
 //   2b. after a lone datagram's direct write, take the answer from the TAP if it is already queued there
-//       (takeOverOne);
+//       (takeOver);
 // and with nothing done, 3. sleep in the Waiter until a datagram arrives (if the rx ring has room), the
 // blocked send can go on, the tx ring has frames or the rx ring has room again (the doorbell). After a quiet
 // spell (a sleep of QUIET_SLEEP_MS or more, then at most LONE_WORK_TURNS turns with work) it sleeps on the
@@ -22,7 +22,7 @@ import { WAKE_WRITABLE } from "../native-bindings/batch-io.ts";
 import { BusyPoll } from "./busy-poll.ts";
 import { WAKEUPS } from "./counters.ts";
 import type { Segmenter } from "./segmenter.ts";
-import { takeOverOne, writeDirect } from "./shortcuts.ts";
+import { takeOver, writeDirect } from "./shortcuts.ts";
 import { TapIntake } from "./tap-intake.ts";
 import { TapOutput } from "./tap-output.ts";
 import { UdpIntake } from "./udp-intake.ts";
@@ -36,8 +36,8 @@ export const QUIET_SLEEP_MS = 2;
 export const LONE_WORK_TURNS = 2;
 /**
  * The bound on a sleep with the watch handed over (the doorbell alone: work and the stop ring it). Waking every
- * IDLE_POLL_MS instead kept the JIT busy: code that runs once a second is dropped as old and compiled again,
- * ~20 µs of the JIT thread's CPU per ping (docs/performance.md, "A lone packet").
+ * IDLE_POLL_MS instead kept the JIT busy: this worker's code, run once a second, was seen compiled again and
+ * again, ~20 µs of the JIT thread's CPU per ping (docs/performance.md, "A lone packet").
  */
 export const HANDED_OVER_POLL_MS = 60_000;
 
@@ -100,7 +100,7 @@ export class UdpWorkerLoop {
 
     // 2b. After a lone datagram's write the answer may be waiting already (a local reply is often queued on
     //     the TAP within the write): take it from the TAP rather than wait for the sleeping tap worker to wake.
-    if (wroteDirect) takeOverOne(tx, this.#replyIntake, counters);
+    if (wroteDirect) takeOver(tx, this.#replyIntake, counters, 1);
     this.settled = socketDrained && (tx.availableCount() === 0 || this.#output.blocked);
     if (worked) this.#workTurns++;
     return worked;
