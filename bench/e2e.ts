@@ -32,6 +32,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { intFlag } from "./int-flag.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 import { createTopology, type Topology } from "../testbed/netns.ts";
@@ -158,11 +159,6 @@ function parseOptions(): Options {
       "ns-prefix": { type: "string", default: "fnl-" },
     },
   });
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
-    return n;
-  };
   const wanted = values.scenarios.split(",").map((s) => s.trim());
   const scenarios = SCENARIOS.filter((s) => wanted.includes(s.id));
   const unknown = wanted.filter((w) => !SCENARIOS.some((s) => s.id === w));
@@ -170,14 +166,14 @@ function parseOptions(): Options {
   const stamp = new Date().toISOString().replace(/:/g, "").replace(/\..*/, "Z");
   return {
     params: {
-      rounds: int("rounds", values.rounds, 1),
-      tcpSeconds: int("seconds", values.seconds, 1),
-      parallel: int("parallel", values.parallel, 2),
-      udpSeconds: int("udp-seconds", values["udp-seconds"], 1),
-      udpLen: int("udp-len", values["udp-len"], 16),
+      rounds: intFlag("rounds", values.rounds, 1),
+      tcpSeconds: intFlag("seconds", values.seconds, 1),
+      parallel: intFlag("parallel", values.parallel, 2),
+      udpSeconds: intFlag("udp-seconds", values["udp-seconds"], 1),
+      udpLen: intFlag("udp-len", values["udp-len"], 16),
       udpBitrate: values["udp-bitrate"],
-      pings: int("pings", values.pings, 1),
-      pingIntervalMs: int("ping-interval-ms", values["ping-interval-ms"], 1),
+      pings: intFlag("pings", values.pings, 1),
+      pingIntervalMs: intFlag("ping-interval-ms", values["ping-interval-ms"], 1),
     },
     scenarios,
     out: values.out ?? resolve(REPO_ROOT, `bench/results/e2e-${stamp}.json`),

@@ -15,17 +15,18 @@
 // --cli runs another checkout's control/cli.ts (for before/after runs). The report goes to stdout and, as JSON,
 // to --out (default bench/results/lone-packet-<peer>-<date>.json).
 
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { intFlag } from "./int-flag.ts";
 import { createTopology } from "../testbed/netns.ts";
 import { leaseOf } from "../testbed/kernel-vxlan.ts";
 import { BUN, CLI, type DataplaneNode, startDataplaneNode } from "../testbed/flannelette-node.ts";
 import { randomVtepMac } from "../testbed/ipv4.ts";
 import { requireTool, runCommand } from "../testbed/process.ts";
 import { percentile, ping } from "../testbed/traffic.ts";
-import { cpuNsBetween, readThreadCpu, resolveExecPid, type ThreadCpu } from "./e2e/load.ts";
+import { cpuNsBetween, execComms, readThreadCpu, resolveExecPid, type ThreadCpu } from "./e2e/load.ts";
 import { openvpn } from "./e2e/peers/openvpn.ts";
 import { ensurePeerPackages, isInstalled, type OverlayPeer, type RunningOverlay } from "./e2e/peers/peer.ts";
 import { tinc } from "./e2e/peers/tinc.ts";
@@ -44,14 +45,9 @@ const { values } = parseArgs({
 });
 const peers: Record<string, OverlayPeer | null> = { flannelette: null, tinc, openvpn };
 if (!(values.peer in peers)) throw new Error(`--peer must be flannelette, tinc or openvpn, got ${values.peer}`);
-const count = (name: "pings" | "warm-up" | "interval-ms"): number => {
-  const n = Number(values[name]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${values[name]}`);
-  return n;
-};
-const pings = count("pings");
-const warmUp = count("warm-up");
-const intervalMs = count("interval-ms");
+const pings = intFlag("pings", values.pings, 1);
+const warmUp = intFlag("warm-up", values["warm-up"], 1);
+const intervalMs = intFlag("interval-ms", values["interval-ms"], 1);
 requireTool("ping");
 if (values.sched) requireTool("perf");
 const overlayPeer = peers[values.peer];
@@ -72,10 +68,9 @@ try {
     for (const d of overlay.daemons) pids.push(d.pid);
   } else {
     const macs = [randomVtepMac(), randomVtepMac()];
-    const comm = ["bun", basename(realpathSync(BUN)).slice(0, 15)];
     ours.push(await startDataplaneNode(topo, a, { mac: macs[0], peers: [leaseOf(b, macs[1])], program: [BUN, values.cli] }));
     ours.push(await startDataplaneNode(topo, b, { mac: macs[1], peers: [leaseOf(a, macs[0])], program: [BUN, values.cli] }));
-    for (const n of ours) pids.push(resolveExecPid(n.process.pid, comm));
+    for (const n of ours) pids.push(resolveExecPid(n.process.pid, execComms("bun", BUN)));
   }
   // Compiled code and warm caches: the pings measured are the steady state's, not the start's.
   await ping(a.ns, { from: a.podIp, to: b.podIp, count: warmUp, intervalS: 0.002 });

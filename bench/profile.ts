@@ -12,17 +12,18 @@
 // --cli profiles another checkout's control/cli.ts (for before/after runs). The report goes to stdout and, as
 // JSON, to --out (default bench/results/profile-<load>-<peer>-<direction>-<date>.json).
 
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { intFlag } from "./int-flag.ts";
 import { createTopology } from "../testbed/netns.ts";
 import { configureKernelVxlanNode, leaseOf } from "../testbed/kernel-vxlan.ts";
 import { BUN, CLI, startDataplaneNode } from "../testbed/flannelette-node.ts";
 import { randomVtepMac } from "../testbed/ipv4.ts";
 import { requireTool, runCommand } from "../testbed/process.ts";
 import { iperf3Tcp, percentile, ping } from "../testbed/traffic.ts";
-import { readProcessTicks, resolveExecPid } from "./e2e/load.ts";
+import { execComms, readProcessTicks, resolveExecPid } from "./e2e/load.ts";
 import { jitSymbolAt, readJitSymbols } from "./profile/jitdump.ts";
 
 const { values } = parseArgs({
@@ -44,15 +45,10 @@ const oneOf = (name: string, v: string, allowed: readonly string[]) => {
 oneOf("load", values.load, ["tcp", "ping"]);
 oneOf("peer", values.peer, ["kernel", "flannelette"]);
 oneOf("direction", values.direction, ["out", "in"]);
-const positive = (name: string): number => {
-  const n = Number(values[name as keyof typeof values]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-};
-const seconds = positive("seconds");
-const top = positive("top");
-const frequency = positive("frequency");
-const pingIntervalMs = positive("ping-interval-ms");
+const seconds = intFlag("seconds", values.seconds, 1);
+const top = intFlag("top", values.top, 1);
+const frequency = intFlag("frequency", values.frequency, 1);
+const pingIntervalMs = intFlag("ping-interval-ms", values["ping-interval-ms"], 1);
 requireTool("perf");
 requireTool(values.load === "tcp" ? "iperf3" : "ping");
 
@@ -71,14 +67,13 @@ const topo = await createTopology({ nodes: 2, prefix: "fprof-" });
 try {
   const [ours, other] = topo.nodes;
   const macs = [randomVtepMac(), randomVtepMac()];
-  const comm = ["bun", basename(realpathSync(BUN)).slice(0, 15)];
   if (values.peer === "kernel") {
     await configureKernelVxlanNode(other, { vni: 1, port: 8472, mac: macs[1], peers: [leaseOf(ours, macs[0])] });
   } else {
     await startDataplaneNode(topo, other, { mac: macs[1], peers: [leaseOf(ours, macs[0])], program: [BUN, values.cli] });
   }
   const dp = await startDataplaneNode(topo, ours, { mac: macs[0], peers: [leaseOf(other, macs[1])], program: [BUN, values.cli] });
-  const pid = resolveExecPid(dp.process.pid, comm);
+  const pid = resolveExecPid(dp.process.pid, execComms("bun", BUN));
   const [client, server] = values.direction === "out" ? [ours, other] : [other, ours];
   const data = join(work, "perf.data");
   // Record the middle of the run: the first second is slow start and the JIT's tiers.

@@ -13,9 +13,9 @@
 //
 //   bun bench/runtimes.ts [--rounds 3] [--seconds 5] [--out FILE]        (npm run bench:runtimes)
 
-import { mkdtempSync, mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { buildNodeBundle } from "../deploy/build-node.ts";
 import { leaseOf, configureKernelVxlanNode } from "../testbed/kernel-vxlan.ts";
@@ -23,7 +23,7 @@ import { BUN, startDataplaneNode, type DataplaneNode } from "../testbed/flannele
 import { createTopology, type Topology } from "../testbed/netns.ts";
 import { requireTool } from "../testbed/process.ts";
 import { iperf3Tcp, median, ping, type TcpResult } from "../testbed/traffic.ts";
-import { loadAverage, LoadSampler, resolveExecPid, type LoadWindow } from "./e2e/load.ts";
+import { execComms, loadAverage, LoadSampler, resolveExecPid, type LoadWindow } from "./e2e/load.ts";
 import { hostInfo } from "./e2e/report.ts";
 
 const REPO = resolve(import.meta.dir, "..");
@@ -70,8 +70,8 @@ try {
   const [bundle] = await buildNodeBundle(bundleDir, { FLANNELETTE_COMMIT: JSON.stringify("bench") });
   const programs: Record<Runtime, { argv: string[]; comms: string[] }> = {
     // Named as invoked, or after the restart with its runtime options by the binary's own name.
-    bun: { argv: [BUN, resolve(REPO, "control/cli.ts")], comms: ["bun", basename(realpathSync(BUN)).slice(0, 15)] },
-    node: { argv: [NODE, bundle!], comms: ["node", basename(realpathSync(NODE)).slice(0, 15)] },
+    bun: { argv: [BUN, resolve(REPO, "control/cli.ts")], comms: execComms("bun", BUN) },
+    node: { argv: [NODE, bundle!], comms: execComms("node", NODE) },
   };
   topo = await createTopology({ nodes: 2, prefix: "fnl-rt-" });
   const [n1, n2] = topo.nodes;

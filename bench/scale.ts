@@ -19,6 +19,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { intFlag } from "./int-flag.ts";
 import { createFdbMemory, FdbWriter } from "../dataplane/fdb-table.ts";
 import { expectedPeers, type ExpectedPeer, type ExpectedPeers } from "../testbed/agent-peer-state.ts";
 import { HubEtcd } from "../testbed/etcd-in-netns.ts";
@@ -91,13 +92,8 @@ function parseOptions(): Options {
       out: { type: "string" },
     },
   });
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
-    return n;
-  };
-  const leases = int("leases", values.leases, 1);
-  const churn = int("churn", values.churn, 0);
+  const leases = intFlag("leases", values.leases, 1);
+  const churn = intFlag("churn", values.churn, 0);
   if (churn > leases) throw new Error(`--churn (${churn}) cannot exceed --leases (${leases})`);
   const stamp = new Date().toISOString().replace(/:/g, "").replace(/\..*/, "Z");
   return { leases, churn, out: values.out ?? resolve(REPO_ROOT, `bench/results/scale-${stamp}.json`) };

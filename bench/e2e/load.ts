@@ -3,7 +3,8 @@
 // every 200 ms, with its VmHWM: the kernel's own record of the peak, which sampling can miss. The data plane's
 // workers are threads of one process, so the process figures cover all of them.
 
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync } from "node:fs";
+import { basename } from "node:path";
 
 /** USER_HZ: the unit of /proc/stat and /proc/<pid>/stat times. 100 on every Linux this runs on. */
 const CLK_TCK = clockTicks();
@@ -124,6 +125,15 @@ function parentOf(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The names a process started as `invokedAs` may have once it runs: that name, or after a restart through
+ * execve (our data plane's, with its runtime options: control/runtime-options.ts) the binary's own, as the
+ * kernel keeps it (15 characters; bun.exe in the npm package). For resolveExecPid.
+ */
+export function execComms(invokedAs: string, binary: string): string[] {
+  return [invokedAs, basename(realpathSync(binary)).slice(0, 15)];
 }
 
 /**

@@ -1,12 +1,11 @@
 // Brings up one node of a scenario: either a kernel flannel.1 (configured as flanneld does) or our data plane
 // started through the CLI contract (testbed/flannelette-node.ts), with flannel's kernel entries around it.
 
-import { existsSync, realpathSync } from "node:fs";
-import { basename } from "node:path";
+import { existsSync } from "node:fs";
 import type { NetnsNode, Topology } from "../../testbed/netns.ts";
 import { configureKernelVxlanNode, type KernelPeer } from "../../testbed/kernel-vxlan.ts";
 import { BUN, CLI, startDataplaneNode, type DataplaneNode } from "../../testbed/flannelette-node.ts";
-import { resolveExecPid } from "./load.ts";
+import { execComms, resolveExecPid } from "./load.ts";
 
 export type NodeKind = "kernel" | "flannelette";
 
@@ -55,9 +54,7 @@ export async function startNode(
   assertDataplaneCli();
   const dataplane = await startDataplaneNode(topo, node, { mac, peers, vni: VNI, port: VXLAN_PORT, extraArgs });
   // `ready` has been printed, so `ip netns exec` has long since exec'd bun: check that, don't assume it.
-  // Named as invoked ("bun"), or after the data plane's restart with its runtime options (control/runtime-options.ts)
-  // by the binary's own name (bun.exe in the npm package).
-  const pid = resolveExecPid(dataplane.process.pid, ["bun", basename(realpathSync(BUN)).slice(0, 15)]);
+  const pid = resolveExecPid(dataplane.process.pid, execComms("bun", BUN));
   return { kind, node, dataplane, pid };
 }
 
