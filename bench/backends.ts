@@ -16,6 +16,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { intFlag } from "./int-flag.ts";
 import { HubEtcd } from "../testbed/etcd-in-netns.ts";
 import { type AgentNode, CONFIG_KEY, createAgentNode, movePodAddress } from "../testbed/flannelette-agent.ts";
 import { FlanneldStandIn } from "../testbed/flanneld-stand-in.ts";
@@ -57,11 +58,7 @@ function parseOptions(): { rounds: number; seconds: number; out: string | null }
   const { values } = parseArgs({
     options: { rounds: { type: "string", default: "3" }, seconds: { type: "string", default: "5" }, out: { type: "string" } },
   });
-  const rounds = Number(values.rounds);
-  const seconds = Number(values.seconds);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
-  if (!Number.isInteger(seconds) || seconds < 1) throw new Error(`--seconds must be a positive integer, got ${values.seconds}`);
-  return { rounds, seconds, out: values.out ?? null };
+  return { rounds: intFlag("rounds", values.rounds, 1), seconds: intFlag("seconds", values.seconds, 1), out: values.out ?? null };
 }
 
 /** Gives `node` the pod address `<subnet .1>` on cni0, as a CNI plugin reading subnet.env would. */

@@ -17,6 +17,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { intFlag } from "./int-flag.ts";
 import { buildNodeBundle } from "../deploy/build-node.ts";
 import { leaseOf, configureKernelVxlanNode } from "../testbed/kernel-vxlan.ts";
 import { BUN, startDataplaneNode, type DataplaneNode } from "../testbed/flannelette-node.ts";
@@ -49,10 +50,8 @@ interface Run {
 const { values } = parseArgs({
   options: { rounds: { type: "string", default: "3" }, seconds: { type: "string", default: "5" }, out: { type: "string" } },
 });
-const rounds = Number(values.rounds);
-const seconds = Number(values.seconds);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be an integer >= 1, got ${values.rounds}`);
-if (!Number.isInteger(seconds) || seconds < 1) throw new Error(`--seconds must be an integer >= 1, got ${values.seconds}`);
+const rounds = intFlag("rounds", values.rounds, 1);
+const seconds = intFlag("seconds", values.seconds, 1);
 const stamp = new Date().toISOString().replace(/:/g, "").replace(/\..*/, "Z");
 const out = values.out ?? resolve(REPO, `bench/results/runtimes-${stamp}.json`);
 
