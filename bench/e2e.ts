@@ -1,6 +1,10 @@
 // End-to-end benchmark on two network namespaces (root only):
 //
 //   1. kernel↔kernel           both nodes use a kernel flannel.1: the reference figures of this run
+//   1b. kernel↔kernel, segmented   the same with the underlay veth's UDP-tunnel segmentation offload off, so that
+//                              the kernel cuts each 64 KiB VXLAN super-frame before the veth and the other node
+//                              receives every segment, as it receives ours (docs/performance.md, "What the
+//                              reference gets for free"): a second reference, measured against the first
 //   2. flannelette↔flannelette both nodes run our data plane (control/cli.ts dataplane ...)
 //   3. flannelette↔kernel      one of each, measured in both directions
 //   4. flannelette↔flannelette with `--workers 1` and `--workers 2`, when the data plane has that flag
@@ -26,7 +30,7 @@
 //
 //   bun bench/e2e.ts [--rounds 3] [--seconds 5] [--parallel 4] [--udp-seconds 5] [--udp-bitrate 0]
 //                    [--udp-len 64] [--pings 200] [--ping-interval-ms 10]
-//                    [--scenarios kernel,flannelette,mixed,workers1,workers2,busypoll,tinc,openvpn] [--out FILE]
+//                    [--scenarios kernel,kernelseg,flannelette,mixed,workers1,workers2,busypoll,tinc,openvpn] [--out FILE]
 //                    [--ns-prefix fnl-]
 
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -35,7 +39,7 @@ import { parseArgs } from "node:util";
 import { intFlag } from "./int-flag.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
-import { createTopology, type Topology } from "../testbed/netns.ts";
+import { createTopology, exec, type Topology } from "../testbed/netns.ts";
 import { leaseOf } from "../testbed/kernel-vxlan.ts";
 import { randomVtepMac } from "../testbed/ipv4.ts";
 import { requireTool } from "../testbed/process.ts";
@@ -58,7 +62,7 @@ import { ensurePeerPackages, isInstalled, type OverlayPeer, type RunningOverlay 
 import { tinc } from "./e2e/peers/tinc.ts";
 import { openvpn } from "./e2e/peers/openvpn.ts";
 
-type ScenarioId = "kernel" | "flannelette" | "mixed" | "workers1" | "workers2" | "busypoll" | "tinc" | "openvpn";
+type ScenarioId = "kernel" | "kernelseg" | "flannelette" | "mixed" | "workers1" | "workers2" | "busypoll" | "tinc" | "openvpn";
 
 interface ScenarioSpec {
   readonly id: ScenarioId;
@@ -69,6 +73,8 @@ interface ScenarioSpec {
   readonly peer?: OverlayPeer;
   /** Extra `flannelette dataplane` flags for both nodes. */
   readonly dataplaneArgs: readonly string[];
+  /** Features `ethtool -K <underlay> <feature> off` turns off on both nodes before they start. */
+  readonly underlayFeaturesOff?: readonly string[];
   /** Flag the data plane must list in `--help` for this scenario to run. */
   readonly needsFlag?: string;
   /** Node indexes (0-based) of client → server, and a label naming each side's kind. */
@@ -85,6 +91,17 @@ const SCENARIOS: readonly ScenarioSpec[] = [
     kinds: ["kernel", "kernel"],
     dataplaneArgs: [],
     directions: [{ label: "kernel→kernel", client: 0, server: 1 }],
+  },
+  {
+    // A VXLAN super-frame crosses a veth whole (tunnel GSO) and is never cut nor checksummed on this host; a
+    // userspace sender's UDP datagrams can only carry segments. With the offload off the kernel pays what a
+    // NIC without VXLAN segmentation offload would make it pay, and its receiver what ours pays.
+    id: "kernelseg",
+    name: "kernel↔kernel, segmented",
+    kinds: ["kernel", "kernel"],
+    dataplaneArgs: [],
+    underlayFeaturesOff: ["tx-udp_tnl-segmentation", "tx-udp_tnl-csum-segmentation"],
+    directions: [{ label: "kernel→kernel, segmented", client: 0, server: 1 }],
   },
   {
     id: "flannelette",
@@ -236,6 +253,9 @@ async function measureScenario(
       check = () => started.assertAlive();
       console.log(`   ${started.software} PIDs: ${watch.map((w) => `${w.name}=${w.pid}`).join(", ")}`);
     } else {
+      for (const node of spec.underlayFeaturesOff ? topo.nodes : []) {
+        await exec(node.ns, ["ethtool", "-K", node.underlayDev, ...(spec.underlayFeaturesOff ?? []).flatMap((f) => [f, "off"])]);
+      }
       const macs = [randomVtepMac(), randomVtepMac()];
       for (const i of [0, 1] as const) {
         const other = 1 - i;
@@ -413,7 +433,7 @@ async function main(): Promise<number> {
   const opts = parseOptions();
   const { params, out } = opts;
   if (process.getuid?.() !== 0) throw new Error("bench/e2e.ts needs root (it builds network namespaces)");
-  for (const tool of ["ip", "bridge", "ping", "iperf3"]) requireTool(tool);
+  for (const tool of ["ip", "bridge", "ping", "iperf3", "ethtool"]) requireTool(tool);
   const dirtyAtStart = await gitDirtyPaths();
   if (dirtyAtStart.length > 0) console.log(`uncommitted changes measured too: ${dirtyAtStart.join(", ")}`);
   const loadStart = loadAverage();
