@@ -9,16 +9,18 @@
 //   2. holding the tx ring's intake lock, read up to a batch of frames from the TAP straight into free tx slots
 //      (tap-intake.ts: outer headers in front of a plain frame, a super-frame cut in place into a train); one
 //      lone plain frame while the udp worker sleeps with the ring drained is sent from here (shortcuts.ts,
-//      sendDirect); otherwise publish, waking the udp worker if it sleeps. The udp worker may hold the lock for
-//      a moment to take over one reply: the TAP is then read on the next turn;
+//      sendDirect), and the TAP is not read again before the Waiter's poll (frames found there at once are
+//      read on the next turn as one batch, not sent one by one); otherwise publish, waking the udp worker if
+//      it sleeps. The udp worker may hold the lock for a moment to take over one reply: the TAP is then read
+//      on the next turn;
 //   2b. after a direct send, take the answer from the UDP socket if it is already there (takeOver);
-// and with nothing done, 3. sleep in the Waiter until the TAP is readable (if the tx ring has room), the UDP
+// and with nothing done or after a direct send, 3. sleep in the Waiter until the TAP is readable (if the tx ring has room), the UDP
 // socket is (if watched), the rx ring has frames or the tx ring has room again (the doorbell). A TAP that
 // fails for good (deleted) ends the moving: the loop reports it once, hands back the watch of the socket and
 // waits for the stop without touching the TAP again.
 // The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
 
-import { WAKE_WATCHED } from "../native-bindings/batch-io.ts";
+import { WAKE_READABLE, WAKE_WATCHED } from "../native-bindings/batch-io.ts";
 import { errnoMessage, errnoName } from "../native-bindings/linux/errno.ts";
 import { BusyPoll } from "./busy-poll.ts";
 import { WAKEUPS } from "./counters.ts";
@@ -45,6 +47,12 @@ export class TapWorkerLoop {
   readonly #replyIntake: UdpIntake;
   /** The watched UDP socket was readable when this worker woke: step 0 receives from it. */
   #watchedReadable = false;
+  /**
+   * The last turn sent a lone frame directly and did not read on; kept only while the Waiter reports the TAP
+   * readable at once (more frames came: a burst), so that the next turn reads them as one batch for the udp
+   * worker instead of sending them one turn each.
+   */
+  #sentDirectLastTurn = false;
 
   /** `segmenter` cuts this worker's super-frames (the tap worker's sums run in WebAssembly SIMD over the tx ring). */
   constructor(memory: WorkerMemory, io: WorkerIo, settings: NodeSettings, segmenter: Segmenter, post: (m: WorkerMessage) => void) {
@@ -103,13 +111,15 @@ export class TapWorkerLoop {
       const intake = this.#intake;
       let room = Math.min(tx.freeCount(), BATCH_SIZE);
       let readOn = true;
-      if (room > 0 && tx.drainedAndAsleep()) {
+      if (room > 0 && !this.#sentDirectLastTurn && tx.drainedAndAsleep()) {
         const first = intake.fill(1);
         if (intake.framesRead > 0) worked = true;
         readOn = !intake.drained && intake.brokenErrno === 0;
         if (first === 1) {
-          if (sendDirect(tx, this.#directOutput)) sentDirect = true;
-          else {
+          if (sendDirect(tx, this.#directOutput)) {
+            sentDirect = true;
+            readOn = false; // for a lone packet that read would find the TAP empty: the Waiter's poll tells
+          } else {
             if (tx.publish(1)) this.#io.peerBell.ring();
             room--;
           }
@@ -120,9 +130,10 @@ export class TapWorkerLoop {
         if (intake.framesRead > 0) worked = true;
         if (filled > 0 && tx.publish(filled)) this.#io.peerBell.ring();
       }
-      tapDrained = intake.drained;
+      tapDrained = intake.drained || sentDirect;
       tx.unlockIntake();
     }
+    this.#sentDirectLastTurn = sentDirect;
 
     // 2b. After a lone send the answer may be waiting already (a kernel peer on this host often answers
     //     within the send): take it from the UDP socket rather than wait for the sleeping udp worker to wake
@@ -148,6 +159,7 @@ export class TapWorkerLoop {
     if (!rxPending && !spacePending) {
       const woke = this.#io.waiter.wait(!txFull, false, IDLE_POLL_MS, rx.sourceWatchHandedOver());
       if ((woke & WAKE_WATCHED) !== 0) this.#watchedReadable = true;
+      if ((woke & WAKE_READABLE) === 0) this.#sentDirectLastTurn = false;
       counters[WAKEUPS]++;
     }
     rx.endSleep();

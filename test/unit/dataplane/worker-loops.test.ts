@@ -4,7 +4,7 @@
 // poll() and its return; the tests set that state directly, and play the kernel through the wires.
 
 import { describe, expect, test } from "bun:test";
-import { WAKE_WATCHED, WAKE_WRITABLE } from "../../../native-bindings/batch-io.ts";
+import { WAKE_BELL, WAKE_READABLE, WAKE_WATCHED, WAKE_WRITABLE } from "../../../native-bindings/batch-io.ts";
 import { DIRECT_FRAMES, TAKEN_OVER } from "../../../dataplane/counters.ts";
 import { Segmenter } from "../../../dataplane/segmenter.ts";
 import { TapWorkerLoop } from "../../../dataplane/tap-loop.ts";
@@ -49,17 +49,34 @@ describe("both workers awake", () => {
     expect([w.tapSide.memory.counters[DIRECT_FRAMES], w.udpSide.memory.counters[DIRECT_FRAMES]]).toEqual([0, 0]);
   });
 
-  test("a batch read while the udp worker sleeps is published and wakes it; the udp worker sends it with one send", () => {
+  test("a burst while the udp worker sleeps: the first frame goes out directly, and the TAP is not read again before the Waiter; the rest, found there at once, is read as one batch, published and sent with one send", () => {
     const w = makeWorld();
     const { tap, udp } = loops(w);
-    for (let i = 1; i <= 3; i++) w.tapWire.incoming.push(tapRead(toPeer(icmp(i))));
+    for (let i = 1; i <= 4; i++) w.tapWire.incoming.push(tapRead(toPeer(icmp(i))));
     expect(w.udpSide.memory.tx.prepareSleep()).toBe(false);
     tap.turn();
+    expect(sentSeqs(w)).toEqual([1]);
+    expect(w.tapWire.incoming.length).toBe(3); // no read after the direct send
+    expect(tap.settled).toBe(true); // so the loop goes to its Waiter
+    w.tapSide.io.waiter.next = WAKE_READABLE;
+    tap.idle();
+    tap.turn(); // the udp worker still sleeps with the ring drained: not one more direct send, one batch
+    expect(w.tapSide.memory.counters[DIRECT_FRAMES]).toBe(1);
     expect(w.tapSide.io.peerBell.rings).toBe(1);
     w.udpSide.memory.tx.endSleep();
     udp.turn();
-    expect(sentSeqs(w)).toEqual([1, 2, 3]);
-    expect(w.udpSide.io.udp.sendCalls).toBe(1);
+    expect(sentSeqs(w)).toEqual([1, 2, 3, 4]);
+    expect(w.udpSide.io.udp.sendCalls).toBe(1); // the batch (the direct send was the tap worker's)
+
+    // A wake-up that does not find the TAP readable ends the burst: the next lone frame goes out directly.
+    expect(udp.turn()).toBe(false);
+    expect(w.udpSide.memory.tx.prepareSleep()).toBe(false);
+    w.tapSide.io.waiter.next = WAKE_BELL;
+    tap.idle();
+    w.tapWire.incoming.push(tapRead(toPeer(icmp(5))));
+    tap.turn();
+    expect(w.tapSide.memory.counters[DIRECT_FRAMES]).toBe(2);
+    expect(sentSeqs(w)).toEqual([1, 2, 3, 4, 5]);
   });
 });
 
