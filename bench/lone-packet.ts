@@ -122,8 +122,8 @@ try {
 
   const software = overlay?.software ?? "flannelette";
   console.log(
-    `${software}: ${p.received} pings every ${intervalMs} ms after ${warmUp}: avg ${p.rttAvgMs.toFixed(3)} ms, ` +
-      `median ${percentile(p.timesMs, 50).toFixed(3)}, p99 ${percentile(p.timesMs, 99).toFixed(3)}`,
+    `${software}: ${p.received} of ${p.transmitted} pings answered (every ${intervalMs} ms after ${warmUp}): avg ` +
+      `${p.rttAvgMs.toFixed(3)} ms, median ${percentile(p.timesMs, 50).toFixed(3)}, p99 ${percentile(p.timesMs, 99).toFixed(3)}`,
   );
   for (const [i, n] of nodes.entries()) {
     const threads = Object.entries(n.threads as Record<string, number>)
@@ -153,7 +153,7 @@ try {
     software,
     cli: overlayPeer ? null : values.cli,
     params: { pings, warmUp, intervalMs },
-    ping: { avgMs: p.rttAvgMs, medianMs: percentile(p.timesMs, 50), p99Ms: percentile(p.timesMs, 99), received: p.received },
+    ping: { avgMs: p.rttAvgMs, medianMs: percentile(p.timesMs, 50), p99Ms: percentile(p.timesMs, 99), received: p.received, transmitted: p.transmitted },
     nodes,
     steps,
   };
