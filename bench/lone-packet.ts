@@ -8,9 +8,13 @@
 //   - for ours, the workers' wake-ups and the frames taken over per ping (the data plane's counters);
 //   - with --sched, `perf sched record -a` during the pings and the median time from ping's request to each
 //     step of the round trip (bench/lone-packet/sched-steps.ts).
+// The pings measured start once the daemons are --settle seconds old (default 35): Bun's idle collection
+// timer ticks every second in a process's first 30 s or so, then every 30 s while its main thread's heap
+// stays the same (docs/performance.md, "A lone packet"); a node runs for days. --settle 0 measures the young
+// process.
 //
 //   bun bench/lone-packet.ts [--peer flannelette|tinc|openvpn] [--cli PATH] [--pings 300] [--warm-up 2000]
-//                            [--interval-ms 10] [--sched] [--out FILE]
+//                            [--interval-ms 10] [--settle 35] [--sched] [--out FILE]
 //
 // --cli runs another checkout's control/cli.ts (for before/after runs). The report goes to stdout and, as JSON,
 // to --out (default bench/results/lone-packet-<peer>-<date>.json).
@@ -39,6 +43,7 @@ const { values } = parseArgs({
     pings: { type: "string", default: "300" },
     "warm-up": { type: "string", default: "2000" },
     "interval-ms": { type: "string", default: "10" },
+    settle: { type: "string", default: "35" },
     sched: { type: "boolean", default: false },
     out: { type: "string" },
   },
@@ -48,6 +53,7 @@ if (!(values.peer in peers)) throw new Error(`--peer must be flannelette, tinc o
 const pings = intFlag("pings", values.pings, 1);
 const warmUp = intFlag("warm-up", values["warm-up"], 1);
 const intervalMs = intFlag("interval-ms", values["interval-ms"], 1);
+const settleS = intFlag("settle", values.settle, 0);
 requireTool("ping");
 if (values.sched) requireTool("perf");
 const overlayPeer = peers[values.peer];
@@ -63,6 +69,7 @@ try {
   const [a, b] = topo.nodes;
   const pids: number[] = [];
   const ours: DataplaneNode[] = [];
+  const started = performance.now();
   if (overlayPeer) {
     overlay = await overlayPeer.start(topo, [a, b]);
     for (const d of overlay.daemons) pids.push(d.pid);
@@ -74,6 +81,7 @@ try {
   }
   // Compiled code and warm caches: the pings measured are the steady state's, not the start's.
   await ping(a.ns, { from: a.podIp, to: b.podIp, count: warmUp, intervalS: 0.002 });
+  await Bun.sleep(Math.max(0, settleS * 1000 - (performance.now() - started)));
 
   const counters0 = await Promise.all(ours.map((n) => n.counters()));
   const threadCpu = (pid: number): Map<string, ThreadCpu> => {
@@ -122,7 +130,7 @@ try {
 
   const software = overlay?.software ?? "flannelette";
   console.log(
-    `${software}: ${p.received} of ${p.transmitted} pings answered (every ${intervalMs} ms after ${warmUp}): avg ` +
+    `${software}: ${p.received} of ${p.transmitted} pings answered (every ${intervalMs} ms after ${warmUp}, ${settleS} s after start): avg ` +
       `${p.rttAvgMs.toFixed(3)} ms, median ${percentile(p.timesMs, 50).toFixed(3)}, p99 ${percentile(p.timesMs, 99).toFixed(3)}`,
   );
   for (const [i, n] of nodes.entries()) {
@@ -152,8 +160,14 @@ try {
     peer: values.peer,
     software,
     cli: overlayPeer ? null : values.cli,
-    params: { pings, warmUp, intervalMs },
-    ping: { avgMs: p.rttAvgMs, medianMs: percentile(p.timesMs, 50), p99Ms: percentile(p.timesMs, 99), received: p.received, transmitted: p.transmitted },
+    params: { pings, warmUp, intervalMs, settleS },
+    ping: {
+      avgMs: p.rttAvgMs,
+      medianMs: percentile(p.timesMs, 50),
+      p99Ms: percentile(p.timesMs, 99),
+      received: p.received,
+      transmitted: p.transmitted,
+    },
     nodes,
     steps,
   };
