@@ -205,6 +205,7 @@ async function runScenario(spec: ScenarioSpec, opts: Options, kernel: Figures | 
     id: spec.id,
     name: spec.name,
     dataplaneArgs: spec.dataplaneArgs,
+    underlayFeaturesOff: spec.underlayFeaturesOff,
     ok: false,
     loadBefore,
     directions: [],
@@ -253,8 +254,9 @@ async function measureScenario(
       check = () => started.assertAlive();
       console.log(`   ${started.software} PIDs: ${watch.map((w) => `${w.name}=${w.pid}`).join(", ")}`);
     } else {
-      for (const node of spec.underlayFeaturesOff ? topo.nodes : []) {
-        await exec(node.ns, ["ethtool", "-K", node.underlayDev, ...(spec.underlayFeaturesOff ?? []).flatMap((f) => [f, "off"])]);
+      const featuresOff = spec.underlayFeaturesOff ?? [];
+      if (featuresOff.length > 0) {
+        for (const node of topo.nodes) await exec(node.ns, ["ethtool", "-K", node.underlayDev, ...featuresOff.flatMap((f) => [f, "off"])]);
       }
       const macs = [randomVtepMac(), randomVtepMac()];
       for (const i of [0, 1] as const) {

@@ -14,10 +14,10 @@
 //      it sleeps. The udp worker may hold the lock for a moment to take over one reply: the TAP is then read
 //      on the next turn;
 //   2b. after a direct send, take the answer from the UDP socket if it is already there (takeOver);
-// and with nothing done or after a direct send, 3. sleep in the Waiter until the TAP is readable (if the tx ring has room), the UDP
-// socket is (if watched), the rx ring has frames or the tx ring has room again (the doorbell). A TAP that
-// fails for good (deleted) ends the moving: the loop reports it once, hands back the watch of the socket and
-// waits for the stop without touching the TAP again.
+// and with nothing done or after a direct send, 3. sleep in the Waiter until the TAP is readable (if the tx ring
+// has room), the UDP socket is (if watched), the rx ring has frames or the tx ring has room again (the
+// doorbell). A TAP that fails for good (deleted) ends the moving: the loop reports it once, hands back the
+// watch of the socket and waits for the stop without touching the TAP again.
 // The ring slots are the only packet memory: no frame is copied between the TAP and the UDP socket.
 
 import { WAKE_READABLE, WAKE_WATCHED } from "../native-bindings/batch-io.ts";

@@ -16,6 +16,8 @@ export interface ScenarioResult {
   readonly name: string;
   /** Extra `flannelette dataplane` flags of this scenario, e.g. `--workers 2`. */
   readonly dataplaneArgs: readonly string[];
+  /** Offloads turned off on both nodes' underlay device (`ethtool -K … off`), if any. */
+  readonly underlayFeaturesOff?: readonly string[];
   ok: boolean;
   error?: string;
   /** /proc/loadavg and the machine's busy cores over 1 s, just before the scenario started. */
