@@ -435,7 +435,8 @@ async function main(): Promise<number> {
   const opts = parseOptions();
   const { params, out } = opts;
   if (process.getuid?.() !== 0) throw new Error("bench/e2e.ts needs root (it builds network namespaces)");
-  for (const tool of ["ip", "bridge", "ping", "iperf3", "ethtool"]) requireTool(tool);
+  for (const tool of ["ip", "bridge", "ping", "iperf3"]) requireTool(tool);
+  if (opts.scenarios.some((s) => s.underlayFeaturesOff)) requireTool("ethtool");
   const dirtyAtStart = await gitDirtyPaths();
   if (dirtyAtStart.length > 0) console.log(`uncommitted changes measured too: ${dirtyAtStart.join(", ")}`);
   const loadStart = loadAverage();
